@@ -1,0 +1,131 @@
+"""Write-back activities: shape a resource with ``fhir_mappings`` and upsert it in the referring EHR.
+
+Each write is a conditional update on the resource's business identifier
+(``PUT Type?identifier=<system>|<key>``), so a retried activity or a replayed workflow finds and updates
+what an earlier try wrote instead of making a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from fhir_mappings import careplan, careteam, encounter, task
+from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
+from referral_service.domain.attendance import SessionRecord
+from referral_service.domain.careteam import CareTeamAssignment
+from referral_service.domain.program import Program
+from referral_service.domain.referral import Referral, ResourceRef
+from referral_service.ehr.client import FhirClient
+from referral_service.ehr.errors import FhirError
+
+
+class EhrWrite(BaseModel):
+    """What one write left in the EHR: shown on the dashboard and referenced by later writes."""
+
+    key: str
+    resource_type: str
+    id: str
+    version: str | None = None
+    created: bool = False
+
+    def ref(self) -> ResourceRef:
+        return ResourceRef(resource_type=self.resource_type, id=self.id)
+
+
+class WriteInput(BaseModel):
+    key: str
+    referral: Referral
+    program: Program
+
+
+class WriteTaskInput(WriteInput):
+    status: str
+    business_status: str
+    reason: str | None = None
+    outputs: list[EhrWrite] = Field(default_factory=list)
+    authored_on: datetime
+
+
+class WriteCareTeamInput(WriteInput):
+    team: CareTeamAssignment
+    active: bool
+    start: date
+
+
+class WriteCarePlanInput(WriteInput):
+    track_id: str
+    status: str
+    start: date
+    care_team: EhrWrite | None = None
+    follow_up_days: list[int] = Field(default_factory=list)
+
+
+class WriteEncounterInput(WriteInput):
+    session: SessionRecord
+
+
+class WritebackActivities:
+    """Activities bound to one pooled FHIR client per referring EHR (keyed by source id)."""
+
+    def __init__(self, clients: Mapping[str, FhirClient]) -> None:
+        self._clients = clients
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.write_task, self.write_care_team, self.write_care_plan, self.write_encounter]
+
+    @activity.defn
+    async def write_task(self, request: WriteTaskInput) -> EhrWrite:
+        return await self._upsert(request, task.referral_task(
+            request.referral, key=request.key, owner=request.program.organization, status=request.status,
+            business_status=request.business_status, status_reason=request.reason,
+            outputs=[w.ref() for w in request.outputs], authored_on=request.authored_on,
+            last_modified=activity.info().current_attempt_scheduled_time,
+        ))
+
+    @activity.defn
+    async def write_care_team(self, request: WriteCareTeamInput) -> EhrWrite:
+        return await self._upsert(request, careteam.care_team(
+            request.referral, request.team, key=request.key, organization=request.program.organization,
+            active=request.active, start=request.start,
+        ))
+
+    @activity.defn
+    async def write_care_plan(self, request: WriteCarePlanInput) -> EhrWrite:
+        track = request.program.track(request.track_id)
+        care_team = request.care_team.ref() if request.care_team else None
+        if request.follow_up_days:
+            resource = careplan.aftercare_plan(
+                request.referral, key=request.key, start=request.start, follow_up_days=request.follow_up_days,
+                care_team=care_team,
+            )
+        else:
+            resource = careplan.treatment_plan(
+                request.referral, track, key=request.key, status=request.status, start=request.start,
+                care_team=care_team,
+            )
+        return await self._upsert(request, resource)
+
+    @activity.defn
+    async def write_encounter(self, request: WriteEncounterInput) -> EhrWrite:
+        return await self._upsert(request, encounter.session_encounter(
+            request.referral, request.session, key=request.key, organization=request.program.organization,
+        ))
+
+    async def _upsert(self, request: WriteInput, resource: dict[str, Any]) -> EhrWrite:
+        client = self._clients.get(request.referral.source_id)
+        if client is None:
+            raise ApplicationError(f"no EHR configured for source {request.referral.source_id!r}",
+                                   type="UnknownSource", non_retryable=True)
+        try:
+            result = await client.update_conditional(resource, f"identifier={RESOURCE_KEY_SYSTEM}|{request.key}")
+        except FhirError as error:
+            # Transient and conflict errors are retried by Temporal; the rest would fail the same way again.
+            raise ApplicationError(str(error), type=type(error).__name__, non_retryable=not error.retryable) from None
+        return EhrWrite(key=request.key, resource_type=result.resource_type, id=result.id,
+                        version=result.version, created=result.created)

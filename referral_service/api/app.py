@@ -1,0 +1,27 @@
+"""The FastAPI application: FHIR intake at ``/fhir``, the case-manager API at ``/api``, health."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from referral_service.api import fhir_routes, referral_routes
+from referral_service.api.deps import AppState
+from referral_service.config import Settings
+
+
+def create_app(settings: Settings, client: Client) -> FastAPI:
+    app = FastAPI(
+        title="IOP referral service",
+        description="FHIR R4 intake for IOP step-down referrals and the case-manager API.",
+        version="0.1.0",
+    )
+    app.state.services = AppState(settings=settings, temporal=client)
+
+    @app.get("/health", tags=["health"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(fhir_routes.router)
+    app.include_router(referral_routes.router)
+    return app

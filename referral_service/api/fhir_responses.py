@@ -1,0 +1,20 @@
+"""FHIR JSON responses (``application/fhir+json``) and OperationOutcome errors for the intake endpoint."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi.responses import Response
+
+from fhir_mappings.outcomes import OutcomeIssue, http_status, operation_outcome
+
+FHIR_JSON = "application/fhir+json"
+
+
+def fhir_response(resource: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(resource), status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def outcome_response(issues: list[OutcomeIssue], status: int | None = None) -> Response:
+    return fhir_response(operation_outcome(issues), status or http_status(issues))

@@ -1,0 +1,139 @@
+"""The FHIR intake endpoint: hospitals POST a ServiceRequest (or a Bundle) and get the closed-loop Task.
+
+A handler validates, starts the referral's workflow (its id is the referral key, so the same referral
+sent twice finds the first) and returns; it never waits for a worker, so a hospital gets its answer even
+while workers are down.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from fhir_mappings import capability, outcomes, task
+from fhir_mappings.referral_in import referral_from_fhir
+from referral_service.api.deps import AppState, StateDep
+from referral_service.api.fhir_responses import fhir_response, outcome_response
+from referral_service.api.sources import source_for
+from referral_service.domain.lifecycle import Phase
+from referral_service.domain.referral import Referral, referral_key
+from workflows import search_attributes
+from workflows.referral import ReferralWorkflow
+from workflows.referral_types import ReferralState, StartReferralInput
+
+router = APIRouter(prefix="/fhir", tags=["FHIR intake"])
+_QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+@router.get("/metadata")
+async def metadata(request: Request) -> Response:
+    """The CapabilityStatement of this endpoint (what it accepts, not the EHR's)."""
+    return fhir_response(capability.intake_capability_statement(base_url=str(request.base_url) + "fhir"))
+
+
+@router.post("/ServiceRequest")
+async def submit_service_request(request: Request, services: StateDep) -> Response:
+    """Submit one ServiceRequest (absolute or contained references)."""
+    return await _submit(request, services, expected="ServiceRequest")
+
+
+@router.post("")
+async def submit_bundle(request: Request, services: StateDep) -> Response:
+    """Submit a transaction or collection Bundle holding the ServiceRequest and what it references."""
+    return await _submit(request, services, expected="Bundle")
+
+
+@router.get("/Task/{task_id}")
+async def read_task(task_id: str, services: StateDep) -> Response:
+    """The closed-loop Task of a referral, from the workflow's current state."""
+    handle = services.temporal.get_workflow_handle_for(ReferralWorkflow.run, task_id)  # type: ignore[misc]
+    try:
+        state = await handle.query(ReferralWorkflow.snapshot, rpc_timeout=_QUERY_TIMEOUT)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return outcome_response([outcomes.not_found(f"no referral Task with id {task_id}", "Task.id")])
+        return outcome_response([outcomes.transient("the referral's state cannot be read right now; retry")])
+    return fhir_response(_task_of(state))
+
+
+async def _submit(request: Request, services: StateDep, *, expected: str) -> Response:
+    payload, issues = _parse_json(await request.body())
+    if payload is not None and payload.get("resourceType") != expected:
+        issues = [outcomes.invalid(f"expected a {expected} here", f"{expected}.resourceType")]
+    if issues:
+        return outcome_response(issues)
+    assert payload is not None  # noqa: S101 - no issues means the body parsed
+    source = source_for(payload, services.settings, request.headers.get("X-Referral-Source"))
+    if isinstance(source, outcomes.OutcomeIssue):
+        return outcome_response([source])
+    try:
+        referral = referral_from_fhir(payload, source_id=source, program_org=services.program.organization)
+    except outcomes.UnusableReferral as error:
+        return outcome_response(error.issues)
+    if not outcomes.acceptable_for_intake(referral.status):
+        return outcome_response([outcomes.business_rule(
+            f"a new referral must be active, not {referral.status}", "ServiceRequest.status")])
+    return await _start(referral, services)
+
+
+async def _start(referral: Referral, services: AppState) -> Response:
+    key = referral_key(referral.source_id, referral.placer_identifier)
+    start = StartReferralInput(key=key, referral=referral, program=services.program,
+                               received_at=datetime.now(UTC))
+    try:
+        await services.temporal.start_workflow(
+            ReferralWorkflow.run, start, id=key, task_queue=services.settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes([
+                search_attributes.PHASE.value_set(str(Phase.RECEIVED)),
+                search_attributes.SOURCE.value_set(referral.source_id),
+                search_attributes.AT_RISK.value_set(False),
+            ]),
+        )
+    except WorkflowAlreadyStartedError:
+        return await _existing(key, referral, services)
+    body = task.referral_task(referral, key=f"{key}/task", owner=services.program.organization,
+                              status="requested", business_status="created", task_id=key,
+                              authored_on=start.received_at, last_modified=start.received_at)
+    return fhir_response(body, 201, {"Location": f"Task/{key}"})
+
+
+async def _existing(key: str, referral: Referral, services: AppState) -> Response:
+    """The same referral again: answer with its Task as it stands, start nothing."""
+    description = await services.temporal.get_workflow_handle(key).describe()
+    phase = Phase(description.typed_search_attributes.get(search_attributes.PHASE) or Phase.RECEIVED)
+    status, business_status = task.status_for_phase(phase)
+    received = description.start_time
+    body = task.referral_task(referral, key=f"{key}/task", owner=services.program.organization,
+                              status=status, business_status=business_status, task_id=key,
+                              authored_on=received, last_modified=description.close_time or received)
+    closed = description.status != WorkflowExecutionStatus.RUNNING
+    return fhir_response(body, 200, {"Location": f"Task/{key}", "X-Referral-Closed": str(closed).lower()})
+
+
+def _task_of(state: ReferralState) -> dict[str, Any]:
+    _, business_status = task.status_for_phase(state.phase)
+    return task.referral_task(
+        state.referral, key=f"{state.key}/task", owner=state.program.organization, status=state.task_status,
+        business_status=business_status, task_id=state.key, authored_on=state.received_at,
+        last_modified=state.timeline[-1].at if state.timeline else state.received_at,
+        outputs=[w.ref() for w in state.writes.values() if w.resource_type in ("CarePlan", "Encounter")],
+    )
+
+
+def _parse_json(body: bytes) -> tuple[dict[str, Any] | None, list[outcomes.OutcomeIssue]]:
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None, [outcomes.structure("the body is not valid JSON", "")]
+    if not isinstance(payload, dict):
+        return None, [outcomes.structure("the body must be a JSON object (a FHIR resource)", "")]
+    return payload, []

@@ -1,0 +1,128 @@
+"""The case-manager API: list referrals (visibility), read one (query), and drive it (updates)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from referral_service.api.deps import StateDep
+from workflows import search_attributes
+from workflows.referral import ReferralWorkflow
+from workflows.referral_types import (
+    CancelInput,
+    DischargeInput,
+    FollowUpInput,
+    RecordSessionInput,
+    ReferralState,
+    ScreeningDecisionInput,
+)
+
+router = APIRouter(prefix="/api/referrals", tags=["referrals"])
+
+
+class ReferralSummary(BaseModel):
+    """One row of a list: ids and codes from search attributes, no patient data."""
+
+    key: str
+    phase: str | None
+    track: str | None
+    source: str | None
+    at_risk: bool
+    next_deadline: datetime | None
+    status: str
+
+
+@router.get("")
+async def list_referrals(
+    services: StateDep,
+    phase: Annotated[str | None, Query(pattern=r"^[a-z_]+$")] = None,
+    track: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]+$")] = None,
+    source: Annotated[str | None, Query(pattern=r"^[a-z0-9-]+$")] = None,
+    at_risk: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[ReferralSummary]:
+    """Referrals, filtered by phase, track, source and at-risk flag (a visibility query)."""
+    clauses = ["WorkflowType = 'ReferralWorkflow'"]
+    for key, value in ((search_attributes.PHASE, phase), (search_attributes.TRACK, track),
+                       (search_attributes.SOURCE, source)):
+        if value is not None:
+            clauses.append(f"{key.name} = '{value}'")  # values are pattern-checked above
+    if at_risk is not None:
+        clauses.append(f"{search_attributes.AT_RISK.name} = {str(at_risk).lower()}")
+    rows = []
+    async for execution in services.temporal.list_workflows(" AND ".join(clauses), limit=limit):
+        attrs = execution.typed_search_attributes
+        rows.append(ReferralSummary(
+            key=execution.id, phase=attrs.get(search_attributes.PHASE), track=attrs.get(search_attributes.TRACK),
+            source=attrs.get(search_attributes.SOURCE), at_risk=bool(attrs.get(search_attributes.AT_RISK)),
+            next_deadline=attrs.get(search_attributes.NEXT_DEADLINE),
+            status=execution.status.name.lower() if execution.status else "unknown",
+        ))
+    return rows
+
+
+@router.get("/{key}")
+async def read_referral(key: str, services: StateDep) -> ReferralState:
+    """The full snapshot of one referral."""
+    try:
+        return await _handle(services, key).query(ReferralWorkflow.snapshot)
+    except RPCError as error:
+        raise _http_error(error) from None
+
+
+@router.post("/{key}/decision")
+async def decide(key: str, body: ScreeningDecisionInput, services: StateDep) -> ReferralState:
+    """Accept (track, intake time), decline (coded reason) or waitlist."""
+    return await _update(services, key, ReferralWorkflow.decide, body)
+
+
+@router.post("/{key}/sessions")
+async def record_session(key: str, body: RecordSessionInput, services: StateDep) -> ReferralState:
+    """Record a session (attended or missed); an attended one is written to the EHR as an Encounter."""
+    return await _update(services, key, ReferralWorkflow.record_session, body)
+
+
+@router.post("/{key}/discharge")
+async def discharge(key: str, body: DischargeInput, services: StateDep) -> ReferralState:
+    return await _update(services, key, ReferralWorkflow.discharge, body)
+
+
+@router.post("/{key}/follow-ups")
+async def record_follow_up(key: str, body: FollowUpInput, services: StateDep) -> ReferralState:
+    return await _update(services, key, ReferralWorkflow.record_follow_up, body)
+
+
+@router.post("/{key}/cancel", status_code=202)
+async def cancel(key: str, body: CancelInput, services: StateDep) -> dict[str, str]:
+    """Cancel (a signal: accepted at once, applied by the workflow)."""
+    try:
+        await _handle(services, key).signal(ReferralWorkflow.cancel, body)
+    except RPCError as error:
+        raise _http_error(error) from None
+    return {"status": "accepted"}
+
+
+def _handle(services: StateDep, key: str) -> WorkflowHandle[Any, Any]:
+    return services.temporal.get_workflow_handle(key)
+
+
+async def _update(services: StateDep, key: str, update: Any, body: BaseModel) -> ReferralState:
+    try:
+        result: ReferralState = await _handle(services, key).execute_update(update, body)
+    except WorkflowUpdateFailedError as error:
+        # The validator's message says which rule the request broke; it never carries patient data.
+        raise HTTPException(409, detail=str(error.cause)) from None
+    except RPCError as error:
+        raise _http_error(error) from None
+    return result
+
+
+def _http_error(error: RPCError) -> HTTPException:
+    if error.status == RPCStatusCode.NOT_FOUND:
+        return HTTPException(404, detail="no such referral")
+    return HTTPException(503, detail="the workflow service is unavailable; retry")

@@ -1,0 +1,123 @@
+"""Settings from a TOML file and the environment, checked at start-up.
+
+Order: built-in defaults (the embedded stack), then the TOML file named by ``--config`` or ``IOP_CONFIG``,
+then ``IOP_*`` environment variables for the few values operators set per deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+
+from referral_service.codec import KeyRing
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "placeholder", "xxx"})
+DEFAULT_STATE_DIR = Path(".iop-state")
+
+
+class SourceSettings(BaseModel):
+    """One referring EHR (a FHIR R4 server): where it is and how to talk to it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    base_url: HttpUrl
+    auth: Literal["none", "smart-backend-services"] = "none"
+    timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    # Overrides of what the EHR's CapabilityStatement says it accepts, e.g. {"CarePlan": false}.
+    writable: dict[str, bool] = Field(default_factory=dict)
+
+
+class CodecSettings(BaseModel):
+    """AES-256 keys (base64) by key id; ``active`` names the key new payloads use."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    active: str
+    keys: dict[str, str]
+
+    @field_validator("keys")
+    @classmethod
+    def _no_placeholders(cls, keys: dict[str, str]) -> dict[str, str]:
+        for key_id, value in keys.items():
+            if value.strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(f"codec key {key_id!r} is a placeholder: set a real key")
+        return keys
+
+    def key_ring(self) -> KeyRing:
+        return KeyRing.from_base64(self.keys, self.active)
+
+
+class Settings(BaseModel):
+    """Everything a worker, the API or the CLI needs to find its servers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "iop-referrals"
+    temporal_ui_url: str = "http://127.0.0.1:8233"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    state_dir: Path = DEFAULT_STATE_DIR
+    log_format: Literal["auto", "json", "console"] = "auto"
+    codec: CodecSettings | None = None
+    # Tracks, schedules, roster and deadlines; the shipped example program when unset.
+    program_file: Path | None = None
+    sources: tuple[SourceSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_sources(self) -> Settings:
+        ids = [source.id for source in self.sources]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"source ids must be unique, got {ids}")
+        return self
+
+    def source(self, source_id: str) -> SourceSettings:
+        for source in self.sources:
+            if source.id == source_id:
+                return source
+        raise KeyError(f"unknown source {source_id!r}; configured: {[s.id for s in self.sources]}")
+
+    def key_ring(self) -> KeyRing:
+        """The configured key ring, or the stack's own dev key (made once under ``state_dir``)."""
+        if self.codec is not None:
+            return self.codec.key_ring()
+        return dev_key_ring(self.state_dir)
+
+
+ENV_OVERRIDES = {
+    "IOP_TEMPORAL_ADDRESS": "temporal_address",
+    "IOP_TEMPORAL_NAMESPACE": "temporal_namespace",
+    "IOP_TASK_QUEUE": "task_queue",
+    "IOP_TEMPORAL_UI_URL": "temporal_ui_url",
+    "IOP_API_HOST": "api_host",
+    "IOP_API_PORT": "api_port",
+    "IOP_STATE_DIR": "state_dir",
+    "IOP_LOG_FORMAT": "log_format",
+    "IOP_PROGRAM_FILE": "program_file",
+}
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Defaults, then the TOML file, then ``IOP_*`` variables, then explicit overrides."""
+    path = path or (Path(os.environ["IOP_CONFIG"]) if os.environ.get("IOP_CONFIG") else None)
+    values: dict[str, Any] = tomllib.loads(path.read_text()) if path else {}
+    values.update({field: os.environ[var] for var, field in ENV_OVERRIDES.items() if os.environ.get(var)})
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+def dev_key_ring(state_dir: Path) -> KeyRing:
+    """A random key kept in the state folder: for the embedded stack only, never for production."""
+    key_file = state_dir / "codec-keys.json"
+    if not key_file.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(json.dumps({"active": "dev-1", "keys": {"dev-1": KeyRing.new_key()}}))
+        key_file.chmod(0o600)
+    return CodecSettings.model_validate_json(key_file.read_text()).key_ring()

@@ -1,0 +1,1 @@
+"""The embedded default stack: real servers started as child processes (Temporal dev server, HAPI)."""

@@ -1,0 +1,84 @@
+"""A child server process that is started in its own process group and always stopped with it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ServerStartError(RuntimeError):
+    """A server did not become ready; the message names it and where its log is."""
+
+
+def free_port() -> int:
+    """A loopback port that is free right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ManagedProcess:
+    """A started server: its name, process and log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @classmethod
+    def start(cls, name: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> ManagedProcess:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
+            # A new session makes the server its own process group, so stop() reaches its children too.
+            process = subprocess.Popen(
+                list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, env={**os.environ, **(env or {})},
+            )
+        return cls(name=name, process=process, log_path=log_path)
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_ready(self, probe: Callable[[], bool], timeout_s: float) -> None:
+        """Poll ``probe`` until it is true; fail fast if the process dies first."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise ServerStartError(
+                    f"{self.name} exited with code {self.process.returncode}; see {self.log_path}"
+                )
+            if probe():
+                return
+            time.sleep(0.5)
+        self.stop()
+        raise ServerStartError(f"{self.name} was not ready after {timeout_s:.0f}s; see {self.log_path}")
+
+    def stop(self, grace_s: float = 20.0) -> None:
+        """SIGTERM the whole process group, then SIGKILL whatever is left after ``grace_s``."""
+        if not self.running:
+            return
+        self._signal_group(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self._signal_group(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        """SIGKILL at once (fault-injection tests)."""
+        if self.running:
+            self._signal_group(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass

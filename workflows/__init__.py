@@ -1,0 +1,1 @@
+"""Temporal workflows: deterministic orchestration of each referral (no I/O here)."""

@@ -1,0 +1,381 @@
+"""``ReferralWorkflow``: one referral from intake to closure, phase by phase (ARCHITECTURE.md lifecycle).
+
+Deterministic orchestration only: time from ``workflow.now()``, rules from ``referral_service.domain``,
+every EHR write in an activity. Case managers drive it through validated updates; the ``snapshot`` query
+returns the whole state; phase, track, source, at-risk and next deadline are search attributes (no PHI).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from referral_service.activities.writeback import (
+        EhrWrite,
+        WritebackActivities,
+        WriteCarePlanInput,
+        WriteCareTeamInput,
+        WriteEncounterInput,
+        WriteTaskInput,
+    )
+    from referral_service.domain.attendance import is_at_risk
+    from referral_service.domain.careteam import TeamUnavailable, assign_team
+    from referral_service.domain.deadlines import first_session_deadline
+    from referral_service.domain.discharge import DischargeReason
+    from referral_service.domain.lifecycle import ImpossibleTransition, Phase, check_transition
+    from workflows import search_attributes
+    from workflows.referral_types import (
+        CancelInput,
+        DischargeInput,
+        FollowUp,
+        FollowUpInput,
+        RecordSessionInput,
+        ReferralState,
+        ScreeningDecisionInput,
+        StartReferralInput,
+        TimelineEntry,
+    )
+
+EHR_WRITE_TIMEOUT = timedelta(seconds=60)
+# A failing EHR gets retries with backoff for as long as it takes; the referral waits durably meanwhile.
+EHR_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+                        maximum_interval=timedelta(minutes=10))
+ENDED = frozenset({Phase.CLOSED, Phase.DECLINED, Phase.CANCELLED, Phase.TRANSFERRED})
+
+
+def _end_of(day: date) -> datetime:
+    """A deadline falling on ``day`` passes at the end of that day (UTC)."""
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+@workflow.defn
+class ReferralWorkflow:
+    @workflow.init
+    def __init__(self, start: StartReferralInput) -> None:
+        self._s = start.resume or ReferralState(
+            key=start.key, referral=start.referral, program=start.program, received_at=start.received_at
+        )
+        self._decision: ScreeningDecisionInput | None = None
+        self._cancel: CancelInput | None = None
+
+    # ---- the lifecycle -------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, start: StartReferralInput) -> ReferralState:
+        if start.resume is None:
+            await self._move(Phase.RECEIVED, "referral received")
+            await self._tell_referrer("received", "created")
+            await self._move(Phase.SCREENING, "screening started")
+        phase = self._s.phase
+        if phase in (Phase.SCREENING, Phase.WAITLISTED):
+            await self._screen()
+        if self._s.phase == Phase.ACCEPTED:
+            await self._start_treatment()
+        if self._s.phase in (Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT):
+            await self._treat()
+        if self._s.phase == Phase.DISCHARGED:
+            await self._aftercare()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._s
+
+    async def _screen(self) -> None:
+        """Wait for accept / decline / waitlist; flag the referral when the response deadline passes."""
+        response_due = self._s.received_at + timedelta(hours=self._s.program.deadlines.response_hours)
+        self._set_deadline(response_due)
+        while self._s.phase in (Phase.SCREENING, Phase.WAITLISTED):
+            decided = await self._wait(lambda: self._decision is not None or self._cancel is not None,
+                                       until=response_due if self._s.phase == Phase.SCREENING else None)
+            if self._cancel is not None:
+                await self._cancelled()
+                return
+            if not decided:
+                self._flag_overdue("response")
+                continue
+            decision, self._decision = self._decision, None
+            assert decision is not None  # noqa: S101 - the wait condition guarantees it
+            await self._apply_decision(decision)
+
+    async def _apply_decision(self, decision: ScreeningDecisionInput) -> None:
+        if decision.decision == "waitlist":
+            await self._move(Phase.WAITLISTED, "waitlisted")
+            await self._tell_referrer("received", "waitlisted")
+            self._set_deadline(None)
+        elif decision.decision == "decline":
+            self._s.decline_reason = decision.decline_reason
+            await self._move(Phase.DECLINED, "declined", str(decision.decline_reason))
+            await self._tell_referrer("rejected", "declined", reason=str(decision.decline_reason))
+        else:
+            self._s.track_id = decision.track_id
+            self._s.intake_at = decision.intake_at
+            self._s.team = assign_team(self._s.program, str(decision.track_id), decision.caseloads)
+            self._s.team_history.append(self._s.team)
+            await self._move(Phase.ACCEPTED, "accepted", f"track {decision.track_id}")
+
+    async def _start_treatment(self) -> None:
+        """Write the care team and plan, tell the referrer, and schedule intake."""
+        await self._write_team()
+        await self._write_plan(status="active")
+        await self._tell_referrer("accepted", "accepted")
+        discharge = self._s.referral.discharge
+        if discharge is not None and discharge.discharge_date is not None:
+            days = self._s.program.deadlines.first_session_days
+            self._set_deadline(_end_of(first_session_deadline(discharge.discharge_date, days)))
+        await self._move(Phase.INTAKE_SCHEDULED, "intake scheduled",
+                         self._s.intake_at.isoformat() if self._s.intake_at else "")
+        await self._tell_referrer("accepted", "event-scheduled")
+
+    async def _treat(self) -> None:
+        """Sessions arrive through updates until discharge or cancellation; watch the first-session deadline."""
+        while self._s.discharge is None and self._cancel is None:
+            due = self._s.next_deadline if self._s.phase == Phase.INTAKE_SCHEDULED else None
+            progressed = await self._wait(
+                lambda: self._s.discharge is not None or self._cancel is not None
+                or workflow.info().is_continue_as_new_suggested(),
+                until=due,
+            )
+            if not progressed:
+                self._flag_overdue("first session")
+                self._set_deadline(None)
+            elif workflow.info().is_continue_as_new_suggested() and self._cancel is None:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(StartReferralInput(
+                    key=self._s.key, referral=self._s.referral, program=self._s.program,
+                    received_at=self._s.received_at, resume=self._s,
+                ))
+        if self._cancel is not None:
+            await self._cancelled()
+            return
+        await self._discharged()
+
+    async def _discharged(self) -> None:
+        discharge = self._s.discharge
+        assert discharge is not None  # noqa: S101 - only called after a discharge update
+        transferred = discharge.reason == DischargeReason.TRANSFERRED
+        await self._write_plan(status="completed")
+        await self._write_team(active=False)
+        await self._tell_referrer("completed", "transferred" if transferred else "fulfillment-completed")
+        if transferred:
+            await self._move(Phase.TRANSFERRED, "transferred", str(discharge.destination_level or ""))
+            return
+        await self._move(Phase.DISCHARGED, "discharged", str(discharge.reason))
+
+    async def _aftercare(self) -> None:
+        """Follow-up checkpoints after program discharge; each waits for its result or its due date."""
+        discharge = self._s.discharge
+        assert discharge is not None  # noqa: S101 - aftercare follows discharge
+        if not self._s.follow_ups:
+            self._s.follow_ups = [
+                FollowUp(day=day, due=discharge.date + timedelta(days=day))
+                for day in self._s.program.deadlines.follow_up_days
+            ]
+            await self._write_aftercare_plan()
+        await self._move(Phase.AFTERCARE, "aftercare started")
+        for follow_up in self._s.follow_ups:
+            self._set_deadline(_end_of(follow_up.due))
+            if not await self._wait(lambda f=follow_up: f.reached is not None, until=_end_of(follow_up.due)):
+                self._flag_overdue(f"follow-up day {follow_up.day}")
+        self._set_deadline(None)
+        await self._move(Phase.CLOSED, "closed")
+
+    async def _cancelled(self) -> None:
+        assert self._cancel is not None  # noqa: S101 - only called after a cancel signal
+        if self._s.phase in (Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT):
+            await self._write_plan(status="revoked")
+            await self._write_team(active=False)
+        await self._tell_referrer("cancelled", "cancellation-confirmed", reason=self._cancel.reason)
+        self._set_deadline(None)
+        await self._move(Phase.CANCELLED, "cancelled", self._cancel.reason)
+
+    # ---- case-manager messages ---------------------------------------------------------------------
+
+    @workflow.query
+    def snapshot(self) -> ReferralState:
+        return self._s
+
+    @workflow.update
+    async def decide(self, decision: ScreeningDecisionInput) -> ReferralState:
+        """Accept, decline or waitlist; returns the state once the decision has been applied."""
+        self._decision = decision
+        await workflow.wait_condition(lambda: self._decision is None)
+        return self._s
+
+    @decide.validator
+    def _validate_decide(self, decision: ScreeningDecisionInput) -> None:
+        if self._s.phase not in (Phase.SCREENING, Phase.WAITLISTED) or self._decision is not None:
+            raise ApplicationError(f"no screening decision is possible in phase {self._s.phase}")
+        if decision.decision == "decline" and decision.decline_reason is None:
+            raise ApplicationError("a decline needs a coded reason (decline_reason)")
+        if decision.decision == "accept":
+            self._check_accept(decision)
+
+    def _check_accept(self, decision: ScreeningDecisionInput) -> None:
+        track_ids = [track.id for track in self._s.program.tracks]
+        if decision.track_id not in track_ids:
+            raise ApplicationError(f"accept needs a track of this program: one of {track_ids}")
+        try:
+            assign_team(self._s.program, decision.track_id, decision.caseloads)
+        except TeamUnavailable as error:
+            raise ApplicationError(str(error)) from None
+
+    @workflow.update
+    async def record_session(self, update: RecordSessionInput) -> ReferralState:
+        """Record one session; an attended one becomes an Encounter in the EHR."""
+        session = update.session
+        self._s.sessions = [s for s in self._s.sessions if s.session_id != session.session_id] + [session]
+        self._s.timeline.append(TimelineEntry(
+            at=workflow.now(), event="session attended" if session.attended else "session missed",
+            detail=f"{session.kind} {session.date.isoformat()}",
+        ))
+        if session.attended:
+            if self._s.phase == Phase.INTAKE_SCHEDULED:
+                await self._move(Phase.IN_TREATMENT, "first session attended")
+                self._set_deadline(None)
+                await self._tell_referrer("in-progress", "in-treatment")
+            await self._write(
+                WritebackActivities.write_encounter,
+                WriteEncounterInput(key=f"{self._s.key}/encounter/{session.session_id}",
+                                    referral=self._s.referral, program=self._s.program, session=session),
+            )
+        self._update_risk()
+        return self._s
+
+    @record_session.validator
+    def _validate_session(self, update: RecordSessionInput) -> None:
+        if self._s.phase not in (Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT):
+            raise ApplicationError(f"sessions can only be recorded in treatment, not in phase {self._s.phase}")
+        discharge = self._s.referral.discharge
+        if discharge and discharge.discharge_date and update.session.date < discharge.discharge_date:
+            raise ApplicationError("a session cannot be before the hospital discharge date")
+
+    @workflow.update
+    async def discharge(self, update: DischargeInput) -> ReferralState:
+        """Discharge from the program with a coded reason; returns once the EHR has been told."""
+        self._s.discharge = update.discharge
+        await workflow.wait_condition(lambda: self._s.phase not in (Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT))
+        return self._s
+
+    @discharge.validator
+    def _validate_discharge(self, update: DischargeInput) -> None:
+        self._require_transition(
+            Phase.TRANSFERRED if update.discharge.reason == DischargeReason.TRANSFERRED else Phase.DISCHARGED
+        )
+        if self._s.discharge is not None:
+            raise ApplicationError("this referral is already being discharged")
+
+    @workflow.update
+    async def record_follow_up(self, update: FollowUpInput) -> ReferralState:
+        for follow_up in self._s.follow_ups:
+            if follow_up.day == update.day:
+                follow_up.reached, follow_up.note = update.reached, update.note
+        self._s.timeline.append(TimelineEntry(at=workflow.now(), event=f"follow-up day {update.day}",
+                                              detail="reached" if update.reached else "not reached"))
+        return self._s
+
+    @record_follow_up.validator
+    def _validate_follow_up(self, update: FollowUpInput) -> None:
+        if self._s.phase != Phase.AFTERCARE:
+            raise ApplicationError(f"follow-ups are recorded in aftercare, not in phase {self._s.phase}")
+        if update.day not in [f.day for f in self._s.follow_ups]:
+            raise ApplicationError(f"no follow-up checkpoint on day {update.day}")
+
+    @workflow.signal
+    def cancel(self, request: CancelInput) -> None:
+        """The referrer revoked the referral. A signal, so it is accepted even while no worker runs."""
+        if self._s.phase not in ENDED and self._s.phase not in (Phase.DISCHARGED, Phase.AFTERCARE):
+            self._cancel = request
+
+    # ---- helpers -----------------------------------------------------------------------------------
+
+    def _require_transition(self, to: Phase) -> None:
+        try:
+            check_transition(self._s.phase, to)
+        except ImpossibleTransition as error:
+            raise ApplicationError(str(error)) from None
+
+    async def _move(self, to: Phase, event: str, detail: str = "") -> None:
+        if to != self._s.phase:
+            check_transition(self._s.phase, to)
+        self._s.phase = to
+        self._s.timeline.append(TimelineEntry(at=workflow.now(), event=event, detail=detail))
+        self._publish()
+
+    def _set_deadline(self, due: datetime | None) -> None:
+        self._s.next_deadline = due
+        self._publish()
+
+    def _flag_overdue(self, what: str) -> None:
+        self._s.overdue.append(what)
+        self._s.at_risk = True
+        self._s.timeline.append(TimelineEntry(at=workflow.now(), event="deadline passed", detail=what))
+        self._publish()
+
+    def _update_risk(self) -> None:
+        threshold = self._s.program.deadlines.absence_threshold
+        self._s.at_risk = bool(self._s.overdue) or is_at_risk(self._s.sessions, threshold)
+        self._publish()
+
+    def _publish(self) -> None:
+        """Search attributes: codes and ids only, never patient data."""
+        workflow.upsert_search_attributes([
+            search_attributes.PHASE.value_set(str(self._s.phase)),
+            search_attributes.SOURCE.value_set(self._s.referral.source_id),
+            search_attributes.AT_RISK.value_set(self._s.at_risk),
+            search_attributes.TRACK.value_set(self._s.track_id)
+            if self._s.track_id else search_attributes.TRACK.value_unset(),
+            search_attributes.NEXT_DEADLINE.value_set(self._s.next_deadline)
+            if self._s.next_deadline else search_attributes.NEXT_DEADLINE.value_unset(),
+        ])
+
+    async def _wait(self, condition: Any, *, until: datetime | None) -> bool:
+        """Wait for ``condition``; False when ``until`` passes first."""
+        timeout = None if until is None else max(until - workflow.now(), timedelta(0))
+        try:
+            await workflow.wait_condition(condition, timeout=timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _tell_referrer(self, status: str, business_status: str, *, reason: str | None = None) -> None:
+        """Update the closed-loop Task (one Task per referral, updated in place)."""
+        self._s.task_status = status
+        outputs = [w for w in self._s.writes.values() if w.resource_type in ("CarePlan", "Encounter")]
+        await self._write(WritebackActivities.write_task, WriteTaskInput(
+            key=f"{self._s.key}/task", referral=self._s.referral, program=self._s.program, status=status,
+            business_status=business_status, reason=reason, outputs=outputs, authored_on=self._s.received_at,
+        ))
+
+    async def _write_team(self, *, active: bool = True) -> None:
+        assert self._s.team is not None  # noqa: S101 - a team exists once accepted
+        await self._write(WritebackActivities.write_care_team, WriteCareTeamInput(
+            key=f"{self._s.key}/careteam", referral=self._s.referral, program=self._s.program,
+            team=self._s.team, active=active, start=workflow.now().date(),
+        ))
+
+    async def _write_plan(self, *, status: str) -> None:
+        await self._write(WritebackActivities.write_care_plan, WriteCarePlanInput(
+            key=f"{self._s.key}/careplan", referral=self._s.referral, program=self._s.program,
+            track_id=str(self._s.track_id), status=status, start=workflow.now().date(),
+            care_team=self._s.writes.get(f"{self._s.key}/careteam"),
+        ))
+
+    async def _write_aftercare_plan(self) -> None:
+        await self._write(WritebackActivities.write_care_plan, WriteCarePlanInput(
+            key=f"{self._s.key}/aftercare-plan", referral=self._s.referral, program=self._s.program,
+            track_id=str(self._s.track_id), status="active", start=workflow.now().date(),
+            care_team=self._s.writes.get(f"{self._s.key}/careteam"),
+            follow_up_days=[f.day for f in self._s.follow_ups],
+        ))
+
+    async def _write(self, activity: Callable[[Any, Any], Awaitable[EhrWrite]], request: Any) -> EhrWrite:
+        write = await workflow.execute_activity_method(
+            activity, request, start_to_close_timeout=EHR_WRITE_TIMEOUT, retry_policy=EHR_RETRY,
+        )
+        self._s.writes[write.key] = write
+        return write
+

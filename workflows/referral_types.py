@@ -1,0 +1,95 @@
+"""Inputs, outputs and state of ``ReferralWorkflow``: one typed input per workflow call and update."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, Field
+
+from referral_service.activities.writeback import EhrWrite
+from referral_service.domain.careteam import CareTeamAssignment
+from referral_service.domain.discharge import DeclineReason, Discharge
+from referral_service.domain.lifecycle import Phase
+from referral_service.domain.program import Program
+from referral_service.domain.referral import Referral
+from referral_service.domain.attendance import SessionRecord
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    event: str
+    detail: str = ""
+
+
+class FollowUp(BaseModel):
+    """An aftercare checkpoint (days after program discharge) and what came of it."""
+
+    day: int
+    due: date
+    reached: bool | None = None
+    note: str = ""
+
+
+class ReferralState(BaseModel):
+    """Everything the workflow knows; the ``snapshot`` query returns it and continue-as-new carries it."""
+
+    key: str
+    referral: Referral
+    program: Program
+    received_at: datetime
+    phase: Phase = Phase.RECEIVED
+    track_id: str | None = None
+    decline_reason: DeclineReason | None = None
+    intake_at: datetime | None = None
+    team: CareTeamAssignment | None = None
+    team_history: list[CareTeamAssignment] = Field(default_factory=list)
+    sessions: list[SessionRecord] = Field(default_factory=list)
+    discharge: Discharge | None = None
+    follow_ups: list[FollowUp] = Field(default_factory=list)
+    task_status: str = "requested"
+    at_risk: bool = False
+    overdue: list[str] = Field(default_factory=list)
+    next_deadline: datetime | None = None
+    writes: dict[str, EhrWrite] = Field(default_factory=dict)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+
+class StartReferralInput(BaseModel):
+    """Start a referral; ``resume`` is set only when the workflow continues as new."""
+
+    key: str
+    referral: Referral
+    program: Program
+    received_at: datetime
+    resume: ReferralState | None = None
+
+
+class ScreeningDecisionInput(BaseModel):
+    """Intake coordinator's decision: accept (track, intake time), decline (coded reason) or waitlist."""
+
+    decision: str = Field(pattern="^(accept|decline|waitlist)$")
+    track_id: str | None = None
+    intake_at: datetime | None = None
+    decline_reason: DeclineReason | None = None
+    # Open referrals per staff id, so team assignment is least-loaded first and stays deterministic.
+    caseloads: dict[str, int] = Field(default_factory=dict)
+
+
+class RecordSessionInput(BaseModel):
+    session: SessionRecord
+
+
+class DischargeInput(BaseModel):
+    discharge: Discharge
+
+
+class FollowUpInput(BaseModel):
+    day: int
+    reached: bool
+    note: str = ""
+
+
+class CancelInput(BaseModel):
+    """The referrer revoked the ServiceRequest (or asked to cancel)."""
+
+    reason: str = "revoked by referrer"

@@ -1,0 +1,16 @@
+"""Custom search attributes of a referral workflow. None of them may carry PHI.
+
+Every attribute must be registered on the server before a workflow upserts it (an unregistered one makes
+the workflow task retry forever), so the dev stack, the tests and the worker's start-up check all read
+this one list.
+"""
+
+from temporalio.common import SearchAttributeKey
+
+PHASE = SearchAttributeKey.for_keyword("ReferralPhase")
+TRACK = SearchAttributeKey.for_keyword("ReferralTrack")
+SOURCE = SearchAttributeKey.for_keyword("ReferralSource")
+AT_RISK = SearchAttributeKey.for_bool("ReferralAtRisk")
+NEXT_DEADLINE = SearchAttributeKey.for_datetime("ReferralNextDeadline")
+
+ALL: tuple[SearchAttributeKey, ...] = (PHASE, TRACK, SOURCE, AT_RISK, NEXT_DEADLINE)  # type: ignore[type-arg]
