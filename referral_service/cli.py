@@ -61,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from referral_service import runners  # noqa: PLC0415 - keeps `--help` fast and free of SDK start-up
+    from referral_service import runners
 
     match args.command:
         case "dev":

@@ -63,8 +63,7 @@ class EncryptionCodec(PayloadCodec):
         for payload in payloads:
             nonce = os.urandom(NONCE_BYTES)
             sealed = cipher.encrypt(nonce, payload.SerializeToString(), kid.encode())
-            out.append(Payload(metadata={"encoding": ENCODING, "encryption-key-id": kid.encode()},
-                               data=nonce + sealed))
+            out.append(Payload(metadata={"encoding": ENCODING, "encryption-key-id": kid.encode()}, data=nonce + sealed))
         return out
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:

@@ -13,13 +13,43 @@ from typing import Any, Literal
 
 import structlog
 
-SAFE_KEYS = frozenset({
-    "event", "level", "timestamp", "logger", "exc_info",
-    "workflow_id", "run_id", "referral_key", "source_id", "task_queue", "phase", "track", "status",
-    "resource_type", "resource_id", "version", "method", "path", "status_code", "duration_ms",
-    "attempt", "error_type", "issue_codes", "expressions", "count", "url", "port", "service",
-    "created", "activity", "namespace", "address", "key_id",
-})
+SAFE_KEYS = frozenset(
+    {
+        "event",
+        "level",
+        "timestamp",
+        "logger",
+        "exc_info",
+        "workflow_id",
+        "run_id",
+        "referral_key",
+        "source_id",
+        "task_queue",
+        "phase",
+        "track",
+        "status",
+        "resource_type",
+        "resource_id",
+        "version",
+        "method",
+        "path",
+        "status_code",
+        "duration_ms",
+        "attempt",
+        "error_type",
+        "issue_codes",
+        "expressions",
+        "count",
+        "url",
+        "port",
+        "service",
+        "created",
+        "activity",
+        "namespace",
+        "address",
+        "key_id",
+    }
+)
 REDACTED = "[redacted]"
 
 

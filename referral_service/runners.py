@@ -70,10 +70,15 @@ async def _serve(settings: Settings, client: Client, *, worker: bool, api: bool)
             tasks.append(asyncio.create_task(temporal_worker.run()))
             cleanup.push_async_callback(temporal_worker.shutdown)
         if api:
-            server = _ApiServer(uvicorn.Config(
-                create_app(settings, client), host=settings.api_host, port=settings.api_port,
-                log_config=None, access_log=False,
-            ))
+            server = _ApiServer(
+                uvicorn.Config(
+                    create_app(settings, client),
+                    host=settings.api_host,
+                    port=settings.api_port,
+                    log_config=None,
+                    access_log=False,
+                )
+            )
             tasks.append(asyncio.create_task(server.serve()))
             cleanup.callback(setattr, server, "should_exit", True)
         log.info("serving", task_queue=settings.task_queue, address=settings.temporal_address)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
-from referral_service.config import Settings
 from referral_service.codec import data_converter
+from referral_service.config import Settings
 from workflows import search_attributes
 
 
@@ -25,4 +25,3 @@ async def missing_search_attributes(client: Client) -> list[str]:
         ListSearchAttributesRequest(namespace=client.namespace)
     )
     return [key.name for key in search_attributes.ALL if key.name not in listed.custom_attributes]
-

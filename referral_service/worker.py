@@ -29,8 +29,11 @@ def ehr_clients(settings: Settings) -> dict[str, FhirClient]:
     """One pooled client per configured referring EHR."""
     return {
         source.id: FhirClient(
-            SourceConfig(id=source.id, base_url=str(source.base_url).rstrip("/"),
-                         timeout_seconds=source.timeout_seconds)
+            SourceConfig(
+                id=source.id,
+                base_url=str(source.base_url).rstrip("/"),
+                timeout_seconds=source.timeout_seconds,
+            )
         )
         for source in settings.sources
     }

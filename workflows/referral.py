@@ -7,8 +7,8 @@ returns the whole state; phase, track, source, at-risk and next deadline are sea
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -44,8 +44,9 @@ with workflow.unsafe.imports_passed_through():
 
 EHR_WRITE_TIMEOUT = timedelta(seconds=60)
 # A failing EHR gets retries with backoff for as long as it takes; the referral waits durably meanwhile.
-EHR_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
-                        maximum_interval=timedelta(minutes=10))
+EHR_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=10)
+)
 ENDED = frozenset({Phase.CLOSED, Phase.DECLINED, Phase.CANCELLED, Phase.TRANSFERRED})
 
 
@@ -89,8 +90,10 @@ class ReferralWorkflow:
         response_due = self._s.received_at + timedelta(hours=self._s.program.deadlines.response_hours)
         self._set_deadline(response_due)
         while self._s.phase in (Phase.SCREENING, Phase.WAITLISTED):
-            decided = await self._wait(lambda: self._decision is not None or self._cancel is not None,
-                                       until=response_due if self._s.phase == Phase.SCREENING else None)
+            decided = await self._wait(
+                lambda: self._decision is not None or self._cancel is not None,
+                until=response_due if self._s.phase == Phase.SCREENING else None,
+            )
             if self._cancel is not None:
                 await self._cancelled()
                 return
@@ -98,7 +101,7 @@ class ReferralWorkflow:
                 self._flag_overdue("response")
                 continue
             decision, self._decision = self._decision, None
-            assert decision is not None  # noqa: S101 - the wait condition guarantees it
+            assert decision is not None
             await self._apply_decision(decision)
 
     async def _apply_decision(self, decision: ScreeningDecisionInput) -> None:
@@ -126,8 +129,11 @@ class ReferralWorkflow:
         if discharge is not None and discharge.discharge_date is not None:
             days = self._s.program.deadlines.first_session_days
             self._set_deadline(_end_of(first_session_deadline(discharge.discharge_date, days)))
-        await self._move(Phase.INTAKE_SCHEDULED, "intake scheduled",
-                         self._s.intake_at.isoformat() if self._s.intake_at else "")
+        await self._move(
+            Phase.INTAKE_SCHEDULED,
+            "intake scheduled",
+            self._s.intake_at.isoformat() if self._s.intake_at else "",
+        )
         await self._tell_referrer("accepted", "event-scheduled")
 
     async def _treat(self) -> None:
@@ -135,8 +141,11 @@ class ReferralWorkflow:
         while self._s.discharge is None and self._cancel is None:
             due = self._s.next_deadline if self._s.phase == Phase.INTAKE_SCHEDULED else None
             progressed = await self._wait(
-                lambda: self._s.discharge is not None or self._cancel is not None
-                or workflow.info().is_continue_as_new_suggested(),
+                lambda: (
+                    self._s.discharge is not None
+                    or self._cancel is not None
+                    or workflow.info().is_continue_as_new_suggested()
+                ),
                 until=due,
             )
             if not progressed:
@@ -144,10 +153,15 @@ class ReferralWorkflow:
                 self._set_deadline(None)
             elif workflow.info().is_continue_as_new_suggested() and self._cancel is None:
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(StartReferralInput(
-                    key=self._s.key, referral=self._s.referral, program=self._s.program,
-                    received_at=self._s.received_at, resume=self._s,
-                ))
+                workflow.continue_as_new(
+                    StartReferralInput(
+                        key=self._s.key,
+                        referral=self._s.referral,
+                        program=self._s.program,
+                        received_at=self._s.received_at,
+                        resume=self._s,
+                    )
+                )
         if self._cancel is not None:
             await self._cancelled()
             return
@@ -155,7 +169,7 @@ class ReferralWorkflow:
 
     async def _discharged(self) -> None:
         discharge = self._s.discharge
-        assert discharge is not None  # noqa: S101 - only called after a discharge update
+        assert discharge is not None
         transferred = discharge.reason == DischargeReason.TRANSFERRED
         await self._write_plan(status="completed")
         await self._write_team(active=False)
@@ -168,7 +182,7 @@ class ReferralWorkflow:
     async def _aftercare(self) -> None:
         """Follow-up checkpoints after program discharge; each waits for its result or its due date."""
         discharge = self._s.discharge
-        assert discharge is not None  # noqa: S101 - aftercare follows discharge
+        assert discharge is not None
         if not self._s.follow_ups:
             self._s.follow_ups = [
                 FollowUp(day=day, due=discharge.date + timedelta(days=day))
@@ -184,7 +198,7 @@ class ReferralWorkflow:
         await self._move(Phase.CLOSED, "closed")
 
     async def _cancelled(self) -> None:
-        assert self._cancel is not None  # noqa: S101 - only called after a cancel signal
+        assert self._cancel is not None
         if self._s.phase in (Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT):
             await self._write_plan(status="revoked")
             await self._write_team(active=False)
@@ -228,10 +242,13 @@ class ReferralWorkflow:
         """Record one session; an attended one becomes an Encounter in the EHR."""
         session = update.session
         self._s.sessions = [s for s in self._s.sessions if s.session_id != session.session_id] + [session]
-        self._s.timeline.append(TimelineEntry(
-            at=workflow.now(), event="session attended" if session.attended else "session missed",
-            detail=f"{session.kind} {session.date.isoformat()}",
-        ))
+        self._s.timeline.append(
+            TimelineEntry(
+                at=workflow.now(),
+                event="session attended" if session.attended else "session missed",
+                detail=f"{session.kind} {session.date.isoformat()}",
+            )
+        )
         if session.attended:
             if self._s.phase == Phase.INTAKE_SCHEDULED:
                 await self._move(Phase.IN_TREATMENT, "first session attended")
@@ -239,8 +256,12 @@ class ReferralWorkflow:
                 await self._tell_referrer("in-progress", "in-treatment")
             await self._write(
                 WritebackActivities.write_encounter,
-                WriteEncounterInput(key=f"{self._s.key}/encounter/{session.session_id}",
-                                    referral=self._s.referral, program=self._s.program, session=session),
+                WriteEncounterInput(
+                    key=f"{self._s.key}/encounter/{session.session_id}",
+                    referral=self._s.referral,
+                    program=self._s.program,
+                    session=session,
+                ),
             )
         self._update_risk()
         return self._s
@@ -273,8 +294,13 @@ class ReferralWorkflow:
         for follow_up in self._s.follow_ups:
             if follow_up.day == update.day:
                 follow_up.reached, follow_up.note = update.reached, update.note
-        self._s.timeline.append(TimelineEntry(at=workflow.now(), event=f"follow-up day {update.day}",
-                                              detail="reached" if update.reached else "not reached"))
+        self._s.timeline.append(
+            TimelineEntry(
+                at=workflow.now(),
+                event=f"follow-up day {update.day}",
+                detail="reached" if update.reached else "not reached",
+            )
+        )
         return self._s
 
     @record_follow_up.validator
@@ -322,15 +348,19 @@ class ReferralWorkflow:
 
     def _publish(self) -> None:
         """Search attributes: codes and ids only, never patient data."""
-        workflow.upsert_search_attributes([
-            search_attributes.PHASE.value_set(str(self._s.phase)),
-            search_attributes.SOURCE.value_set(self._s.referral.source_id),
-            search_attributes.AT_RISK.value_set(self._s.at_risk),
-            search_attributes.TRACK.value_set(self._s.track_id)
-            if self._s.track_id else search_attributes.TRACK.value_unset(),
-            search_attributes.NEXT_DEADLINE.value_set(self._s.next_deadline)
-            if self._s.next_deadline else search_attributes.NEXT_DEADLINE.value_unset(),
-        ])
+        workflow.upsert_search_attributes(
+            [
+                search_attributes.PHASE.value_set(str(self._s.phase)),
+                search_attributes.SOURCE.value_set(self._s.referral.source_id),
+                search_attributes.AT_RISK.value_set(self._s.at_risk),
+                search_attributes.TRACK.value_set(self._s.track_id)
+                if self._s.track_id
+                else search_attributes.TRACK.value_unset(),
+                search_attributes.NEXT_DEADLINE.value_set(self._s.next_deadline)
+                if self._s.next_deadline
+                else search_attributes.NEXT_DEADLINE.value_unset(),
+            ]
+        )
 
     async def _wait(self, condition: Any, *, until: datetime | None) -> bool:
         """Wait for ``condition``; False when ``until`` passes first."""
@@ -345,37 +375,69 @@ class ReferralWorkflow:
         """Update the closed-loop Task (one Task per referral, updated in place)."""
         self._s.task_status = status
         outputs = [w for w in self._s.writes.values() if w.resource_type in ("CarePlan", "Encounter")]
-        await self._write(WritebackActivities.write_task, WriteTaskInput(
-            key=f"{self._s.key}/task", referral=self._s.referral, program=self._s.program, status=status,
-            business_status=business_status, reason=reason, outputs=outputs, authored_on=self._s.received_at,
-        ))
+        await self._write(
+            WritebackActivities.write_task,
+            WriteTaskInput(
+                key=f"{self._s.key}/task",
+                referral=self._s.referral,
+                program=self._s.program,
+                status=status,
+                business_status=business_status,
+                reason=reason,
+                outputs=outputs,
+                authored_on=self._s.received_at,
+            ),
+        )
 
     async def _write_team(self, *, active: bool = True) -> None:
-        assert self._s.team is not None  # noqa: S101 - a team exists once accepted
-        await self._write(WritebackActivities.write_care_team, WriteCareTeamInput(
-            key=f"{self._s.key}/careteam", referral=self._s.referral, program=self._s.program,
-            team=self._s.team, active=active, start=workflow.now().date(),
-        ))
+        assert self._s.team is not None
+        await self._write(
+            WritebackActivities.write_care_team,
+            WriteCareTeamInput(
+                key=f"{self._s.key}/careteam",
+                referral=self._s.referral,
+                program=self._s.program,
+                team=self._s.team,
+                active=active,
+                start=workflow.now().date(),
+            ),
+        )
 
     async def _write_plan(self, *, status: str) -> None:
-        await self._write(WritebackActivities.write_care_plan, WriteCarePlanInput(
-            key=f"{self._s.key}/careplan", referral=self._s.referral, program=self._s.program,
-            track_id=str(self._s.track_id), status=status, start=workflow.now().date(),
-            care_team=self._s.writes.get(f"{self._s.key}/careteam"),
-        ))
+        await self._write(
+            WritebackActivities.write_care_plan,
+            WriteCarePlanInput(
+                key=f"{self._s.key}/careplan",
+                referral=self._s.referral,
+                program=self._s.program,
+                track_id=str(self._s.track_id),
+                status=status,
+                start=workflow.now().date(),
+                care_team=self._s.writes.get(f"{self._s.key}/careteam"),
+            ),
+        )
 
     async def _write_aftercare_plan(self) -> None:
-        await self._write(WritebackActivities.write_care_plan, WriteCarePlanInput(
-            key=f"{self._s.key}/aftercare-plan", referral=self._s.referral, program=self._s.program,
-            track_id=str(self._s.track_id), status="active", start=workflow.now().date(),
-            care_team=self._s.writes.get(f"{self._s.key}/careteam"),
-            follow_up_days=[f.day for f in self._s.follow_ups],
-        ))
+        await self._write(
+            WritebackActivities.write_care_plan,
+            WriteCarePlanInput(
+                key=f"{self._s.key}/aftercare-plan",
+                referral=self._s.referral,
+                program=self._s.program,
+                track_id=str(self._s.track_id),
+                status="active",
+                start=workflow.now().date(),
+                care_team=self._s.writes.get(f"{self._s.key}/careteam"),
+                follow_up_days=[f.day for f in self._s.follow_ups],
+            ),
+        )
 
     async def _write(self, activity: Callable[[Any, Any], Awaitable[EhrWrite]], request: Any) -> EhrWrite:
         write = await workflow.execute_activity_method(
-            activity, request, start_to_close_timeout=EHR_WRITE_TIMEOUT, retry_policy=EHR_RETRY,
+            activity,
+            request,
+            start_to_close_timeout=EHR_WRITE_TIMEOUT,
+            retry_policy=EHR_RETRY,
         )
         self._s.writes[write.key] = write
         return write
-

@@ -7,12 +7,12 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from referral_service.activities.writeback import EhrWrite
+from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.careteam import CareTeamAssignment
 from referral_service.domain.discharge import DeclineReason, Discharge
 from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import Program
 from referral_service.domain.referral import Referral
-from referral_service.domain.attendance import SessionRecord
 
 
 class TimelineEntry(BaseModel):

@@ -81,19 +81,34 @@ class WritebackActivities:
 
     @activity.defn
     async def write_task(self, request: WriteTaskInput) -> EhrWrite:
-        return await self._upsert(request, task.referral_task(
-            request.referral, key=request.key, owner=request.program.organization, status=request.status,
-            business_status=request.business_status, status_reason=request.reason,
-            outputs=[w.ref() for w in request.outputs], authored_on=request.authored_on,
-            last_modified=activity.info().current_attempt_scheduled_time,
-        ))
+        return await self._upsert(
+            request,
+            task.referral_task(
+                request.referral,
+                key=request.key,
+                owner=request.program.organization,
+                status=request.status,
+                business_status=request.business_status,
+                status_reason=request.reason,
+                outputs=[w.ref() for w in request.outputs],
+                authored_on=request.authored_on,
+                last_modified=activity.info().current_attempt_scheduled_time,
+            ),
+        )
 
     @activity.defn
     async def write_care_team(self, request: WriteCareTeamInput) -> EhrWrite:
-        return await self._upsert(request, careteam.care_team(
-            request.referral, request.team, key=request.key, organization=request.program.organization,
-            active=request.active, start=request.start,
-        ))
+        return await self._upsert(
+            request,
+            careteam.care_team(
+                request.referral,
+                request.team,
+                key=request.key,
+                organization=request.program.organization,
+                active=request.active,
+                start=request.start,
+            ),
+        )
 
     @activity.defn
     async def write_care_plan(self, request: WriteCarePlanInput) -> EhrWrite:
@@ -101,31 +116,52 @@ class WritebackActivities:
         care_team = request.care_team.ref() if request.care_team else None
         if request.follow_up_days:
             resource = careplan.aftercare_plan(
-                request.referral, key=request.key, start=request.start, follow_up_days=request.follow_up_days,
+                request.referral,
+                key=request.key,
+                start=request.start,
+                follow_up_days=request.follow_up_days,
                 care_team=care_team,
             )
         else:
             resource = careplan.treatment_plan(
-                request.referral, track, key=request.key, status=request.status, start=request.start,
+                request.referral,
+                track,
+                key=request.key,
+                status=request.status,
+                start=request.start,
                 care_team=care_team,
             )
         return await self._upsert(request, resource)
 
     @activity.defn
     async def write_encounter(self, request: WriteEncounterInput) -> EhrWrite:
-        return await self._upsert(request, encounter.session_encounter(
-            request.referral, request.session, key=request.key, organization=request.program.organization,
-        ))
+        return await self._upsert(
+            request,
+            encounter.session_encounter(
+                request.referral,
+                request.session,
+                key=request.key,
+                organization=request.program.organization,
+            ),
+        )
 
     async def _upsert(self, request: WriteInput, resource: dict[str, Any]) -> EhrWrite:
         client = self._clients.get(request.referral.source_id)
         if client is None:
-            raise ApplicationError(f"no EHR configured for source {request.referral.source_id!r}",
-                                   type="UnknownSource", non_retryable=True)
+            raise ApplicationError(
+                f"no EHR configured for source {request.referral.source_id!r}",
+                type="UnknownSource",
+                non_retryable=True,
+            )
         try:
             result = await client.update_conditional(resource, f"identifier={RESOURCE_KEY_SYSTEM}|{request.key}")
         except FhirError as error:
             # Transient and conflict errors are retried by Temporal; the rest would fail the same way again.
             raise ApplicationError(str(error), type=type(error).__name__, non_retryable=not error.retryable) from None
-        return EhrWrite(key=request.key, resource_type=result.resource_type, id=result.id,
-                        version=result.version, created=result.created)
+        return EhrWrite(
+            key=request.key,
+            resource_type=result.resource_type,
+            id=result.id,
+            version=result.version,
+            created=result.created,
+        )

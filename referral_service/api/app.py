@@ -8,6 +8,7 @@ from temporalio.client import Client
 from referral_service.api import fhir_routes, referral_routes
 from referral_service.api.deps import AppState
 from referral_service.config import Settings
+from referral_service.programs import load_program
 
 
 def create_app(settings: Settings, client: Client) -> FastAPI:
@@ -16,7 +17,7 @@ def create_app(settings: Settings, client: Client) -> FastAPI:
         description="FHIR R4 intake for IOP step-down referrals and the case-manager API.",
         version="0.1.0",
     )
-    app.state.services = AppState(settings=settings, temporal=client)
+    app.state.services = AppState(settings=settings, temporal=client, program=load_program(settings.program_file))
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:

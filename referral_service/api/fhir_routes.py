@@ -14,12 +14,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from temporalio.client import WorkflowExecutionStatus
-from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from fhir_mappings import capability, outcomes, task
-from fhir_mappings.referral_in import referral_from_fhir
+from fhir_mappings.referral_in import acceptable_for_intake, referral_from_fhir
 from referral_service.api.deps import AppState, StateDep
 from referral_service.api.fhir_responses import fhir_response, outcome_response
 from referral_service.api.sources import source_for
@@ -54,7 +54,7 @@ async def submit_bundle(request: Request, services: StateDep) -> Response:
 @router.get("/Task/{task_id}")
 async def read_task(task_id: str, services: StateDep) -> Response:
     """The closed-loop Task of a referral, from the workflow's current state."""
-    handle = services.temporal.get_workflow_handle_for(ReferralWorkflow.run, task_id)  # type: ignore[misc]
+    handle = services.temporal.get_workflow_handle_for(ReferralWorkflow.run, task_id)
     try:
         state = await handle.query(ReferralWorkflow.snapshot, rpc_timeout=_QUERY_TIMEOUT)
     except RPCError as error:
@@ -70,7 +70,7 @@ async def _submit(request: Request, services: StateDep, *, expected: str) -> Res
         issues = [outcomes.invalid(f"expected a {expected} here", f"{expected}.resourceType")]
     if issues:
         return outcome_response(issues)
-    assert payload is not None  # noqa: S101 - no issues means the body parsed
+    assert payload is not None
     source = source_for(payload, services.settings, request.headers.get("X-Referral-Source"))
     if isinstance(source, outcomes.OutcomeIssue):
         return outcome_response([source])
@@ -78,31 +78,43 @@ async def _submit(request: Request, services: StateDep, *, expected: str) -> Res
         referral = referral_from_fhir(payload, source_id=source, program_org=services.program.organization)
     except outcomes.UnusableReferral as error:
         return outcome_response(error.issues)
-    if not outcomes.acceptable_for_intake(referral.status):
-        return outcome_response([outcomes.business_rule(
-            f"a new referral must be active, not {referral.status}", "ServiceRequest.status")])
+    if not acceptable_for_intake(referral.status):
+        return outcome_response(
+            [outcomes.business_rule(f"a new referral must be active, not {referral.status}", "ServiceRequest.status")]
+        )
     return await _start(referral, services)
 
 
 async def _start(referral: Referral, services: AppState) -> Response:
     key = referral_key(referral.source_id, referral.placer_identifier)
-    start = StartReferralInput(key=key, referral=referral, program=services.program,
-                               received_at=datetime.now(UTC))
+    start = StartReferralInput(key=key, referral=referral, program=services.program, received_at=datetime.now(UTC))
     try:
         await services.temporal.start_workflow(
-            ReferralWorkflow.run, start, id=key, task_queue=services.settings.task_queue,
+            ReferralWorkflow.run,
+            start,
+            id=key,
+            task_queue=services.settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes([
-                search_attributes.PHASE.value_set(str(Phase.RECEIVED)),
-                search_attributes.SOURCE.value_set(referral.source_id),
-                search_attributes.AT_RISK.value_set(False),
-            ]),
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(search_attributes.PHASE, str(Phase.RECEIVED)),
+                    SearchAttributePair(search_attributes.SOURCE, referral.source_id),
+                    SearchAttributePair(search_attributes.AT_RISK, False),
+                ]
+            ),
         )
     except WorkflowAlreadyStartedError:
         return await _existing(key, referral, services)
-    body = task.referral_task(referral, key=f"{key}/task", owner=services.program.organization,
-                              status="requested", business_status="created", task_id=key,
-                              authored_on=start.received_at, last_modified=start.received_at)
+    body = task.referral_task(
+        referral,
+        key=f"{key}/task",
+        owner=services.program.organization,
+        status="requested",
+        business_status="created",
+        task_id=key,
+        authored_on=start.received_at,
+        last_modified=start.received_at,
+    )
     return fhir_response(body, 201, {"Location": f"Task/{key}"})
 
 
@@ -112,9 +124,16 @@ async def _existing(key: str, referral: Referral, services: AppState) -> Respons
     phase = Phase(description.typed_search_attributes.get(search_attributes.PHASE) or Phase.RECEIVED)
     status, business_status = task.status_for_phase(phase)
     received = description.start_time
-    body = task.referral_task(referral, key=f"{key}/task", owner=services.program.organization,
-                              status=status, business_status=business_status, task_id=key,
-                              authored_on=received, last_modified=description.close_time or received)
+    body = task.referral_task(
+        referral,
+        key=f"{key}/task",
+        owner=services.program.organization,
+        status=status,
+        business_status=business_status,
+        task_id=key,
+        authored_on=received,
+        last_modified=description.close_time or received,
+    )
     closed = description.status != WorkflowExecutionStatus.RUNNING
     return fhir_response(body, 200, {"Location": f"Task/{key}", "X-Referral-Closed": str(closed).lower()})
 
@@ -122,8 +141,13 @@ async def _existing(key: str, referral: Referral, services: AppState) -> Respons
 def _task_of(state: ReferralState) -> dict[str, Any]:
     _, business_status = task.status_for_phase(state.phase)
     return task.referral_task(
-        state.referral, key=f"{state.key}/task", owner=state.program.organization, status=state.task_status,
-        business_status=business_status, task_id=state.key, authored_on=state.received_at,
+        state.referral,
+        key=f"{state.key}/task",
+        owner=state.program.organization,
+        status=state.task_status,
+        business_status=business_status,
+        task_id=state.key,
+        authored_on=state.received_at,
         last_modified=state.timeline[-1].at if state.timeline else state.received_at,
         outputs=[w.ref() for w in state.writes.values() if w.resource_type in ("CarePlan", "Encounter")],
     )

@@ -48,8 +48,11 @@ async def list_referrals(
 ) -> list[ReferralSummary]:
     """Referrals, filtered by phase, track, source and at-risk flag (a visibility query)."""
     clauses = ["WorkflowType = 'ReferralWorkflow'"]
-    for key, value in ((search_attributes.PHASE, phase), (search_attributes.TRACK, track),
-                       (search_attributes.SOURCE, source)):
+    for key, value in (
+        (search_attributes.PHASE, phase),
+        (search_attributes.TRACK, track),
+        (search_attributes.SOURCE, source),
+    ):
         if value is not None:
             clauses.append(f"{key.name} = '{value}'")  # values are pattern-checked above
     if at_risk is not None:
@@ -57,12 +60,17 @@ async def list_referrals(
     rows = []
     async for execution in services.temporal.list_workflows(" AND ".join(clauses), limit=limit):
         attrs = execution.typed_search_attributes
-        rows.append(ReferralSummary(
-            key=execution.id, phase=attrs.get(search_attributes.PHASE), track=attrs.get(search_attributes.TRACK),
-            source=attrs.get(search_attributes.SOURCE), at_risk=bool(attrs.get(search_attributes.AT_RISK)),
-            next_deadline=attrs.get(search_attributes.NEXT_DEADLINE),
-            status=execution.status.name.lower() if execution.status else "unknown",
-        ))
+        rows.append(
+            ReferralSummary(
+                key=execution.id,
+                phase=attrs.get(search_attributes.PHASE),
+                track=attrs.get(search_attributes.TRACK),
+                source=attrs.get(search_attributes.SOURCE),
+                at_risk=bool(attrs.get(search_attributes.AT_RISK)),
+                next_deadline=attrs.get(search_attributes.NEXT_DEADLINE),
+                status=execution.status.name.lower() if execution.status else "unknown",
+            )
+        )
     return rows
 
 

@@ -13,8 +13,11 @@ def source_for(payload: dict[str, Any], settings: Settings, declared: str | None
     else the only one configured. Anything else is an error that says what to send."""
     ids = [source.id for source in settings.sources]
     if declared is not None:
-        return declared if declared in ids else outcomes.not_supported(
-            f"unknown referral source {declared!r}", "X-Referral-Source")
+        return (
+            declared
+            if declared in ids
+            else outcomes.not_supported(f"unknown referral source {declared!r}", "X-Referral-Source")
+        )
     text = str(payload)
     matching = [s.id for s in settings.sources if str(s.base_url).rstrip("/") + "/" in text]
     if len(matching) == 1:

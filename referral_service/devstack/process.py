@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -37,8 +38,12 @@ class ManagedProcess:
         with log_path.open("ab") as log:
             # A new session makes the server its own process group, so stop() reaches its children too.
             process = subprocess.Popen(
-                list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env={**os.environ, **(env or {})},
+                list(argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
             )
         return cls(name=name, process=process, log_path=log_path)
 
@@ -51,9 +56,7 @@ class ManagedProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self.running:
-                raise ServerStartError(
-                    f"{self.name} exited with code {self.process.returncode}; see {self.log_path}"
-                )
+                raise ServerStartError(f"{self.name} exited with code {self.process.returncode}; see {self.log_path}")
             if probe():
                 return
             time.sleep(0.5)
@@ -78,7 +81,5 @@ class ManagedProcess:
             self.process.wait(timeout=10)
 
     def _signal_group(self, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, sig)
-        except ProcessLookupError:
-            pass

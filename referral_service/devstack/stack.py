@@ -38,23 +38,34 @@ async def servers(settings: Settings, ports: DevPorts) -> AsyncIterator[DevStack
     logs = state / "logs"
     started: list[ManagedProcess] = []
     try:
-        started.append(await asyncio.to_thread(
-            temporal_server.start, port=ports.temporal, ui_port=ports.temporal_ui,
-            db_file=state / "temporal.sqlite", log_path=logs / "temporal.log",
-        ))
+        started.append(
+            await asyncio.to_thread(
+                temporal_server.start,
+                port=ports.temporal,
+                ui_port=ports.temporal_ui,
+                db_file=state / "temporal.sqlite",
+                log_path=logs / "temporal.log",
+            )
+        )
         jar = await asyncio.to_thread(hapi_server.build_jar)
         hapi, base_url = await asyncio.to_thread(
-            hapi_server.start, jar=jar, port=ports.hapi, log_path=logs / "hapi.log", db_path=state / "hapi-db",
+            hapi_server.start,
+            jar=jar,
+            port=ports.hapi,
+            log_path=logs / "hapi.log",
+            db_path=state / "hapi-db",
         )
         started.append(hapi)
-        local = SourceSettings(id=LOCAL_SOURCE_ID, base_url=base_url)  # type: ignore[arg-type]
+        local = SourceSettings(id=LOCAL_SOURCE_ID, base_url=base_url)
         yield DevStack(
-            settings=settings.model_copy(update={
-                "temporal_address": f"127.0.0.1:{ports.temporal}",
-                "temporal_ui_url": f"http://127.0.0.1:{ports.temporal_ui}",
-                "api_port": ports.api,
-                "sources": (*[s for s in settings.sources if s.id != LOCAL_SOURCE_ID], local),
-            }),
+            settings=settings.model_copy(
+                update={
+                    "temporal_address": f"127.0.0.1:{ports.temporal}",
+                    "temporal_ui_url": f"http://127.0.0.1:{ports.temporal_ui}",
+                    "api_port": ports.api,
+                    "sources": (*[s for s in settings.sources if s.id != LOCAL_SOURCE_ID], local),
+                }
+            ),
             hapi_base_url=base_url,
         )
     finally:

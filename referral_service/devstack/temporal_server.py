@@ -7,8 +7,6 @@ import socket
 import sys
 from pathlib import Path
 
-from temporalio.api.enums.v1 import IndexedValueType
-
 from referral_service.devstack.process import ManagedProcess
 from workflows import search_attributes
 
@@ -28,7 +26,7 @@ def search_attribute_args() -> list[str]:
     """``--search-attribute Name=Type`` for every custom attribute the workflows upsert."""
     args: list[str] = []
     for key in search_attributes.ALL:
-        kind = IndexedValueType.Name(key.indexed_value_type).removeprefix("INDEXED_VALUE_TYPE_").title()
+        kind = key.indexed_value_type.name.title()  # KEYWORD -> Keyword, as the CLI spells types
         args += ["--search-attribute", f"{key.name}={kind}"]
     return args
 
@@ -44,8 +42,18 @@ def _accepts_connections(port: int) -> bool:
 def start(*, port: int, ui_port: int | None, db_file: Path, log_path: Path) -> ManagedProcess:
     """Start the dev server on a persisted SQLite file, with the web UI unless ``ui_port`` is None."""
     argv = [
-        binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
-        "--db-filename", str(db_file), "--log-level", "warn", *search_attribute_args(),
+        binary("temporal"),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--db-filename",
+        str(db_file),
+        "--log-level",
+        "warn",
+        *search_attribute_args(),
     ]
     argv += ["--headless"] if ui_port is None else ["--ui-port", str(ui_port)]
     server = ManagedProcess.start("Temporal dev server", argv, log_path)

@@ -125,9 +125,7 @@ class FhirClient:
         response = await self._send("POST", resource_type, body=resource, headers=_RETURN_REPRESENTATION)
         return await self._write_result(response, resource_type)
 
-    async def create_if_none_exist(
-        self, resource: Mapping[str, Any], criteria: str | SearchParams
-    ) -> WriteResult:
+    async def create_if_none_exist(self, resource: Mapping[str, Any], criteria: str | SearchParams) -> WriteResult:
         """Conditional create: ``POST [base]/[type]`` with ``If-None-Exist: [criteria]``
         (https://hl7.org/fhir/R4/http.html#ccreate).
 
@@ -141,9 +139,7 @@ class FhirClient:
         response = await self._send("POST", resource_type, body=resource, headers=headers)
         return await self._write_result(response, resource_type)
 
-    async def update_conditional(
-        self, resource: Mapping[str, Any], criteria: str | SearchParams
-    ) -> WriteResult:
+    async def update_conditional(self, resource: Mapping[str, Any], criteria: str | SearchParams) -> WriteResult:
         """Conditional update: ``PUT [base]/[type]?[criteria]`` (https://hl7.org/fhir/R4/http.html#cond-update).
 
         No match: created (201, ``created=True``); one match: updated (200); several: 412 ``ConflictError``.
@@ -210,18 +206,14 @@ class FhirClient:
         server returned no representation."""
         body = json_body(response)
         resource = body if body is not None and body.get("resourceType") == resource_type else None
-        location = parse_location(
-            response.headers.get("Location") or response.headers.get("Content-Location")
-        )
+        location = parse_location(response.headers.get("Location") or response.headers.get("Content-Location"))
         resource_id = (resource or {}).get("id") or (location.id if location else None)
         if not isinstance(resource_id, str):
             raise PermanentError("write response names no resource id", status=response.status_code)
         version = etag_version(response.headers.get("ETag")) or (location.version if location else None)
         if resource is None:
             resource = await (
-                self.vread(resource_type, resource_id, version)
-                if version
-                else self.read(resource_type, resource_id)
+                self.vread(resource_type, resource_id, version) if version else self.read(resource_type, resource_id)
             )
         return WriteResult(
             created=response.status_code == httpx.codes.CREATED,

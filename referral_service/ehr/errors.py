@@ -32,9 +32,7 @@ class FhirError(Exception):
 
     retryable: bool = False
 
-    def __init__(
-        self, summary: str, *, status: int | None = None, issues: list[dict[str, Any]] | None = None
-    ) -> None:
+    def __init__(self, summary: str, *, status: int | None = None, issues: list[dict[str, Any]] | None = None) -> None:
         self.status = status
         self.issues: list[dict[str, Any]] = list(issues or [])
         self.summary = summary

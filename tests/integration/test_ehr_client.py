@@ -134,10 +134,7 @@ async def test_invalid_resource_is_a_validation_error_with_hapi_issues(client, s
 
 async def test_paging_returns_every_match(client, system):
     created = await asyncio.gather(*(client.create(patient(system, f"p{i:02d}")) for i in range(25)))
-    pages = [
-        bundle
-        async for bundle in client.search_pages("Patient", {"identifier": f"{system}|", "_count": "10"})
-    ]
+    pages = [bundle async for bundle in client.search_pages("Patient", {"identifier": f"{system}|", "_count": "10"})]
     assert len(pages) >= 3
     assert all(len(page.get("entry", [])) <= 10 for page in pages)
     found = await client.search("Patient", {"identifier": f"{system}|", "_count": "10"})

@@ -32,9 +32,7 @@ def fhir(status: int, body: dict[str, Any] | None = None, **headers: str) -> htt
 
 
 def client_with(handler: Handler, *, auth: httpx.Auth | None = None) -> FhirClient:
-    return FhirClient(
-        SourceConfig(id="test", base_url=BASE, auth=auth), transport=httpx.MockTransport(handler)
-    )
+    return FhirClient(SourceConfig(id="test", base_url=BASE, auth=auth), transport=httpx.MockTransport(handler))
 
 
 def searchset(ids: list[str], next_url: str | None = None) -> dict[str, Any]:
@@ -44,10 +42,7 @@ def searchset(ids: list[str], next_url: str | None = None) -> dict[str, Any]:
 
 
 def test_source_config_validates_the_base_url():
-    assert (
-        SourceConfig(id="hapi", base_url="http://127.0.0.1:8080/fhir/").base_url
-        == "http://127.0.0.1:8080/fhir"
-    )
+    assert SourceConfig(id="hapi", base_url="http://127.0.0.1:8080/fhir/").base_url == "http://127.0.0.1:8080/fhir"
     for bad in ("/fhir", "ftp://ehr.test/fhir", "ehr.test/fhir", "http://ehr.test/fhir?x=1", "not a url"):
         with pytest.raises(ValueError, match="base URL"):
             SourceConfig(id="bad", base_url=bad)
@@ -141,9 +136,7 @@ async def test_search_follows_next_links_and_keeps_only_matches():
         return fhir(200, searchset(["a", "b"], next_url=page2))
 
     async with client_with(handler) as client:
-        found = await client.search(
-            "Patient", {"_tag": "urn:t|x", "_lastUpdated": ["ge2026-01-01", "lt2026-02-01"]}
-        )
+        found = await client.search("Patient", {"_tag": "urn:t|x", "_lastUpdated": ["ge2026-01-01", "lt2026-02-01"]})
     assert [r["id"] for r in found] == ["a", "b", "c"]
     assert seen[0].url.params.get_list("_lastUpdated") == ["ge2026-01-01", "lt2026-02-01"]
     assert str(seen[1].url) == page2

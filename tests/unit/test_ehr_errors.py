@@ -53,9 +53,7 @@ def test_409_stale_version_is_a_retryable_conflict():
 
 
 def test_412_several_matches_is_a_conflict():
-    diagnostics = (
-        "HAPI-0958: Failed to CREATE resource with match URL because this search matched 2 resources"
-    )
+    diagnostics = "HAPI-0958: Failed to CREATE resource with match URL because this search matched 2 resources"
     error = error_from_response(response(412, outcome(issue("processing", diagnostics))))
     assert type(error) is ConflictError
     assert error.status == 412

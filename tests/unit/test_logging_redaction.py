@@ -10,8 +10,9 @@ from referral_service import logging as service_logging
 def test_unknown_fields_are_redacted_and_safe_fields_kept(capsys):
     """A patient name passed under any key never reaches the output; the workflow id does."""
     service_logging.configure("json")
-    structlog.get_logger().info("referral received", workflow_id="acme.SR-1", patient="Ada Testpatient",
-                                birth_date="1984-02-29")
+    structlog.get_logger().info(
+        "referral received", workflow_id="acme.SR-1", patient="Ada Testpatient", birth_date="1984-02-29"
+    )
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert line["workflow_id"] == "acme.SR-1"
     assert line["patient"] == line["birth_date"] == "[redacted]"

@@ -1,0 +1,108 @@
+"""Treatment and aftercare CarePlans (US Core category assess-plan)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from fhir_mappings import codes
+from fhir_mappings.common import business_identifier, concept, reference, validated
+from referral_service.domain.program import Track
+from referral_service.domain.referral import Referral, ResourceRef
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ACTIVITY_STATUS = {"active": "scheduled", "completed": "completed", "revoked": "cancelled"}
+
+
+def _plan(
+    referral: Referral,
+    *,
+    key: str,
+    status: str,
+    title: str,
+    start: date,
+    end: date | None,
+    care_team: ResourceRef | None,
+    activities: list[dict[str, Any]],
+) -> dict[str, Any]:
+    period = {"start": start.isoformat(), **({"end": end.isoformat()} if end else {})}
+    plan: dict[str, Any] = {
+        "resourceType": "CarePlan",
+        "identifier": business_identifier(key),
+        "basedOn": [reference(referral.service_request)],
+        "status": status,
+        "intent": "plan",
+        "category": [concept(codes.US_CORE_CAREPLAN_CATEGORY, "assess-plan", "Assessment and Plan of Treatment")],
+        "title": title,
+        "subject": reference(referral.patient.ref),
+        "period": period,
+        "activity": activities,
+    }
+    if care_team is not None:
+        plan["careTeam"] = [reference(care_team)]
+    return validated(plan)
+
+
+def treatment_plan(
+    referral: Referral, track: Track, *, key: str, status: str, start: date, care_team: ResourceRef | None
+) -> dict[str, Any]:
+    """One activity per session kind on the track's days and hours."""
+    timing = {
+        "repeat": {
+            "dayOfWeek": [WEEKDAYS[d - 1] for d in track.days],
+            "timeOfDay": [f"{track.start_hour:02d}:00:00"],
+            "duration": track.hours_per_day,
+            "durationUnit": "h",
+        }
+    }
+    activities = []
+    for kind in track.session_kinds:
+        cpt, display = codes.SESSION_CPT[kind]
+        activities.append(
+            {
+                "detail": {
+                    "kind": "Appointment",
+                    "code": concept(codes.CPT, cpt, display, text=kind.value),
+                    "status": ACTIVITY_STATUS.get(status, "scheduled"),
+                    "scheduledTiming": timing,
+                }
+            }
+        )
+    end = start + timedelta(weeks=track.length_weeks) if status == "active" else start
+    return _plan(
+        referral,
+        key=key,
+        status=status,
+        title=f"IOP treatment plan: {track.name}",
+        start=start,
+        end=end,
+        care_team=care_team,
+        activities=activities,
+    )
+
+
+def aftercare_plan(
+    referral: Referral, *, key: str, start: date, follow_up_days: list[int], care_team: ResourceRef | None
+) -> dict[str, Any]:
+    """Follow-up contacts after program discharge (7 and 30 days by default)."""
+    activities = [
+        {
+            "detail": {
+                "kind": "Appointment",
+                "status": "scheduled",
+                "description": f"Follow-up contact {day} days after discharge",
+                "scheduledPeriod": {"start": (start + timedelta(days=day)).isoformat()},
+            }
+        }
+        for day in follow_up_days
+    ]
+    return _plan(
+        referral,
+        key=key,
+        status="active",
+        title="IOP aftercare plan",
+        start=start,
+        end=start + timedelta(days=max(follow_up_days)),
+        care_team=care_team,
+        activities=activities,
+    )

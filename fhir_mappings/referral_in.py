@@ -1,0 +1,322 @@
+"""Incoming referral: a ServiceRequest (alone, with contained resources, or in a Bundle) to a ``Referral``.
+
+Every problem is collected as an OperationOutcome issue naming the element at fault; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import ValidationError
+
+from fhir_mappings import codes
+from fhir_mappings.outcomes import OutcomeIssue, UnusableReferral, business_rule, invalid, required, value
+from fhir_mappings.resolve import ResourceIndex, reference_type, to_ref
+from referral_service.domain.referral import (
+    Coding,
+    FromSetting,
+    HospitalDischarge,
+    Identifier,
+    PatientDetails,
+    Referral,
+    ResourceRef,
+)
+
+REQUEST_STATUSES = frozenset({"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"})
+# A referral asks the program to do something: an order, or a plan the hospital made for the patient.
+REFERRAL_INTENTS = frozenset({"order", "original-order", "reflex-order", "filler-order", "instance-order", "plan"})
+BUNDLE_TYPES = frozenset({"transaction", "collection", "batch", "message", "document"})
+MAX_FUTURE = timedelta(days=1)
+
+
+def acceptable_for_intake(status: str) -> bool:
+    """Only an active ServiceRequest starts a referral (``revoked`` later means cancellation)."""
+    return status == "active"
+
+
+def referral_from_fhir(
+    payload: dict[str, Any],
+    *,
+    source_id: str,
+    program_org: ResourceRef | None = None,
+    received_at: datetime | None = None,
+) -> Referral:
+    """Map a submission to a Referral, or raise ``UnusableReferral`` with every issue found."""
+    issues: list[OutcomeIssue] = []
+    service_request, index = _locate(payload, issues)
+    if service_request is None:
+        raise UnusableReferral(issues)
+    issues += _schema_issues(service_request, "ServiceRequest")
+    referral_or_none = _build(service_request, index, source_id, program_org, received_at, issues)
+    if issues or referral_or_none is None:
+        raise UnusableReferral(issues)
+    return referral_or_none
+
+
+def _locate(payload: dict[str, Any], issues: list[OutcomeIssue]) -> tuple[dict[str, Any] | None, ResourceIndex]:
+    index = ResourceIndex()
+    rtype = payload.get("resourceType")
+    if rtype == "ServiceRequest":
+        for contained in payload.get("contained") or []:
+            if isinstance(contained, dict) and contained.get("id"):
+                index.add(contained, f"#{contained['id']}")
+        return payload, index
+    if rtype != "Bundle":
+        issues.append(invalid("a referral is a ServiceRequest or a Bundle holding one", f"{rtype or 'Resource'}"))
+        return None, index
+    if payload.get("type") not in BUNDLE_TYPES:
+        issues.append(value("the Bundle type must be transaction or collection", "Bundle.type"))
+    requests = []
+    for position, entry in enumerate(payload.get("entry") or []):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            issues.append(required("a Bundle entry has no resource", f"Bundle.entry[{position}].resource"))
+            continue
+        issues += _schema_issues(resource, f"Bundle.entry[{position}].resource")
+        index.add(resource, entry.get("fullUrl"))
+        if resource.get("resourceType") == "ServiceRequest":
+            requests.append(resource)
+    if len(requests) != 1:
+        issues.append(
+            invalid(
+                f"the Bundle must hold exactly one ServiceRequest, found {len(requests)}",
+                "Bundle.entry.resource.ofType(ServiceRequest)",
+            )
+        )
+        return None, index
+    return requests[0], index
+
+
+def _schema_issues(resource: dict[str, Any], path: str) -> list[OutcomeIssue]:
+    """Structural validation with fhir.resources; each error names the element (never its value)."""
+    rtype = resource.get("resourceType")
+    try:
+        model = get_fhir_model_class(str(rtype))
+    except KeyError:
+        return [invalid(f"unknown resourceType {rtype!r}", f"{path}.resourceType")]
+    body = {k: v for k, v in resource.items() if k != "contained"} if rtype == "ServiceRequest" else resource
+    try:
+        model.model_validate(body)
+    except ValidationError as error:
+        prefix = "ServiceRequest" if rtype == "ServiceRequest" else path
+        return [invalid(_describe(err["type"]), _fhirpath(prefix, err["loc"])) for err in error.errors()]
+    return []
+
+
+def _describe(error_type: str) -> str:
+    return {"extra_forbidden": "unknown element", "missing": "required element missing"}.get(
+        error_type, "invalid value for this element's FHIR type"
+    )
+
+
+def _fhirpath(prefix: str, loc: tuple[Any, ...]) -> str:
+    path = prefix
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path.removesuffix(".__root__")
+
+
+def _build(
+    sr: dict[str, Any],
+    index: ResourceIndex,
+    source_id: str,
+    program_org: ResourceRef | None,
+    received_at: datetime | None,
+    issues: list[OutcomeIssue],
+) -> Referral | None:
+    placer = _placer_identifier(sr, issues)
+    status, intent = sr.get("status"), sr.get("intent")
+    if status not in REQUEST_STATUSES:
+        issues.append(value("status must be a FHIR request status", "ServiceRequest.status"))
+    if intent not in REFERRAL_INTENTS:
+        issues.append(business_rule("a referral's intent must be an order or a plan", "ServiceRequest.intent"))
+    patient = _patient(sr, index, issues)
+    _check_performer(sr, index, program_org, issues)
+    authored = _datetime(sr.get("authoredOn"))
+    discharge = _discharge(sr, index, issues)
+    _check_dates(authored, discharge, received_at, issues)
+    if issues or placer is None or patient is None:
+        return None
+    return Referral(
+        source_id=source_id,
+        service_request=to_ref({"reference": f"ServiceRequest/{sr['id']}"} if sr.get("id") else None)
+        or ResourceRef(resource_type="ServiceRequest", identifier=placer),
+        placer_identifier=placer,
+        status=str(status),
+        intent=str(intent),
+        priority=sr.get("priority"),
+        authored_on=authored,
+        patient=patient,
+        requester=to_ref(sr.get("requester")),
+        requester_organization=_requester_organization(sr, index),
+        performer=to_ref((sr.get("performer") or [None])[0]),
+        codes=_codings(sr.get("code")),
+        reasons=_reasons(sr, index),
+        discharge=discharge,
+        coverage=[r for r in (to_ref(c, "Coverage") for c in sr.get("insurance") or []) if r],
+        note=" ".join(n.get("text", "") for n in sr.get("note") or []) or None,
+    )
+
+
+def _placer_identifier(sr: dict[str, Any], issues: list[OutcomeIssue]) -> Identifier | None:
+    usable = [i for i in sr.get("identifier") or [] if i.get("system") and i.get("value")]
+    placer = [i for i in usable if any(c.get("code") == "PLAC" for c in (i.get("type") or {}).get("coding", []))]
+    chosen = (placer or usable or [None])[0]
+    if chosen is None:
+        issues.append(
+            required(
+                "an identifier with system and value is required: it is the referral's key",
+                "ServiceRequest.identifier",
+            )
+        )
+        return None
+    return Identifier(system=chosen["system"], value=chosen["value"])
+
+
+def _patient(sr: dict[str, Any], index: ResourceIndex, issues: list[OutcomeIssue]) -> PatientDetails | None:
+    subject = sr.get("subject")
+    if not subject:
+        issues.append(required("the referral needs a subject (the patient)", "ServiceRequest.subject"))
+        return None
+    if reference_type(subject, index) != "Patient":
+        issues.append(invalid("the subject must be a Patient", "ServiceRequest.subject"))
+        return None
+    resolved = index.resolve(subject) or {}
+    ref = to_ref(subject, "Patient")
+    if ref is None or (ref.id is None and ref.identifier is None and not resolved):
+        issues.append(invalid("the subject reference cannot be resolved", "ServiceRequest.subject"))
+        return None
+    name = (resolved.get("name") or [{}])[0]
+    identifiers = [
+        Identifier(system=i["system"], value=i["value"])
+        for i in resolved.get("identifier") or []
+        if i.get("system") and i.get("value")
+    ]
+    if ref.id is None and ref.identifier is None and identifiers:
+        ref = ref.model_copy(update={"identifier": identifiers[0]})
+    return PatientDetails(
+        ref=ref,
+        identifiers=identifiers,
+        family=name.get("family"),
+        given=name.get("given") or [],
+        birth_date=_date(resolved.get("birthDate")),
+        gender=resolved.get("gender"),
+    )
+
+
+def _check_performer(
+    sr: dict[str, Any], index: ResourceIndex, program_org: ResourceRef | None, issues: list[OutcomeIssue]
+) -> None:
+    performers = [to_ref(p) for p in sr.get("performer") or []]
+    if program_org is None or not performers:
+        return
+    if not any(p is not None and _same(p, program_org) for p in performers):
+        issues.append(
+            business_rule(
+                "the referral is addressed to another performer, not this program", "ServiceRequest.performer"
+            )
+        )
+
+
+def _same(a: ResourceRef, b: ResourceRef) -> bool:
+    if a.identifier is not None and a.identifier == b.identifier:
+        return True
+    return a.resource_type == b.resource_type and a.id is not None and a.id == b.id
+
+
+def _requester_organization(sr: dict[str, Any], index: ResourceIndex) -> ResourceRef | None:
+    requester = index.resolve(sr.get("requester")) or {}
+    if requester.get("resourceType") == "PractitionerRole":
+        return to_ref(requester.get("organization"), "Organization")
+    if requester.get("resourceType") == "Organization" or reference_type(sr.get("requester"), index) == "Organization":
+        return to_ref(sr.get("requester"), "Organization")
+    return None
+
+
+def _discharge(sr: dict[str, Any], index: ResourceIndex, issues: list[OutcomeIssue]) -> HospitalDischarge | None:
+    candidates = [sr.get("encounter"), *list(sr.get("supportingInfo") or [])]
+    for reference in candidates:
+        encounter = index.resolve(reference)
+        if encounter is None or encounter.get("resourceType") != "Encounter":
+            continue
+        period = encounter.get("period") or {}
+        start, end = _datetime(period.get("start")), _datetime(period.get("end"))
+        if start and end and end < start:
+            issues.append(invalid("the discharge encounter ends before it starts", "Encounter.period"))
+        return HospitalDischarge(
+            encounter=to_ref(reference, "Encounter"),
+            from_setting=_setting(encounter),
+            discharge_date=end.date() if end else None,
+        )
+    return None
+
+
+def _setting(encounter: dict[str, Any]) -> FromSetting:
+    """inpatient from the class; PHP and residential from a type code or text (no class exists for them)."""
+    types = encounter.get("type") or []
+    type_codes = {c.get("code") for t in types for c in t.get("coding") or []}
+    text = " ".join(
+        [t.get("text") or "" for t in types] + [c.get("display") or "" for t in types for c in t.get("coding") or []]
+    ).lower()
+    if type_codes & codes.PHP_CODES or any(marker in text for marker in codes.PHP_TEXT):
+        return "php"
+    if any(marker in text for marker in codes.RESIDENTIAL_TEXT):
+        return "residential"
+    if (encounter.get("class") or {}).get("code") in codes.INPATIENT_CLASSES:
+        return "inpatient"
+    if (encounter.get("class") or {}).get("code") == "EMER":
+        return "emergency"
+    return "other"
+
+
+def _check_dates(
+    authored: datetime | None,
+    discharge: HospitalDischarge | None,
+    received_at: datetime | None,
+    issues: list[OutcomeIssue],
+) -> None:
+    if authored and received_at and authored - received_at > MAX_FUTURE:
+        issues.append(business_rule("the referral is authored in the future", "ServiceRequest.authoredOn"))
+    if discharge is None or discharge.discharge_date is None:
+        return
+    if authored and discharge.discharge_date - authored.date() > MAX_FUTURE:
+        issues.append(
+            business_rule(
+                "the hospital discharge is dated after the referral by more than a day",
+                "Encounter.period.end",
+            )
+        )
+    if received_at and discharge.discharge_date - received_at.date() > MAX_FUTURE:
+        issues.append(business_rule("the hospital discharge date is in the future", "Encounter.period.end"))
+
+
+def _reasons(sr: dict[str, Any], index: ResourceIndex) -> list[Coding]:
+    found = [c for concept in sr.get("reasonCode") or [] for c in _codings(concept)]
+    for reference in sr.get("reasonReference") or []:
+        condition = index.resolve(reference) or {}
+        found += _codings(condition.get("code"))
+    return found
+
+
+def _codings(concept: dict[str, Any] | None) -> list[Coding]:
+    return [
+        Coding(system=c["system"], code=c["code"], display=c.get("display"))
+        for c in (concept or {}).get("coding") or []
+        if c.get("system") and c.get("code")
+    ]
+
+
+def _datetime(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text) if "T" in text else datetime.fromisoformat(f"{text}T00:00:00+00:00")
+    except ValueError:
+        return None
+
+
+def _date(text: Any) -> date | None:
+    parsed = _datetime(text)
+    return parsed.date() if parsed else None

@@ -1,0 +1,61 @@
+"""Finding the resources a ServiceRequest references, inside its Bundle or its contained list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from referral_service.domain.referral import Identifier, ResourceRef
+
+
+@dataclass
+class ResourceIndex:
+    """Resources addressable by fullUrl, ``Type/id``, absolute URL tail, or ``#id`` when contained."""
+
+    by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, resource: dict[str, Any], *keys: str | None) -> None:
+        rtype, rid = resource.get("resourceType"), resource.get("id")
+        for key in (*keys, f"{rtype}/{rid}" if rid else None):
+            if key:
+                self.by_key[key] = resource
+
+    def resolve(self, reference: dict[str, Any] | None) -> dict[str, Any] | None:
+        ref = (reference or {}).get("reference")
+        if not isinstance(ref, str):
+            return None
+        if ref in self.by_key:
+            return self.by_key[ref]
+        tail = "/".join(ref.rstrip("/").split("/")[-2:])  # absolute URL -> Type/id
+        return self.by_key.get(tail)
+
+
+def to_ref(reference: dict[str, Any] | None, expected_type: str | None = None) -> ResourceRef | None:
+    """A domain reference from a FHIR Reference: type and id from the URL, base URL when absolute."""
+    if not reference:
+        return None
+    ref = reference.get("reference")
+    identifier = reference.get("identifier") or {}
+    ident = (
+        Identifier(system=identifier["system"], value=identifier["value"])
+        if identifier.get("system") and identifier.get("value")
+        else None
+    )
+    rtype, rid, base = reference.get("type") or expected_type, None, None
+    if isinstance(ref, str) and not ref.startswith(("#", "urn:")):
+        parts = ref.rstrip("/").split("/")
+        if len(parts) >= 2:
+            rtype, rid = parts[-2], parts[-1]
+            base = "/".join(parts[:-2]) or None
+    if rtype is None:
+        return None
+    return ResourceRef(resource_type=rtype, id=rid, base_url=base, identifier=ident, display=reference.get("display"))
+
+
+def reference_type(reference: dict[str, Any] | None, index: ResourceIndex) -> str | None:
+    """The resource type a Reference points at, from the resolved resource, the URL or ``type``."""
+    resolved = index.resolve(reference)
+    if resolved is not None:
+        return str(resolved.get("resourceType"))
+    ref = to_ref(reference)
+    return ref.resource_type if ref else None

@@ -1,0 +1,94 @@
+"""The closed-loop referral Task (FHIR core Task + BSeR business statuses) and its state machine."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fhir_mappings import codes
+from fhir_mappings.common import business_identifier, concept, reference, validated
+from referral_service.domain.lifecycle import Phase
+from referral_service.domain.referral import Referral, ResourceRef
+
+TERMINAL = frozenset({"completed", "failed", "rejected", "cancelled"})
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "requested": frozenset({"received", "accepted", "rejected", "cancelled"}),
+    "received": frozenset({"accepted", "rejected", "cancelled"}),
+    "accepted": frozenset({"in-progress", "cancelled"}),
+    # Gravity: either party may cancel while the work is under way.
+    "in-progress": frozenset({"completed", "failed", "on-hold", "cancelled"}),
+    "on-hold": frozenset({"in-progress", "cancelled"}),
+}
+NEEDS_REASON = frozenset({"rejected", "cancelled", "on-hold", "failed"})
+
+# How the referrer sees each phase: (Task.status, Task.businessStatus).
+PHASE_STATUS: dict[Phase, tuple[str, str]] = {
+    Phase.RECEIVED: ("received", "created"),
+    Phase.SCREENING: ("received", "created"),
+    Phase.WAITLISTED: ("received", "waitlisted"),
+    Phase.ACCEPTED: ("accepted", "accepted"),
+    Phase.DECLINED: ("rejected", "declined"),
+    Phase.INTAKE_SCHEDULED: ("accepted", "event-scheduled"),
+    Phase.IN_TREATMENT: ("in-progress", "in-treatment"),
+    Phase.DISCHARGED: ("completed", "fulfillment-completed"),
+    Phase.AFTERCARE: ("completed", "fulfillment-completed"),
+    Phase.CLOSED: ("completed", "fulfillment-completed"),
+    Phase.CANCELLED: ("cancelled", "cancellation-confirmed"),
+    Phase.TRANSFERRED: ("completed", "transferred"),
+}
+
+
+def can_transition(current: str, target: str) -> bool:
+    """FHIR core Task transitions; servers do not enforce them, so we do."""
+    return current == target or target in TRANSITIONS.get(current, frozenset())
+
+
+def status_for_phase(phase: Phase) -> tuple[str, str]:
+    return PHASE_STATUS[phase]
+
+
+def referral_task(
+    referral: Referral,
+    *,
+    key: str,
+    owner: ResourceRef,
+    status: str,
+    business_status: str,
+    authored_on: datetime,
+    last_modified: datetime,
+    status_reason: str | None = None,
+    outputs: list[ResourceRef] | None = None,
+    task_id: str | None = None,
+) -> dict[str, Any]:
+    """Task(intent=order, code=fulfill) focused on the ServiceRequest, owned by the program."""
+    if status in NEEDS_REASON and not status_reason:
+        raise ValueError(f"a {status} Task needs a statusReason")
+    service_request = reference(referral.service_request)
+    task: dict[str, Any] = {
+        "resourceType": "Task",
+        "identifier": business_identifier(key),
+        "basedOn": [service_request],
+        "status": status,
+        "businessStatus": concept(
+            codes.BUSINESS_STATUS_SYSTEM, business_status, codes.BUSINESS_STATUS.get(business_status)
+        ),
+        "intent": "order",
+        "code": concept(codes.TASK_CODE, "fulfill", "Fulfill the focal request"),
+        "focus": service_request,
+        "for": reference(referral.patient.ref),
+        "authoredOn": authored_on.isoformat(),
+        "lastModified": last_modified.isoformat(),
+        "owner": reference(owner),
+    }
+    if task_id:
+        task["id"] = task_id
+    if referral.requester is not None:
+        task["requester"] = reference(referral.requester)
+    if status_reason:
+        task["statusReason"] = {"text": status_reason}
+    if outputs:
+        task["output"] = [
+            {"type": concept(codes.OUTPUT_TYPE_SYSTEM, ref.resource_type), "valueReference": reference(ref)}
+            for ref in outputs
+        ]
+    return validated(task)

@@ -1,0 +1,61 @@
+"""Sessions and attendance: weekly hours against the track minimum, and the absence rule."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, time
+from typing import Literal
+
+from pydantic import Field
+
+from referral_service.domain.program import SessionKind
+from referral_service.domain.referral import Frozen
+
+
+class SessionRecord(Frozen):
+    session_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    date: date
+    start_time: time = time(9, 0)
+    kind: SessionKind
+    minutes: int = Field(gt=0, le=600)
+    attended: bool
+    modality: Literal["in_person", "telehealth"] = "in_person"
+    staff_id: str | None = None
+
+
+def iso_week(day: date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def weekly_hours(sessions: Iterable[SessionRecord]) -> dict[str, float]:
+    """Attended hours per ISO week, in week order."""
+    hours: dict[str, float] = defaultdict(float)
+    for session in sessions:
+        if session.attended:
+            hours[iso_week(session.date)] += session.minutes / 60
+    return dict(sorted(hours.items()))
+
+
+def weeks_meeting_minimum(sessions: Iterable[SessionRecord], minimum_hours: float) -> tuple[int, int]:
+    """(weeks at or above the minimum, weeks with any attendance)."""
+    hours = weekly_hours(sessions)
+    return sum(1 for h in hours.values() if h >= minimum_hours), len(hours)
+
+
+def consecutive_absences(sessions: Iterable[SessionRecord]) -> int:
+    """Missed sessions since the last attended one, in session order."""
+    count = 0
+    for session in sorted(sessions, key=lambda s: (s.date, s.start_time)):
+        count = 0 if session.attended else count + 1
+    return count
+
+
+def is_at_risk(sessions: Iterable[SessionRecord], threshold: int) -> bool:
+    return consecutive_absences(sessions) >= threshold
+
+
+def first_attended(sessions: Iterable[SessionRecord]) -> date | None:
+    days = [s.date for s in sessions if s.attended]
+    return min(days) if days else None

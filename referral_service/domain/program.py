@@ -1,0 +1,94 @@
+"""Program definitions (tracks, schedule, roster, deadlines): data loaded from a file, not code."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from referral_service.domain.referral import Frozen, ResourceRef
+
+
+class SessionKind(StrEnum):
+    GROUP = "group"
+    INDIVIDUAL = "individual"
+    FAMILY = "family"
+    PSYCHOEDUCATION = "psychoeducation"
+    MEDICATION_MANAGEMENT = "medication_management"
+
+
+class StaffRole(StrEnum):
+    PRESCRIBER = "prescriber"
+    PRIMARY_THERAPIST = "primary_therapist"
+    CASE_MANAGER = "case_manager"
+    NURSE = "nurse"
+    PEER_SPECIALIST = "peer_specialist"
+
+
+class LevelOfCare(Frozen):
+    """A level in a named framework; the edition matters because ASAM's 4th edition renamed levels."""
+
+    framework: Literal["ASAM", "LOCUS"] = "ASAM"
+    edition: str = "3"
+    level: str = "2.1"
+
+
+class Track(Frozen):
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    name: str
+    population: Literal["adult", "adolescent"] = "adult"
+    level_of_care: LevelOfCare = LevelOfCare()
+    min_weekly_hours: float = Field(gt=0, le=40)
+    days: list[int] = Field(min_length=1)  # ISO weekdays, 1 = Monday
+    start_hour: int = Field(ge=0, le=23)
+    hours_per_day: float = Field(gt=0, le=8)
+    length_weeks: int = Field(ge=1, le=52)
+    session_kinds: list[SessionKind] = Field(min_length=1)
+    has_peer_specialist: bool = False
+
+    @model_validator(mode="after")
+    def _schedule_meets_minimum(self) -> Track:
+        if len(self.days) * self.hours_per_day < self.min_weekly_hours:
+            raise ValueError(f"track {self.id}: its schedule offers fewer hours than its weekly minimum")
+        return self
+
+
+class StaffMember(Frozen):
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    name: str
+    role: StaffRole
+    nucc_code: str  # NUCC provider taxonomy, shown as the CareTeam role
+    tracks: list[str]
+    caseload_limit: int = Field(ge=1)
+
+
+class Deadlines(Frozen):
+    response_hours: int = Field(default=24, ge=1)
+    first_session_days: int = Field(default=7, ge=1)
+    follow_up_days: list[int] = Field(default_factory=lambda: [7, 30])
+    absence_threshold: int = Field(default=2, ge=1)
+
+
+class Program(Frozen):
+    id: str
+    name: str
+    organization: ResourceRef
+    tracks: list[Track] = Field(min_length=1)
+    roster: list[StaffMember]
+    deadlines: Deadlines = Deadlines()
+
+    @model_validator(mode="after")
+    def _roster_tracks_exist(self) -> Program:
+        known = {track.id for track in self.tracks}
+        for member in self.roster:
+            unknown = set(member.tracks) - known
+            if unknown:
+                raise ValueError(f"staff {member.id} works on unknown tracks {sorted(unknown)}")
+        return self
+
+    def track(self, track_id: str) -> Track:
+        for track in self.tracks:
+            if track.id == track_id:
+                return track
+        raise KeyError(f"unknown track {track_id!r}")

@@ -1,0 +1,88 @@
+"""A referral as the program sees it, independent of how FHIR spelled it."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FromSetting = Literal["inpatient", "php", "residential", "emergency", "other"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Identifier(Frozen):
+    system: str
+    value: str
+
+
+class Coding(Frozen):
+    system: str
+    code: str
+    display: str | None = None
+
+
+class ResourceRef(Frozen):
+    """A reference to a resource in the referring EHR: by id (and base URL), or only by identifier."""
+
+    resource_type: str
+    id: str | None = None
+    base_url: str | None = None
+    identifier: Identifier | None = None
+    display: str | None = None
+
+
+class PatientDetails(Frozen):
+    ref: ResourceRef
+    identifiers: list[Identifier] = Field(default_factory=list)
+    family: str | None = None
+    given: list[str] = Field(default_factory=list)
+    birth_date: date | None = None
+    gender: str | None = None
+
+
+class HospitalDischarge(Frozen):
+    """Where the patient steps down from, and when they left: the start of the follow-up clock."""
+
+    encounter: ResourceRef | None = None
+    from_setting: FromSetting
+    discharge_date: date | None = None
+
+
+class Referral(Frozen):
+    source_id: str
+    service_request: ResourceRef
+    placer_identifier: Identifier
+    status: str
+    intent: str
+    priority: str | None = None
+    authored_on: datetime | None = None
+    patient: PatientDetails
+    requester: ResourceRef | None = None
+    requester_organization: ResourceRef | None = None
+    performer: ResourceRef | None = None
+    codes: list[Coding] = Field(default_factory=list)
+    reasons: list[Coding] = Field(default_factory=list)
+    discharge: HospitalDischarge | None = None
+    coverage: list[ResourceRef] = Field(default_factory=list)
+    note: str | None = None
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_KEY = 120
+
+
+def referral_key(source_id: str, placer_identifier: Identifier) -> str:
+    """The workflow id: stable for the same referral from the same source, safe characters only.
+
+    Made from the source id and the ServiceRequest's placer identifier (an order number, not PHI); a hash
+    of the exact system and value keeps two identifiers that sanitise alike apart.
+    """
+    digest = hashlib.sha256(f"{source_id}|{placer_identifier.system}|{placer_identifier.value}".encode())
+    readable = _UNSAFE.sub("-", placer_identifier.value).strip("-")[: _MAX_KEY - len(source_id) - 12]
+    return f"{source_id}.{readable}.{digest.hexdigest()[:10]}"
