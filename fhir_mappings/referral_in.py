@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from fhir_mappings import codes
 from fhir_mappings.outcomes import OutcomeIssue, UnusableReferral, business_rule, invalid, required, value
-from fhir_mappings.resolve import ResourceIndex, reference_type, to_ref
+from fhir_mappings.resolve import ResourceIndex, reference_type, resolved_ref, to_ref
 from referral_service.domain.referral import (
     Coding,
     FromSetting,
@@ -149,7 +149,7 @@ def _build(
         priority=sr.get("priority"),
         authored_on=authored,
         patient=patient,
-        requester=to_ref(sr.get("requester")),
+        requester=resolved_ref(sr.get("requester"), index),
         requester_organization=_requester_organization(sr, index),
         performer=to_ref((sr.get("performer") or [None])[0]),
         codes=_codings(sr.get("code")),
@@ -184,7 +184,7 @@ def _patient(sr: dict[str, Any], index: ResourceIndex, issues: list[OutcomeIssue
         issues.append(invalid("the subject must be a Patient", "ServiceRequest.subject"))
         return None
     resolved = index.resolve(subject) or {}
-    ref = to_ref(subject, "Patient")
+    ref = resolved_ref(subject, index, "Patient")
     if ref is None or (ref.id is None and ref.identifier is None and not resolved):
         issues.append(invalid("the subject reference cannot be resolved", "ServiceRequest.subject"))
         return None
@@ -194,8 +194,6 @@ def _patient(sr: dict[str, Any], index: ResourceIndex, issues: list[OutcomeIssue
         for i in resolved.get("identifier") or []
         if i.get("system") and i.get("value")
     ]
-    if ref.id is None and ref.identifier is None and identifiers:
-        ref = ref.model_copy(update={"identifier": identifiers[0]})
     return PatientDetails(
         ref=ref,
         identifiers=identifiers,
@@ -246,7 +244,7 @@ def _discharge(sr: dict[str, Any], index: ResourceIndex, issues: list[OutcomeIss
         if start and end and end < start:
             issues.append(invalid("the discharge encounter ends before it starts", "Encounter.period"))
         return HospitalDischarge(
-            encounter=to_ref(reference, "Encounter"),
+            encounter=resolved_ref(reference, index, "Encounter"),
             from_setting=_setting(encounter),
             discharge_date=end.date() if end else None,
         )

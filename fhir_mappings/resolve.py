@@ -59,3 +59,19 @@ def reference_type(reference: dict[str, Any] | None, index: ResourceIndex) -> st
         return str(resolved.get("resourceType"))
     ref = to_ref(reference)
     return ref.resource_type if ref else None
+
+
+def resolved_ref(
+    reference: dict[str, Any] | None, index: ResourceIndex, expected_type: str | None = None
+) -> ResourceRef | None:
+    """Like ``to_ref``, but a ``urn:``/``#`` reference takes its type and identifier from the resource."""
+    resolved = index.resolve(reference)
+    ref = to_ref(reference, expected_type or (resolved or {}).get("resourceType"))
+    if ref is None or ref.id is not None or ref.identifier is not None or resolved is None:
+        return ref
+    identifiers = [i for i in resolved.get("identifier") or [] if i.get("system") and i.get("value")]
+    if not identifiers:
+        return ref
+    return ref.model_copy(
+        update={"identifier": Identifier(system=identifiers[0]["system"], value=identifiers[0]["value"])}
+    )

@@ -44,10 +44,15 @@ async def build_worker(client: Client, settings: Settings, clients: Mapping[str,
     missing = await missing_search_attributes(client)
     if missing:
         raise SearchAttributesMissingError(f"register these search attributes first: {', '.join(missing)}")
+    return create_worker(client, settings.task_queue, clients)
+
+
+def create_worker(client: Client, task_queue: str, clients: Mapping[str, FhirClient]) -> Worker:
+    """The worker itself, without the start-up check (the time-skipping server cannot list attributes)."""
     activities = WritebackActivities(clients)
     return Worker(
         client,
-        task_queue=settings.task_queue,
+        task_queue=task_queue,
         workflows=[ReferralWorkflow],
         activities=activities.all(),
         workflow_runner=SandboxedWorkflowRunner(

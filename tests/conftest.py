@@ -19,9 +19,15 @@ from referral_service.codec import KeyRing, data_converter
 from referral_service.devstack import hapi_server
 from referral_service.devstack.process import free_port
 from referral_service.devstack.temporal_server import binary
+from referral_service.domain.program import Program
+from referral_service.ehr.client import FhirClient
+from referral_service.ehr.source import SourceConfig
+from referral_service.programs import load_program
+from referral_service.temporal_client import register_search_attributes
 from workflows import search_attributes
 
 SERVER_FIXTURES = frozenset({"hapi_base_url", "temporal_env", "time_skipping_env"})
+HAPI_SOURCE_ID = "hapi-test"
 _exit_status: list[int] = []
 
 
@@ -85,5 +91,19 @@ async def time_skipping_env(key_ring: KeyRing) -> AsyncIterator[WorkflowEnvironm
         test_server_existing_path=binary("temporal-test-server"),
         data_converter=data_converter(key_ring),
     )
+    await register_search_attributes(env.client)
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def hapi_client(hapi_base_url: str) -> AsyncIterator[FhirClient]:
+    """The EHR client pointed at the HAPI test server, as the worker uses it."""
+    client = FhirClient(SourceConfig(id=HAPI_SOURCE_ID, base_url=hapi_base_url))
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def program() -> Program:
+    return load_program()

@@ -47,6 +47,7 @@ EHR_WRITE_TIMEOUT = timedelta(seconds=60)
 EHR_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=10)
 )
+DECIDABLE = frozenset({Phase.RECEIVED, Phase.SCREENING, Phase.WAITLISTED})
 ENDED = frozenset({Phase.CLOSED, Phase.DECLINED, Phase.CANCELLED, Phase.TRANSFERRED})
 
 
@@ -89,16 +90,19 @@ class ReferralWorkflow:
         """Wait for accept / decline / waitlist; flag the referral when the response deadline passes."""
         response_due = self._s.received_at + timedelta(hours=self._s.program.deadlines.response_hours)
         self._set_deadline(response_due)
+        response_overdue = "response" in self._s.overdue
         while self._s.phase in (Phase.SCREENING, Phase.WAITLISTED):
+            watch = self._s.phase == Phase.SCREENING and not response_overdue
             decided = await self._wait(
                 lambda: self._decision is not None or self._cancel is not None,
-                until=response_due if self._s.phase == Phase.SCREENING else None,
+                until=response_due if watch else None,
             )
             if self._cancel is not None:
                 await self._cancelled()
                 return
             if not decided:
                 self._flag_overdue("response")
+                response_overdue = True
                 continue
             decision, self._decision = self._decision, None
             assert decision is not None
@@ -216,12 +220,14 @@ class ReferralWorkflow:
     async def decide(self, decision: ScreeningDecisionInput) -> ReferralState:
         """Accept, decline or waitlist; returns the state once the decision has been applied."""
         self._decision = decision
-        await workflow.wait_condition(lambda: self._decision is None)
+        # Return once applied: an accepted referral has its team and plan written and intake scheduled.
+        await workflow.wait_condition(lambda: self._decision is None and self._s.phase != Phase.ACCEPTED)
         return self._s
 
     @decide.validator
     def _validate_decide(self, decision: ScreeningDecisionInput) -> None:
-        if self._s.phase not in (Phase.SCREENING, Phase.WAITLISTED) or self._decision is not None:
+        # A decision may arrive while the receipt is still being written; screening picks it up next.
+        if self._s.phase not in DECIDABLE or self._decision is not None:
             raise ApplicationError(f"no screening decision is possible in phase {self._s.phase}")
         if decision.decision == "decline" and decision.decline_reason is None:
             raise ApplicationError("a decline needs a coded reason (decline_reason)")
