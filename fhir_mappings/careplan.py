@@ -29,7 +29,8 @@ def _plan(
     plan: dict[str, Any] = {
         "resourceType": "CarePlan",
         "identifier": business_identifier(key),
-        "basedOn": [reference(referral.service_request)],
+        # R4 CarePlan.basedOn may only point at a CarePlan; the referral is information the plan rests on.
+        "supportingInfo": [reference(referral.service_request)],
         "status": status,
         "intent": "plan",
         "category": [concept(codes.US_CORE_CAREPLAN_CATEGORY, "assess-plan", "Assessment and Plan of Treatment")],

@@ -48,7 +48,8 @@ def referral_from_fhir(
     service_request, index = _locate(payload, issues)
     if service_request is None:
         raise UnusableReferral(issues)
-    issues += _schema_issues(service_request, "ServiceRequest")
+    if service_request is payload:  # a Bundle's entries were schema-checked in _locate already
+        issues += _schema_issues(service_request, "ServiceRequest")
     referral_or_none = _build(service_request, index, source_id, program_org, received_at, issues)
     if issues or referral_or_none is None:
         raise UnusableReferral(issues)
@@ -134,7 +135,7 @@ def _build(
         issues.append(business_rule("a referral's intent must be an order or a plan", "ServiceRequest.intent"))
     patient = _patient(sr, index, issues)
     _check_performer(sr, index, program_org, issues)
-    authored = _datetime(sr.get("authoredOn"))
+    authored = _checked_datetime(sr.get("authoredOn"), "ServiceRequest.authoredOn", issues)
     discharge = _discharge(sr, index, issues)
     _check_dates(authored, discharge, received_at, issues)
     if issues or placer is None or patient is None:
@@ -240,7 +241,8 @@ def _discharge(sr: dict[str, Any], index: ResourceIndex, issues: list[OutcomeIss
         if encounter is None or encounter.get("resourceType") != "Encounter":
             continue
         period = encounter.get("period") or {}
-        start, end = _datetime(period.get("start")), _datetime(period.get("end"))
+        start = _checked_datetime(period.get("start"), "Encounter.period.start", issues)
+        end = _checked_datetime(period.get("end"), "Encounter.period.end", issues)
         if start and end and end < start:
             issues.append(invalid("the discharge encounter ends before it starts", "Encounter.period"))
         return HospitalDischarge(
@@ -304,6 +306,13 @@ def _codings(concept: dict[str, Any] | None) -> list[Coding]:
         for c in (concept or {}).get("coding") or []
         if c.get("system") and c.get("code")
     ]
+
+
+def _checked_datetime(text: Any, expression: str, issues: list[OutcomeIssue]) -> datetime | None:
+    """FHIR JSON dates are strings; pydantic would read a number as a Unix timestamp, so refuse it here."""
+    if text is not None and not isinstance(text, str):
+        issues.append(invalid("a FHIR dateTime is a string", expression))
+    return _datetime(text)
 
 
 def _datetime(text: Any) -> datetime | None:
