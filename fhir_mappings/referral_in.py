@@ -50,6 +50,8 @@ def referral_from_fhir(
         raise UnusableReferral(issues)
     if service_request is payload:  # a Bundle's entries were schema-checked in _locate already
         issues += _schema_issues(service_request, "ServiceRequest")
+    if issues:  # the rules below read elements as FHIR types, so structure must be right first
+        raise UnusableReferral(issues)
     referral_or_none = _build(service_request, index, source_id, program_org, received_at, issues)
     if issues or referral_or_none is None:
         raise UnusableReferral(issues)

@@ -114,13 +114,13 @@ def test_unusable_referral_names_the_element(
 
 def test_every_problem_is_reported_at_once(program: Program) -> None:
     """A hospital fixing a referral sees all its problems in one answer, not one per attempt."""
-    payload = submission(ADA)
-    _service_request(payload).pop("subject")
+    payload = submission(CORA)
     _service_request(payload).update(intent="proposal")
+    _service_request(payload)["performer"][0]["identifier"].update(value="1234567893")
     with pytest.raises(UnusableReferral) as rejected:
         referral_from_fhir(payload, source_id="lakeside", program_org=program.organization)
     named = {e for issue in rejected.value.issues for e in issue.expression}
-    assert {"ServiceRequest.subject", "ServiceRequest.intent"} <= named
+    assert {"ServiceRequest.intent", "ServiceRequest.performer"} <= named
 
 
 def test_rejection_message_carries_no_patient_data(program: Program) -> None:

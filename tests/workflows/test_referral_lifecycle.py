@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from fhir_mappings.referral_in import referral_from_fhir
+from referral_service.codec import EncryptionCodec
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.discharge import DeclineReason, Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase
@@ -186,3 +187,35 @@ async def test_cancellation_mid_program_revokes_the_plan_and_cancels_the_task(
     [team] = await _written(hapi_client, "CareTeam", f"{handle.id}/careteam")
     assert (plan["status"], task["status"], team["status"]) == ("revoked", "cancelled", "inactive")
     assert "peer_specialist" in final.team.members  # the SUD track has a peer specialist
+
+
+async def test_history_and_search_attributes_hold_no_patient_data(
+    time_skipping_env, hapi_client, program, key_ring, task_queue
+):
+    """The raw Temporal history of a referral in treatment, search-attribute upserts included, holds no
+    patient data in the clear; decrypting its input shows the patient really is in there."""
+    handle = await _start(time_skipping_env, hapi_client, program, task_queue)
+    await handle.execute_update(ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh"))
+    await handle.execute_update(ReferralWorkflow.record_session, _session(1))
+    state = await handle.query(ReferralWorkflow.snapshot)
+    patient = state.referral.patient
+    phi = [patient.family, *patient.given, str(patient.birth_date), *(i.value for i in patient.identifiers)]
+
+    history = await handle.fetch_history()
+    raw = b"".join(event.SerializeToString() for event in history.events)
+    assert [value for value in phi if value.encode() in raw] == []
+    [started] = [e for e in history.events if e.HasField("workflow_execution_started_event_attributes")]
+    [sealed] = started.workflow_execution_started_event_attributes.input.payloads
+    [opened] = await EncryptionCodec(key_ring).decode([sealed])
+    assert patient.family.encode() in opened.data
+
+    # Search-attribute upserts are history events too, so the scan above covered them; check it did.
+    upserted = {
+        name
+        for e in history.events
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+        for name in e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+    }
+    assert upserted >= {"ReferralPhase", "ReferralSource", "ReferralTrack"}
+    await handle.signal(ReferralWorkflow.cancel, CancelInput())
+    await handle.result()
