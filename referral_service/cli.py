@@ -8,19 +8,39 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from referral_service import logging as service_logging
-from referral_service.config import Settings, load_settings
+from referral_service import cli_commands
+from referral_service.cli_http import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, ApiClient, CliError, api_url
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from referral_service.config import Settings
+
+EXIT_FAILURE = EXIT_REFUSED
+SERVER_COMMANDS = frozenset({"dev", "worker", "api"})
+EPILOG = f"""\
+client commands (submit, list, show, attend, discharge) talk to a running API over HTTP:
+  --api-url, else $IOP_API_URL, else http://API_HOST:API_PORT from the settings.
+  --api-url, --timeout and --json go before or after the command.
+  They never print a patient's name, birth date or identifiers.
+
+exit codes:
+  {EXIT_OK}  ok
+  {EXIT_REFUSED}  the server refused the request (4xx), or there is no such referral
+  {EXIT_USAGE}  usage error, unusable file or settings
+  {EXIT_UNREACHABLE}  the API is unreachable or unavailable (connection failed, timed out, 5xx)
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="referral-service",
         description="IOP referral and care-coordination service (FHIR R4 + Temporal).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, help="TOML settings file (default: $IOP_CONFIG, else built-in)")
+    cli_commands.add_client_options(parser, json_help="client commands: print the result as JSON")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     dev = commands.add_parser(
@@ -34,19 +54,24 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("worker", help="run a Temporal worker against the configured Temporal server")
     commands.add_parser("api", help="serve the FHIR intake endpoint and the case-manager API")
+    cli_commands.add_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point. Leaves with ``os._exit`` so the Temporal runtime cannot turn an exit code into an abort."""
     args = _parser().parse_args(argv)
-    code = _run(args)
+    code = _run(args) if args.command in SERVER_COMMANDS else _run_client(args)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Imported here: settings pull in the Temporal SDK, which client commands do not need to start fast.
+    from referral_service import logging as service_logging
+    from referral_service.config import load_settings
+
     overrides = {"state_dir": args.state_dir} if getattr(args, "state_dir", None) else {}
     try:
         settings = load_settings(args.config, **overrides)
@@ -71,3 +96,31 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         case "api":
             return await runners.run_api_only(settings)
     return EXIT_USAGE
+
+
+def _run_client(args: argparse.Namespace) -> int:
+    """A client command against the API; its ``CliError`` is printed (to stderr) with the exit code it names."""
+    try:
+        url = api_url(getattr(args, "api_url", None), lambda: _api_address(args.config))
+        timeout = getattr(args, "timeout", cli_commands.DEFAULT_TIMEOUT_S)
+        if timeout <= 0:
+            raise CliError("--timeout must be positive", EXIT_USAGE)
+        with ApiClient(url, timeout) as client:
+            return cli_commands.run(args, client)
+    except CliError as error:
+        print(f"referral-service {args.command}: {error}", file=sys.stderr)
+        for line in error.details:
+            print(f"  {line}", file=sys.stderr)
+        return error.code
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+
+
+def _api_address(config: Path | None) -> tuple[str, int]:
+    from referral_service.config import load_settings
+
+    try:
+        settings = load_settings(config)
+    except (ValueError, OSError) as error:
+        raise CliError(f"invalid settings: {error}", EXIT_USAGE) from None
+    return settings.api_host, settings.api_port

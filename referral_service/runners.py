@@ -12,7 +12,7 @@ from temporalio.client import Client
 
 from referral_service.api.app import create_app
 from referral_service.config import Settings
-from referral_service.devstack.stack import DevPorts, servers, stop_on_signals
+from referral_service.devstack.stack import DevPorts, servers, stop_on_signals, unless_stopped
 from referral_service.logging import get_logger
 from referral_service.temporal_client import connect
 from referral_service.worker import build_worker, ehr_clients
@@ -29,19 +29,33 @@ class _ApiServer(uvicorn.Server):
 
 
 async def run_worker_only(settings: Settings) -> int:
-    await _serve(settings, await connect(settings), worker=True, api=False)
+    stop = stop_on_signals()
+    client = await unless_stopped(stop, connect(settings))
+    if client is not None:
+        await _serve(settings, client, stop, worker=True, api=False)
     return 0
 
 
 async def run_api_only(settings: Settings) -> int:
-    await _serve(settings, await connect(settings), worker=False, api=True)
+    stop = stop_on_signals()
+    client = await unless_stopped(stop, connect(settings))
+    if client is not None:
+        await _serve(settings, client, stop, worker=False, api=True)
     return 0
 
 
 async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
-    """Temporal dev server + UI, HAPI, a worker and the API; everything stops on Ctrl-C or SIGTERM."""
+    """Temporal dev server + UI, HAPI, a worker and the API; everything stops on Ctrl-C or SIGTERM.
+
+    The signal handlers go in before the first server starts: a signal during start-up (HAPI takes a minute)
+    cancels it, and the servers already launched are stopped, not orphaned.
+    """
+    stop = stop_on_signals()
     ports = DevPorts(args.temporal_port, args.ui_port, args.hapi_port, args.api_port)
-    async with servers(settings, ports) as stack:
+    async with contextlib.AsyncExitStack() as running:
+        stack = await unless_stopped(stop, running.enter_async_context(servers(settings, ports)))
+        if stack is None:
+            return 0
         dev_settings = stack.settings
         print(
             "\nIOP referral service, embedded stack:\n"
@@ -53,13 +67,14 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
             "Ctrl-C stops everything.\n",
             flush=True,
         )
-        await _serve(dev_settings, await connect(dev_settings), worker=True, api=True)
+        client = await unless_stopped(stop, connect(dev_settings))
+        if client is not None:
+            await _serve(dev_settings, client, stop, worker=True, api=True)
     return 0
 
 
-async def _serve(settings: Settings, client: Client, *, worker: bool, api: bool) -> None:
-    """Run the worker and/or the API until SIGINT/SIGTERM, then shut both down gracefully."""
-    stop = stop_on_signals()
+async def _serve(settings: Settings, client: Client, stop: asyncio.Event, *, worker: bool, api: bool) -> None:
+    """Run the worker and/or the API until ``stop`` is set (SIGINT/SIGTERM), then shut both down gracefully."""
     clients = ehr_clients(settings)
     async with contextlib.AsyncExitStack() as cleanup:
         for fhir_client in clients.values():

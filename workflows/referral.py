@@ -64,6 +64,7 @@ class ReferralWorkflow:
             key=start.key, referral=start.referral, program=start.program, received_at=start.received_at
         )
         self._decision: ScreeningDecisionInput | None = None
+        self._applying = False  # a decision taken from ``_decision`` whose effects are still being written
         self._cancel: CancelInput | None = None
 
     # ---- the lifecycle -------------------------------------------------------------------------------
@@ -77,8 +78,6 @@ class ReferralWorkflow:
         phase = self._s.phase
         if phase in (Phase.SCREENING, Phase.WAITLISTED):
             await self._screen()
-        if self._s.phase == Phase.ACCEPTED:
-            await self._start_treatment()
         if self._s.phase in (Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT):
             await self._treat()
         if self._s.phase == Phase.DISCHARGED:
@@ -106,7 +105,11 @@ class ReferralWorkflow:
                 continue
             decision, self._decision = self._decision, None
             assert decision is not None
+            self._applying = True
             await self._apply_decision(decision)
+            if decision.decision == "accept":
+                await self._start_treatment()
+            self._applying = False
 
     async def _apply_decision(self, decision: ScreeningDecisionInput) -> None:
         if decision.decision == "waitlist":
@@ -220,8 +223,8 @@ class ReferralWorkflow:
     async def decide(self, decision: ScreeningDecisionInput) -> ReferralState:
         """Accept, decline or waitlist; returns the state once the decision has been applied."""
         self._decision = decision
-        # Return once applied: an accepted referral has its team and plan written and intake scheduled.
-        await workflow.wait_condition(lambda: self._decision is None and self._s.phase != Phase.ACCEPTED)
+        # Return once applied and the referrer told: an accepted referral has its team and plan written.
+        await workflow.wait_condition(lambda: self._decision is None and not self._applying)
         return self._s
 
     @decide.validator
@@ -289,11 +292,16 @@ class ReferralWorkflow:
 
     @discharge.validator
     def _validate_discharge(self, update: DischargeInput) -> None:
+        # Checked first: once applied, the phase check below would only say "cannot go from aftercare to ...".
+        if self._s.discharge is not None:
+            done = self._s.discharge
+            raise ApplicationError(
+                f"this referral was already discharged ({done.reason}, {done.date.isoformat()});"
+                f" it is in phase {self._s.phase}"
+            )
         self._require_transition(
             Phase.TRANSFERRED if update.discharge.reason == DischargeReason.TRANSFERRED else Phase.DISCHARGED
         )
-        if self._s.discharge is not None:
-            raise ApplicationError("this referral is already being discharged")
 
     @workflow.update
     async def record_follow_up(self, update: FollowUpInput) -> ReferralState:

@@ -33,13 +33,22 @@ def metadata_ready(base_url: str) -> bool:
     return response.status_code == 200 and response.json().get("resourceType") == "CapabilityStatement"
 
 
-def start(*, jar: Path, port: int, log_path: Path, db_path: Path | None = None) -> tuple[ManagedProcess, str]:
-    """Start HAPI on ``port`` (in-memory H2, or a file database at ``db_path``); return it and its base URL."""
+def base_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/fhir"
+
+
+def spawn(*, jar: Path, port: int, log_path: Path, db_path: Path | None = None) -> ManagedProcess:
+    """Launch HAPI on ``port`` (in-memory H2, or a file database at ``db_path``); no waiting."""
     java = shutil.which("java") or "java"
     argv = [java, "-Xmx1g", "-XX:+UseSerialGC", "-jar", str(jar), f"--server.port={port}"]
     if db_path is not None:
         argv.append(f"--hapi.db.path={db_path}")
-    server = ManagedProcess.start("HAPI FHIR test server", argv, log_path)
-    base_url = f"http://127.0.0.1:{port}/fhir"
-    server.wait_ready(lambda: metadata_ready(base_url), STARTUP_TIMEOUT_S)
-    return server, base_url
+    return ManagedProcess.start("HAPI FHIR test server", argv, log_path)
+
+
+def start(*, jar: Path, port: int, log_path: Path, db_path: Path | None = None) -> tuple[ManagedProcess, str]:
+    """``spawn``, then wait for its CapabilityStatement; return the server and its base URL."""
+    server = spawn(jar=jar, port=port, log_path=log_path, db_path=db_path)
+    url = base_url(port)
+    server.wait_ready(lambda: metadata_ready(url), STARTUP_TIMEOUT_S)
+    return server, url

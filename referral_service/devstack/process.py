@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -55,13 +56,30 @@ class ManagedProcess:
         """Poll ``probe`` until it is true; fail fast if the process dies first."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if not self.running:
-                raise ServerStartError(f"{self.name} exited with code {self.process.returncode}; see {self.log_path}")
+            self._check_alive()
             if probe():
                 return
             time.sleep(0.5)
         self.stop()
-        raise ServerStartError(f"{self.name} was not ready after {timeout_s:.0f}s; see {self.log_path}")
+        raise self._not_ready(timeout_s)
+
+    async def until_ready(self, probe: Callable[[], bool], timeout_s: float) -> None:
+        """``wait_ready`` that leaves the event loop free, so a signal can cancel it; the caller then stops us."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self._check_alive()
+            if await asyncio.to_thread(probe):
+                return
+            await asyncio.sleep(0.5)
+        await asyncio.to_thread(self.stop)
+        raise self._not_ready(timeout_s)
+
+    def _check_alive(self) -> None:
+        if not self.running:
+            raise ServerStartError(f"{self.name} exited with code {self.process.returncode}; see {self.log_path}")
+
+    def _not_ready(self, timeout_s: float) -> ServerStartError:
+        return ServerStartError(f"{self.name} was not ready after {timeout_s:.0f}s; see {self.log_path}")
 
     def stop(self, grace_s: float = 20.0) -> None:
         """SIGTERM the whole process group, then SIGKILL whatever is left after ``grace_s``."""

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from referral_service.config import Settings, SourceSettings
 from referral_service.devstack import hapi_server, temporal_server
 from referral_service.devstack.process import ManagedProcess
 
 LOCAL_SOURCE_ID = "hapi-local"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -33,29 +36,31 @@ class DevStack:
 
 @contextlib.asynccontextmanager
 async def servers(settings: Settings, ports: DevPorts) -> AsyncIterator[DevStack]:
-    """Start Temporal and HAPI with state under ``settings.state_dir``; stop both on exit, whatever happens."""
+    """Start Temporal and HAPI with state under ``settings.state_dir``; stop both on exit, whatever happens.
+
+    Each server is recorded as soon as it is launched and waited for without blocking the event loop, so
+    cancelling start-up (a signal while HAPI's JVM boots) stops it too rather than waiting for it or losing it.
+    """
     state = settings.state_dir.resolve()
     logs = state / "logs"
     started: list[ManagedProcess] = []
     try:
-        started.append(
-            await asyncio.to_thread(
-                temporal_server.start,
-                port=ports.temporal,
-                ui_port=ports.temporal_ui,
-                db_file=state / "temporal.sqlite",
-                log_path=logs / "temporal.log",
-            )
+        temporal = temporal_server.spawn(
+            port=ports.temporal,
+            ui_port=ports.temporal_ui,
+            db_file=state / "temporal.sqlite",
+            log_path=logs / "temporal.log",
         )
+        started.append(temporal)
         jar = await asyncio.to_thread(hapi_server.build_jar)
-        hapi, base_url = await asyncio.to_thread(
-            hapi_server.start,
-            jar=jar,
-            port=ports.hapi,
-            log_path=logs / "hapi.log",
-            db_path=state / "hapi-db",
-        )
+        hapi = hapi_server.spawn(jar=jar, port=ports.hapi, log_path=logs / "hapi.log", db_path=state / "hapi-db")
         started.append(hapi)
+        # Both boot at once; HAPI's JVM is by far the slower.
+        await temporal.until_ready(
+            functools.partial(temporal_server.accepts_connections, ports.temporal), temporal_server.STARTUP_TIMEOUT_S
+        )
+        base_url = hapi_server.base_url(ports.hapi)
+        await hapi.until_ready(functools.partial(hapi_server.metadata_ready, base_url), hapi_server.STARTUP_TIMEOUT_S)
         local = SourceSettings(id=LOCAL_SOURCE_ID, base_url=base_url)
         yield DevStack(
             settings=settings.model_copy(
@@ -69,14 +74,36 @@ async def servers(settings: Settings, ports: DevPorts) -> AsyncIterator[DevStack
             hapi_base_url=base_url,
         )
     finally:
-        for server in reversed(started):
-            await asyncio.to_thread(server.stop)
+        # Independent servers by now (the worker and the API are gone): stop them side by side.
+        await asyncio.gather(*(asyncio.to_thread(server.stop) for server in started))
 
 
 def stop_on_signals() -> asyncio.Event:
-    """An event set by SIGINT or SIGTERM, so shutdown runs our ``finally`` blocks instead of dying mid-way."""
+    """An event set by SIGINT or SIGTERM, so shutdown runs our ``finally`` blocks instead of dying mid-way.
+
+    Installed before anything starts, and whatever SIGINT's disposition was (a background job inherits it
+    ignored): from then on either signal always ends in a clean stop, never in orphaned servers.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+async def unless_stopped(stop: asyncio.Event, awaitable: Awaitable[T]) -> T | None:
+    """The result of ``awaitable``; or, if ``stop`` is set first, None once ``awaitable`` is cancelled and done.
+
+    Cancelling it runs its ``finally`` blocks (e.g. ``servers`` stopping what it had started) before we return.
+    """
+    work = asyncio.ensure_future(awaitable)
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([work, stopped], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+    return None if work.cancelled() else work.result()

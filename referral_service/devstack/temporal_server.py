@@ -31,7 +31,8 @@ def search_attribute_args() -> list[str]:
     return args
 
 
-def _accepts_connections(port: int) -> bool:
+def accepts_connections(port: int) -> bool:
+    """Readiness of the dev server: its gRPC port takes connections."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1.0):
             return True
@@ -39,8 +40,8 @@ def _accepts_connections(port: int) -> bool:
         return False
 
 
-def start(*, port: int, ui_port: int | None, db_file: Path, log_path: Path) -> ManagedProcess:
-    """Start the dev server on a persisted SQLite file, with the web UI unless ``ui_port`` is None."""
+def spawn(*, port: int, ui_port: int | None, db_file: Path, log_path: Path) -> ManagedProcess:
+    """Launch the dev server on a persisted SQLite file, with the web UI unless ``ui_port`` is None; no waiting."""
     argv = [
         binary("temporal"),
         "server",
@@ -56,6 +57,11 @@ def start(*, port: int, ui_port: int | None, db_file: Path, log_path: Path) -> M
         *search_attribute_args(),
     ]
     argv += ["--headless"] if ui_port is None else ["--ui-port", str(ui_port)]
-    server = ManagedProcess.start("Temporal dev server", argv, log_path)
-    server.wait_ready(lambda: _accepts_connections(port), STARTUP_TIMEOUT_S)
+    return ManagedProcess.start("Temporal dev server", argv, log_path)
+
+
+def start(*, port: int, ui_port: int | None, db_file: Path, log_path: Path) -> ManagedProcess:
+    """``spawn``, then wait until the server accepts connections."""
+    server = spawn(port=port, ui_port=ui_port, db_file=db_file, log_path=log_path)
+    server.wait_ready(lambda: accepts_connections(port), STARTUP_TIMEOUT_S)
     return server

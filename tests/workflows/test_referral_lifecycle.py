@@ -5,83 +5,21 @@ The worker runs the real workflow and activities; every assertion about the EHR 
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
 import pytest
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.testing import WorkflowEnvironment
+from temporalio.client import WorkflowUpdateFailedError
 
-from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
-from fhir_mappings.referral_in import referral_from_fhir
 from referral_service.codec import EncryptionCodec
-from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.discharge import DeclineReason, Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase
-from referral_service.domain.program import Program, SessionKind
-from referral_service.domain.referral import referral_key
-from referral_service.ehr.client import FhirClient
-from referral_service.worker import create_worker
-from tests.conftest import HAPI_SOURCE_ID
-from tests.referrals import referral_bundle
+from tests.workflows.stories import session, start_referral, wait_for_phase, written
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import (
     CancelInput,
     DischargeInput,
-    RecordSessionInput,
-    ReferralState,
     ScreeningDecisionInput,
-    StartReferralInput,
 )
-
-ReferralHandle = WorkflowHandle[ReferralWorkflow, ReferralState]
-
-
-@pytest.fixture
-async def task_queue(time_skipping_env: WorkflowEnvironment, hapi_client: FhirClient) -> AsyncIterator[str]:
-    """A fresh task queue served by a real worker for this test."""
-    queue = f"referrals-{uuid.uuid4().hex[:8]}"
-    async with create_worker(time_skipping_env.client, queue, {HAPI_SOURCE_ID: hapi_client}):
-        yield queue
-
-
-async def _start(env: WorkflowEnvironment, hapi: FhirClient, program: Program, queue: str) -> ReferralHandle:
-    """Seed the EHR with Ada's referral Bundle and start its workflow, as the intake API does."""
-    bundle = referral_bundle("ada-testpatient-adult-inpatient")
-    await hapi.transaction(bundle)
-    referral = referral_from_fhir(bundle, source_id=HAPI_SOURCE_ID, program_org=program.organization)
-    key = referral_key(referral.source_id, referral.placer_identifier)
-    # The test server's clock runs ahead of the wall clock once an earlier test has skipped time.
-    received_at = await env.get_current_time()
-    start = StartReferralInput(key=key, referral=referral, program=program, received_at=received_at)
-    return await env.client.start_workflow(ReferralWorkflow.run, start, id=key, task_queue=queue)
-
-
-async def _written(hapi: FhirClient, resource_type: str, key: str) -> list[dict]:
-    return await hapi.search(resource_type, {"identifier": f"{RESOURCE_KEY_SYSTEM}|{key}"})
-
-
-def _session(n: int, *, attended: bool = True) -> RecordSessionInput:
-    return RecordSessionInput(
-        session=SessionRecord(
-            session_id=f"s{n}",
-            date=date(2026, 11, 21) + timedelta(days=n),
-            kind=SessionKind.GROUP,
-            minutes=180,
-            attended=attended,
-        )
-    )
-
-
-async def _wait_for_phase(handle: ReferralHandle, phase: Phase) -> ReferralState:
-    for _ in range(100):
-        state = await handle.query(ReferralWorkflow.snapshot)
-        if state.phase == phase:
-            return state
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never reached {phase}; last phase {state.phase}")
 
 
 async def test_full_lifecycle_writes_each_resource_once_and_closes_the_loop(
@@ -89,7 +27,8 @@ async def test_full_lifecycle_writes_each_resource_once_and_closes_the_loop(
 ):
     """Accept, three sessions (one missed), discharge, aftercare: HAPI holds one Task (completed, with
     outputs), one CareTeam, the treatment and aftercare CarePlans, and one Encounter per attended session."""
-    handle = await _start(time_skipping_env, hapi_client, program, task_queue)
+    today = (await time_skipping_env.get_current_time()).date()
+    handle = await start_referral(time_skipping_env, hapi_client, program, task_queue, discharged_on=today)
     key = handle.id
     accepted = await handle.execute_update(
         ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh")
@@ -97,7 +36,7 @@ async def test_full_lifecycle_writes_each_resource_once_and_closes_the_loop(
     assert accepted.phase == Phase.INTAKE_SCHEDULED
     assert set(accepted.team.members) == {"prescriber", "primary_therapist", "case_manager", "nurse"}
     for n, attended in ((1, True), (2, False), (3, True), (4, True)):
-        await handle.execute_update(ReferralWorkflow.record_session, _session(n, attended=attended))
+        await handle.execute_update(ReferralWorkflow.record_session, session(n, attended=attended, after=today))
     in_treatment = await handle.query(ReferralWorkflow.snapshot)
     assert in_treatment.phase == Phase.IN_TREATMENT
     await handle.execute_update(
@@ -112,24 +51,24 @@ async def test_full_lifecycle_writes_each_resource_once_and_closes_the_loop(
 
     assert final.phase == Phase.CLOSED
     assert final.overdue == ["follow-up day 7", "follow-up day 30"]  # nobody recorded them
-    [task] = await _written(hapi_client, "Task", f"{key}/task")
+    [task] = await written(hapi_client, "Task", f"{key}/task")
     assert (task["status"], task["businessStatus"]["coding"][0]["code"]) == ("completed", "fulfillment-completed")
     assert task["focus"]["type"] == "ServiceRequest"
     outputs = sorted(o["valueReference"]["reference"].split("/")[0] for o in task["output"])
     assert outputs == ["CarePlan", "Encounter", "Encounter", "Encounter"]
-    [team] = await _written(hapi_client, "CareTeam", f"{key}/careteam")
+    [team] = await written(hapi_client, "CareTeam", f"{key}/careteam")
     assert (team["status"], len(team["participant"])) == ("inactive", 4)
-    [plan] = await _written(hapi_client, "CarePlan", f"{key}/careplan")
+    [plan] = await written(hapi_client, "CarePlan", f"{key}/careplan")
     assert plan["status"] == "completed"
-    [aftercare] = await _written(hapi_client, "CarePlan", f"{key}/aftercare-plan")
+    [aftercare] = await written(hapi_client, "CarePlan", f"{key}/aftercare-plan")
     assert len(aftercare["activity"]) == 2
     for session_id, count in (("s1", 1), ("s2", 0), ("s3", 1), ("s4", 1)):
-        assert len(await _written(hapi_client, "Encounter", f"{key}/encounter/{session_id}")) == count
+        assert len(await written(hapi_client, "Encounter", f"{key}/encounter/{session_id}")) == count
 
 
 async def test_decline_needs_a_coded_reason_and_tells_the_referrer(time_skipping_env, hapi_client, program, task_queue):
     """A decline without a reason is refused; with one, the Task is rejected with that reason."""
-    handle = await _start(time_skipping_env, hapi_client, program, task_queue)
+    handle = await start_referral(time_skipping_env, hapi_client, program, task_queue)
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(ReferralWorkflow.decide, ScreeningDecisionInput(decision="decline"))
     assert "coded reason" in str(refused.value.cause)
@@ -138,16 +77,16 @@ async def test_decline_needs_a_coded_reason_and_tells_the_referrer(time_skipping
     )
     final = await handle.result()
     assert final.phase == Phase.DECLINED
-    [task] = await _written(hapi_client, "Task", f"{handle.id}/task")
+    [task] = await written(hapi_client, "Task", f"{handle.id}/task")
     assert (task["status"], task["statusReason"]["text"]) == ("rejected", "no_capacity")
 
 
 async def test_impossible_moves_are_rejected_with_a_clear_message(time_skipping_env, hapi_client, program, task_queue):
     """Sessions cannot be recorded before acceptance, and a discharge needs a referral in treatment."""
-    handle = await _start(time_skipping_env, hapi_client, program, task_queue)
-    await _wait_for_phase(handle, Phase.SCREENING)
+    handle = await start_referral(time_skipping_env, hapi_client, program, task_queue)
+    await wait_for_phase(handle, Phase.SCREENING)
     with pytest.raises(WorkflowUpdateFailedError) as early:
-        await handle.execute_update(ReferralWorkflow.record_session, _session(1))
+        await handle.execute_update(ReferralWorkflow.record_session, session(1))
     assert "not in phase screening" in str(early.value.cause)
     with pytest.raises(WorkflowUpdateFailedError) as discharge:
         await handle.execute_update(
@@ -163,8 +102,8 @@ async def test_unanswered_referral_is_flagged_when_the_response_deadline_passes(
     time_skipping_env, hapi_client, program, task_queue
 ):
     """No decision within 24 hours: the referral is at risk with the response overdue, and still waits."""
-    handle = await _start(time_skipping_env, hapi_client, program, task_queue)
-    await _wait_for_phase(handle, Phase.SCREENING)
+    handle = await start_referral(time_skipping_env, hapi_client, program, task_queue)
+    await wait_for_phase(handle, Phase.SCREENING)
     await time_skipping_env.sleep(timedelta(hours=25))
     state = await handle.query(ReferralWorkflow.snapshot)
     assert (state.phase, state.at_risk, state.overdue) == (Phase.SCREENING, True, ["response"])
@@ -176,15 +115,15 @@ async def test_cancellation_mid_program_revokes_the_plan_and_cancels_the_task(
     time_skipping_env, hapi_client, program, task_queue
 ):
     """The referrer revokes during treatment: CarePlan revoked, CareTeam inactive, Task cancelled."""
-    handle = await _start(time_skipping_env, hapi_client, program, task_queue)
+    handle = await start_referral(time_skipping_env, hapi_client, program, task_queue)
     await handle.execute_update(ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="sud"))
-    await handle.execute_update(ReferralWorkflow.record_session, _session(1))
+    await handle.execute_update(ReferralWorkflow.record_session, session(1))
     await handle.signal(ReferralWorkflow.cancel, CancelInput(reason="revoked by referrer"))
     final = await handle.result()
     assert final.phase == Phase.CANCELLED
-    [plan] = await _written(hapi_client, "CarePlan", f"{handle.id}/careplan")
-    [task] = await _written(hapi_client, "Task", f"{handle.id}/task")
-    [team] = await _written(hapi_client, "CareTeam", f"{handle.id}/careteam")
+    [plan] = await written(hapi_client, "CarePlan", f"{handle.id}/careplan")
+    [task] = await written(hapi_client, "Task", f"{handle.id}/task")
+    [team] = await written(hapi_client, "CareTeam", f"{handle.id}/careteam")
     assert (plan["status"], task["status"], team["status"]) == ("revoked", "cancelled", "inactive")
     assert "peer_specialist" in final.team.members  # the SUD track has a peer specialist
 
@@ -194,9 +133,9 @@ async def test_history_and_search_attributes_hold_no_patient_data(
 ):
     """The raw Temporal history of a referral in treatment, search-attribute upserts included, holds no
     patient data in the clear; decrypting its input shows the patient really is in there."""
-    handle = await _start(time_skipping_env, hapi_client, program, task_queue)
+    handle = await start_referral(time_skipping_env, hapi_client, program, task_queue)
     await handle.execute_update(ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh"))
-    await handle.execute_update(ReferralWorkflow.record_session, _session(1))
+    await handle.execute_update(ReferralWorkflow.record_session, session(1))
     state = await handle.query(ReferralWorkflow.snapshot)
     patient = state.referral.patient
     phi = [patient.family, *patient.given, str(patient.birth_date), *(i.value for i in patient.identifiers)]

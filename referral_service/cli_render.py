@@ -1,0 +1,167 @@
+"""What client commands print: aligned tables and a referral's snapshot, with patient data left out.
+
+The snapshot the API returns carries the patient's name, birth date and identifiers. ``snapshot_view`` is an
+allow-list: only ids, codes, dates of program events, staff and EHR write ids pass, so neither the text nor
+the ``--json`` output of ``show`` can put a patient's details on a terminal or in a shell history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+NONE = "-"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart: header and rows share column starts."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in (headers, *rows)
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def when(value: str | None, *, now: datetime | None = None, relative: bool = False) -> str:
+    """An ISO timestamp as ``YYYY-MM-DD HH:MM UTC``; with ``relative``, how far away it is."""
+    if not value:
+        return NONE
+    moment = datetime.fromisoformat(value)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    text = moment.strftime("%Y-%m-%d %H:%M UTC")
+    if not relative:
+        return text
+    seconds = int((moment - (now or datetime.now(UTC))).total_seconds())
+    span = _span(abs(seconds))
+    return f"{text} ({'in ' + span if seconds >= 0 else span + ' ago'})"
+
+
+def _span(seconds: int) -> str:
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {minutes}m" if hours else f"{minutes}m"
+
+
+def yes_no(value: Any) -> str:
+    return "yes" if value else "no"
+
+
+def summary_rows(summaries: list[dict[str, Any]]) -> list[list[str]]:
+    """``GET /api/referrals`` rows for the list table."""
+    return [
+        [
+            row["key"],
+            row.get("phase") or NONE,
+            row.get("track") or NONE,
+            row.get("source") or NONE,
+            yes_no(row.get("at_risk")),
+            when(row.get("next_deadline")),
+        ]
+        for row in summaries
+    ]
+
+
+LIST_HEADERS = ("ID", "PHASE", "TRACK", "SOURCE", "AT-RISK", "NEXT DEADLINE")
+
+
+def snapshot_view(state: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a referral's snapshot a terminal may show (no patient name, birth date or identifier)."""
+    referral = state.get("referral") or {}
+    team = state.get("team") or {}
+    discharge = state.get("discharge")
+    return {
+        "key": state.get("key"),
+        "phase": state.get("phase"),
+        "task_status": state.get("task_status"),
+        "track": state.get("track_id"),
+        "source": referral.get("source_id"),
+        "order_number": (referral.get("placer_identifier") or {}).get("value"),
+        "priority": referral.get("priority"),
+        "from_setting": (referral.get("discharge") or {}).get("from_setting"),
+        "received_at": state.get("received_at"),
+        "intake_at": state.get("intake_at"),
+        "decline_reason": state.get("decline_reason"),
+        "at_risk": bool(state.get("at_risk")),
+        "overdue": list(state.get("overdue") or []),
+        "next_deadline": state.get("next_deadline"),
+        "team": {
+            role: {"id": member.get("id"), "name": member.get("name")}
+            for role, member in (team.get("members") or {}).items()
+        },
+        "sessions": [
+            {k: s.get(k) for k in ("session_id", "date", "kind", "minutes", "attended", "modality")}
+            for s in state.get("sessions") or []
+        ],
+        "discharge": ({k: discharge.get(k) for k in ("reason", "date", "destination_level")} if discharge else None),
+        "follow_ups": [{k: f.get(k) for k in ("day", "due", "reached")} for f in state.get("follow_ups") or []],
+        "ehr_writes": [
+            {k: w.get(k) for k in ("resource_type", "id", "version", "created")}
+            for w in (state.get("writes") or {}).values()
+        ],
+        "timeline": [{k: e.get(k) for k in ("at", "event", "detail")} for e in state.get("timeline") or []],
+    }
+
+
+def snapshot_text(view: dict[str, Any]) -> str:
+    """``snapshot_view`` for people: the facts, the team by role, sessions, timeline and EHR writes."""
+    facts = [
+        ("phase", f"{view['phase']}  (referrer's Task: {view['task_status']})"),
+        ("track", view["track"] or NONE),
+        ("source", view["source"] or NONE),
+        ("order number", view["order_number"] or NONE),
+        ("coming from", view["from_setting"] or NONE),
+        ("received", when(view["received_at"])),
+        ("intake", when(view["intake_at"])),
+        ("at risk", yes_no(view["at_risk"])),
+        ("next deadline", when(view["next_deadline"], relative=True)),
+        ("overdue", ", ".join(view["overdue"]) or "none"),
+    ]
+    if view["decline_reason"]:
+        facts.append(("declined", view["decline_reason"]))
+    if view["discharge"]:
+        discharge = view["discharge"]
+        facts.append(("discharged", f"{discharge['reason']} on {discharge['date']}"))
+    out = [f"Referral {view['key']}", pairs(facts)]
+    out += _section("Team", [[role, m["name"] or NONE, m["id"] or NONE] for role, m in view["team"].items()])
+    out += _section(
+        "Sessions",
+        [
+            [s["date"], s["kind"], f"{s['minutes']} min", "attended" if s["attended"] else "missed", s["session_id"]]
+            for s in view["sessions"]
+        ],
+    )
+    out += _section(
+        "Follow-ups",
+        [
+            [f"day {f['day']}", f"due {f['due']}", {True: "reached", False: "not reached"}.get(f["reached"], "pending")]
+            for f in view["follow_ups"]
+        ],
+    )
+    out += _section("Timeline", [[when(e["at"]), e["event"], e["detail"] or ""] for e in view["timeline"]])
+    out += _section(
+        "EHR writes",
+        [
+            [w["resource_type"], w["id"], f"version {w['version'] or NONE}", "created" if w["created"] else "updated"]
+            for w in view["ehr_writes"]
+        ],
+        empty="none yet",
+    )
+    return "\n".join(out)
+
+
+def pairs(facts: list[tuple[str, str]]) -> str:
+    """``label  value`` lines, values aligned."""
+    width = max(len(label) for label, _ in facts)
+    return "\n".join(f"  {label.ljust(width)}  {value}" for label, value in facts)
+
+
+def _section(title: str, rows: list[list[str]], *, empty: str = "none") -> list[str]:
+    if not rows:
+        return [f"{title}: {empty}"]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(*rows, strict=True)]
+    lines = ["  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return [f"{title}:", *lines]

@@ -1,0 +1,383 @@
+"""The client commands, run as users run them: the installed ``referral-service`` against a real API over HTTP.
+
+The API (uvicorn, on a free port) and a worker run in this test process against the real Temporal dev server
+and the real HAPI FHIR server; the CLI is a subprocess. Every test has its own referral (fresh identifiers),
+and no CLI output may carry the patient's name, birth date or MRN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Generator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from temporalio.testing import WorkflowEnvironment
+
+from referral_service.api.app import create_app
+from referral_service.config import Settings, SourceSettings
+from referral_service.devstack.process import free_port
+from referral_service.domain.referral import Identifier, referral_key
+from referral_service.ehr.client import FhirClient
+from referral_service.worker import create_worker
+from tests.conftest import HAPI_SOURCE_ID
+from tests.referrals import referral_bundle
+
+ADA = "ada-testpatient-adult-inpatient"
+CLI = Path(sys.executable).with_name("referral-service")
+CLI_TIMEOUT_S = 60.0
+
+pytestmark = pytest.mark.timeout(600)
+
+
+# ---- the API under test ------------------------------------------------------------------------------
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its signal handlers: pytest keeps Ctrl-C."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@pytest.fixture(scope="module")
+async def api_url(temporal_env: WorkflowEnvironment, hapi_base_url: str, hapi_client: FhirClient) -> AsyncIterator[str]:
+    """The real API on a free loopback port, and a worker on its task queue, for this module's tests."""
+    settings = Settings(
+        task_queue=f"cli-{uuid.uuid4().hex[:8]}",
+        sources=(SourceSettings(id=HAPI_SOURCE_ID, base_url=hapi_base_url),),
+    )
+    port = free_port()
+    app = create_app(settings, temporal_env.client)
+    server = _QuietServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    async with create_worker(temporal_env.client, settings.task_queue, {HAPI_SOURCE_ID: hapi_client}):
+        serving = asyncio.create_task(server.serve())
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert not serving.done(), "uvicorn stopped while starting"
+            assert time.monotonic() < deadline, "uvicorn did not start within 30s"
+            await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+        server.should_exit = True
+        await serving
+
+
+# ---- running the CLI ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+    seconds: float
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+class Terminal:
+    """Runs ``referral-service`` as a subprocess (without blocking the event loop the API runs on)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.runs: list[Run] = []
+
+    async def __call__(self, *args: str, api_url: str | None = None) -> Run:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IOP_")}
+        started = time.monotonic()
+        process = await asyncio.create_subprocess_exec(
+            str(CLI),
+            *args,
+            "--api-url",
+            api_url or self.url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), CLI_TIMEOUT_S)
+        assert process.returncode is not None
+        run = Run(process.returncode, out.decode(), err.decode(), time.monotonic() - started)
+        self.runs.append(run)
+        return run
+
+    async def eventually(self, *args: str, until: Any, what: str, patience_s: float = 60.0) -> Run:
+        """Run until ``until(run)`` holds (visibility is eventually consistent)."""
+        deadline = time.monotonic() + patience_s
+        while not until(run := await self(*args)):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {patience_s:.0f}s waiting for {what}; last: {run}")
+            await asyncio.sleep(0.5)
+        return run
+
+
+@pytest.fixture
+def cli(api_url: str) -> Terminal:
+    return Terminal(api_url)
+
+
+@dataclass
+class Referral:
+    bundle: dict[str, Any]
+    file: Path
+    key: str
+
+    @property
+    def phi(self) -> list[str]:
+        """What identifies the patient: names, MRN, birth date."""
+        [patient] = [e["resource"] for e in self.bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
+        name = patient["name"][0]
+        return [name["family"], *name["given"], patient["identifier"][0]["value"], patient["birthDate"]]
+
+    @property
+    def hospital_discharge(self) -> date:
+        [stay] = [e["resource"] for e in self.bundle["entry"] if e["resource"]["resourceType"] == "Encounter"]
+        return date.fromisoformat(stay["period"]["end"][:10])
+
+
+@pytest.fixture
+def referral(tmp_path: Path) -> Referral:
+    """Ada's referral Bundle with fresh identifiers, written to a file, and the id the service will give it."""
+    bundle = referral_bundle(ADA)
+    [service_request] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest"]
+    placer = service_request["identifier"][0]
+    file = tmp_path / "referral.json"
+    file.write_text(json.dumps(bundle))
+    key = referral_key(HAPI_SOURCE_ID, Identifier(system=placer["system"], value=placer["value"]))
+    return Referral(bundle, file, key)
+
+
+def assert_no_phi(cli: Terminal, referral: Referral) -> None:
+    for run in cli.runs:
+        for value in referral.phi:
+            assert not re.search(rf"\b{re.escape(value)}\b", run.text), f"patient data {value!r} printed: {run}"
+
+
+def column_starts(header: str, names: list[str]) -> list[int]:
+    return [header.index(name) for name in names]
+
+
+# ---- submit ------------------------------------------------------------------------------------------
+
+
+async def test_submit_prints_the_task_and_a_resend_is_already_received(cli, referral):
+    """A new referral prints its Task; the same file again says it was already received, with the same id."""
+    first = await cli("submit", str(referral.file))
+
+    assert first.code == 0, first
+    assert "submitted" in first.out
+    assert re.search(rf"Task\s+{re.escape(referral.key)}$", first.out, re.M), first.out
+    assert re.search(r"status\s+requested$", first.out, re.M)
+    assert re.search(r"businessStatus\s+created$", first.out, re.M)
+    assert f"{cli.url}/fhir/Task/{referral.key}" in first.out
+
+    again = await cli("submit", str(referral.file))
+
+    assert again.code == 0, again
+    assert "already received" in again.out
+    assert re.search(rf"Task\s+{re.escape(referral.key)}$", again.out, re.M), again.out
+
+    as_json = await cli("submit", str(referral.file), "--json")
+    assert as_json.code == 0, as_json
+    assert json.loads(as_json.out)["id"] == referral.key
+    assert json.loads(as_json.out)["alreadyReceived"] is True
+    assert_no_phi(cli, referral)
+
+
+async def test_a_refused_referral_prints_each_issue_and_exits_1(cli, referral):
+    """The server's OperationOutcome reaches the terminal as `severity code expression: diagnostics`."""
+    [service_request] = [
+        e["resource"] for e in referral.bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest"
+    ]
+    del service_request["subject"]
+    referral.file.write_text(json.dumps(referral.bundle))
+
+    run = await cli("submit", str(referral.file))
+
+    assert run.code == 1, run
+    assert re.search(r"^\s*error \S+ ServiceRequest\.subject: \S", run.err, re.M), run.err
+    assert_no_phi(cli, referral)
+
+
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [("{ not json", "not valid JSON"), ('{"resourceType": "Patient"}', "ServiceRequest or Bundle"), ("[]", "Bundle")],
+)
+async def test_a_file_that_is_not_a_referral_is_a_usage_error(cli, tmp_path, content, complaint):
+    file = tmp_path / "not-a-referral.json"
+    file.write_text(content)
+
+    run = await cli("submit", str(file))
+
+    assert run.code == 2, run
+    assert complaint in run.err
+    assert run.out == ""
+
+
+async def test_a_missing_file_is_a_usage_error(cli, tmp_path):
+    run = await cli("submit", str(tmp_path / "nowhere.json"))
+    assert run.code == 2, run
+    assert "cannot read" in run.err
+
+
+# ---- list and show -----------------------------------------------------------------------------------
+
+
+async def test_list_shows_the_referral_as_json_and_as_an_aligned_table(cli, referral):
+    """Once visible, the referral is in `list --json` and in the table, whose rows line up with the header."""
+    assert (await cli("submit", str(referral.file))).code == 0
+
+    listed = await cli.eventually(
+        "list", "--source", HAPI_SOURCE_ID, "--json",
+        until=lambda run: run.code == 0 and referral.key in [row["key"] for row in json.loads(run.out)],
+        what=f"{referral.key} in list --json",
+    )  # fmt: skip
+    [row] = [row for row in json.loads(listed.out) if row["key"] == referral.key]
+    assert row["source"] == HAPI_SOURCE_ID
+
+    table = await cli("list")
+
+    assert table.code == 0, table
+    header, *rows = table.out.splitlines()
+    names = ["ID", "PHASE", "TRACK", "SOURCE", "AT-RISK", "NEXT DEADLINE"]
+    starts = column_starts(header, names)
+    assert starts == sorted(starts)
+    assert starts[0] == 0
+    [ours] = [line for line in rows if line.startswith(referral.key + " ")]
+    for line in rows:
+        for start in starts[1:]:
+            assert line[start - 2 : start] == "  ", f"row {line!r} does not line up with {header!r}"
+            assert line[start] != " ", f"row {line!r} does not line up with {header!r}"
+    cells = [ours[start:end].strip() for start, end in zip(starts, [*starts[1:], None], strict=True)]
+    assert cells[0] == referral.key
+    assert cells[3] == HAPI_SOURCE_ID
+    assert cells[4] in ("yes", "no")
+    assert_no_phi(cli, referral)
+
+
+async def test_list_filters_by_phase(cli, referral):
+    assert (await cli("submit", str(referral.file))).code == 0
+
+    await cli.eventually(
+        "list", "--phase", "screening", "--json",
+        until=lambda run: run.code == 0 and referral.key in [row["key"] for row in json.loads(run.out)],
+        what=f"{referral.key} listed in phase screening",
+    )  # fmt: skip
+    closed = await cli("list", "--phase", "closed", "--json")
+    assert closed.code == 0
+    assert referral.key not in [row["key"] for row in json.loads(closed.out)]
+    bad = await cli("list", "--phase", "nonsense")
+    assert bad.code == 2
+
+
+async def test_show_prints_the_phase_without_patient_details(cli, referral):
+    assert (await cli("submit", str(referral.file))).code == 0
+
+    shown = await cli.eventually(
+        "show", referral.key,
+        until=lambda run: run.code == 0 and re.search(r"phase\s+screening", run.out),
+        what="the referral in screening",
+    )  # fmt: skip
+
+    assert shown.out.startswith(f"Referral {referral.key}")
+    assert re.search(r"source\s+hapi-test$", shown.out, re.M)
+    assert "Timeline:" in shown.out
+    assert "referral received" in shown.out
+    as_json = await cli("show", referral.key, "--json")
+    assert as_json.code == 0
+    view = json.loads(as_json.out)
+    assert (view["key"], view["phase"]) == (referral.key, "screening")
+    assert "referral" not in view
+    assert '"patient"' not in as_json.out
+    assert_no_phi(cli, referral)
+
+
+async def test_show_of_an_unknown_referral_exits_1(cli):
+    run = await cli("show", "hapi-test.no-such-referral.0000000000")
+    assert run.code == 1, run
+    assert "no referral with id hapi-test.no-such-referral.0000000000" in run.err
+
+
+# ---- attend and discharge ----------------------------------------------------------------------------
+
+
+async def test_attend_before_acceptance_is_refused_with_the_servers_reason(cli, referral):
+    assert (await cli("submit", str(referral.file))).code == 0
+    day = (referral.hospital_discharge + timedelta(days=1)).isoformat()
+
+    run = await cli("attend", referral.key, "--session-id", "s1", "--date", day, "--kind", "group", "--minutes", "180")
+
+    assert run.code == 1, run
+    assert "sessions can only be recorded in treatment" in run.err
+    assert_no_phi(cli, referral)
+
+
+async def test_attend_and_discharge_an_accepted_referral(cli, referral):
+    """Accepted (through the API), the referral takes sessions and a discharge from the CLI, and shows them."""
+    assert (await cli("submit", str(referral.file))).code == 0
+    async with httpx.AsyncClient(base_url=cli.url, timeout=60) as api:
+        accepted = await api.post(
+            f"/api/referrals/{referral.key}/decision", json={"decision": "accept", "track_id": "adult-mh"}
+        )
+    assert accepted.status_code == 200, accepted.text
+    first = referral.hospital_discharge + timedelta(days=1)
+
+    attended = await cli(
+        "attend", referral.key, "--session-id", "s1", "--date", first.isoformat(), "--kind", "group", "--minutes", "180"
+    )
+    missed = await cli(
+        "attend", referral.key, "--session-id", "s2", "--date", (first + timedelta(days=1)).isoformat(),
+        "--kind", "group", "--minutes", "180", "--absent",
+    )  # fmt: skip
+
+    assert attended.code == 0, attended
+    assert "recorded session s1 (attended" in attended.out
+    assert "phase in_treatment" in attended.out
+    assert missed.code == 0, missed
+    assert "recorded session s2 (missed" in missed.out
+    shown = await cli("show", referral.key)
+    assert shown.code == 0, shown
+    assert re.search(r"phase\s+in_treatment", shown.out)
+    assert re.search(r"track\s+adult-mh$", shown.out, re.M)
+    assert re.search(r"^\s+case_manager\s+\S", shown.out, re.M)
+    assert re.search(r"^\s+Encounter\s+\S+\s+version \S+", shown.out, re.M), shown.out
+    assert re.search(r"^\s+CarePlan\s+\S+\s+version \S+", shown.out, re.M)
+
+    discharged = await cli("discharge", referral.key, "--reason", "completed", "--date", "2026-12-20", "--json")
+
+    assert discharged.code == 0, discharged
+    view = json.loads(discharged.out)
+    assert view["phase"] in ("discharged", "aftercare")
+    assert view["discharge"]["reason"] == "completed"
+    again = await cli("discharge", referral.key, "--reason", "completed")
+    assert again.code == 1, again
+    assert_no_phi(cli, referral)
+
+
+# ---- the API out of reach ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "x"], ["submit", "FILE"]])
+async def test_an_unreachable_api_exits_3_within_seconds(cli, referral, command):
+    nothing_there = f"http://127.0.0.1:{free_port()}"
+    args = [str(referral.file) if arg == "FILE" else arg for arg in command]
+
+    run = await cli(*args, api_url=nothing_there)
+
+    assert run.code == 3, run
+    assert run.seconds < 10
+    assert f"cannot reach the API at {nothing_there}" in run.err

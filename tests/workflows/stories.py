@@ -1,0 +1,80 @@
+"""Building blocks for referral stories on the time-skipping server: start one, drive it, read HAPI back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import date, timedelta
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
+from fhir_mappings.referral_in import referral_from_fhir
+from referral_service.domain.attendance import SessionRecord
+from referral_service.domain.lifecycle import Phase
+from referral_service.domain.program import Program, SessionKind
+from referral_service.domain.referral import referral_key
+from referral_service.ehr.client import FhirClient
+from tests.conftest import HAPI_SOURCE_ID
+from tests.referrals import ADA_DISCHARGED, referral_bundle
+from workflows.referral import ReferralWorkflow
+from workflows.referral_types import RecordSessionInput, ReferralState, StartReferralInput
+
+ReferralHandle = WorkflowHandle[ReferralWorkflow, ReferralState]
+# Referrals started per task queue, so a failed test's leftovers can be terminated: on the time-skipping
+# server one waiting on a vanished worker would hold the clock still for every later test.
+STARTED: dict[str, list[ReferralHandle]] = {}
+
+
+async def start_referral(
+    env: WorkflowEnvironment, hapi: FhirClient, program: Program, queue: str, *, discharged_on: date | None = None
+) -> ReferralHandle:
+    """Seed the EHR with Ada's referral Bundle and start its workflow, as the intake API does."""
+    bundle = referral_bundle("ada-testpatient-adult-inpatient", discharged_on=discharged_on)
+    await hapi.transaction(bundle)
+    referral = referral_from_fhir(bundle, source_id=HAPI_SOURCE_ID, program_org=program.organization)
+    key = referral_key(referral.source_id, referral.placer_identifier)
+    # The test server's clock runs ahead of the wall clock once an earlier test has skipped time.
+    received_at = await env.get_current_time()
+    start = StartReferralInput(key=key, referral=referral, program=program, received_at=received_at)
+    handle = await env.client.start_workflow(ReferralWorkflow.run, start, id=key, task_queue=queue)
+    STARTED.setdefault(queue, []).append(handle)
+    return handle
+
+
+async def end_leftovers(queue: str) -> None:
+    """Terminate what a test on ``queue`` left running (nothing, when it passed)."""
+    for handle in STARTED.pop(queue, []):
+        with contextlib.suppress(RPCError):
+            await handle.terminate("test ended")
+
+
+async def written(hapi: FhirClient, resource_type: str, key: str) -> list[dict[str, Any]]:
+    """What the service wrote to the EHR under one business identifier."""
+    return await hapi.search(resource_type, {"identifier": f"{RESOURCE_KEY_SYSTEM}|{key}"})
+
+
+def session(n: int, *, attended: bool = True, after: date = ADA_DISCHARGED) -> RecordSessionInput:
+    """Group session number ``n``, ``n`` days after ``after`` (the hospital discharge by default)."""
+    return RecordSessionInput(
+        session=SessionRecord(
+            session_id=f"s{n}",
+            date=after + timedelta(days=n),
+            kind=SessionKind.GROUP,
+            minutes=180,
+            attended=attended,
+        )
+    )
+
+
+async def wait_for_phase(handle: ReferralHandle, phase: Phase) -> ReferralState:
+    state = await handle.query(ReferralWorkflow.snapshot)
+    for _ in range(300):
+        if state.phase == phase:
+            return state
+        await asyncio.sleep(0.1)
+        state = await handle.query(ReferralWorkflow.snapshot)
+    raise AssertionError(f"never reached {phase}; last phase {state.phase}")

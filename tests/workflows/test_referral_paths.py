@@ -1,0 +1,119 @@
+"""The other ways a referral goes: waitlist, no-shows, a missed first session, transfer, an EHR outage.
+
+Time-skipping Temporal server, real worker, real HAPI; every EHR assertion reads HAPI back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+from referral_service.domain.discharge import Discharge, DischargeReason
+from referral_service.domain.lifecycle import Phase
+from referral_service.domain.program import LevelOfCare
+from referral_service.ehr.client import FhirClient
+from referral_service.ehr.source import SourceConfig
+from referral_service.worker import create_worker
+from tests.conftest import HAPI_SOURCE_ID
+from tests.workflows.stories import end_leftovers, session, start_referral, wait_for_phase, written
+from workflows.referral import ReferralWorkflow
+from workflows.referral_types import CancelInput, DischargeInput, ScreeningDecisionInput
+
+ACCEPT_ADULT = ScreeningDecisionInput(decision="accept", track_id="adult-mh")
+
+
+async def _task(hapi: FhirClient, key: str) -> tuple[str, str]:
+    [task] = await written(hapi, "Task", f"{key}/task")
+    return task["status"], task["businessStatus"]["coding"][0]["code"]
+
+
+async def test_waitlisted_then_accepted(time_skipping_env, hapi_client, program, task_queue):
+    """A waitlisted referral tells the referrer so, and can be accepted later from the waitlist."""
+    handle = await start_referral(time_skipping_env, hapi_client, program, task_queue)
+    waiting = await handle.execute_update(ReferralWorkflow.decide, ScreeningDecisionInput(decision="waitlist"))
+    assert waiting.phase == Phase.WAITLISTED
+    assert await _task(hapi_client, handle.id) == ("received", "waitlisted")
+    await time_skipping_env.sleep(timedelta(days=3))  # no response deadline while waitlisted
+    assert "response" not in (await handle.query(ReferralWorkflow.snapshot)).overdue
+    accepted = await handle.execute_update(ReferralWorkflow.decide, ACCEPT_ADULT)
+    assert accepted.phase == Phase.INTAKE_SCHEDULED
+    assert await _task(hapi_client, handle.id) == ("accepted", "event-scheduled")
+    await handle.signal(ReferralWorkflow.cancel, CancelInput())
+    await handle.result()
+
+
+async def test_two_no_shows_put_the_referral_at_risk_and_attending_clears_it(
+    time_skipping_env, hapi_client, program, task_queue
+):
+    """Consecutive absences reaching the program's threshold (2) flag the referral; a visit clears it."""
+    today = (await time_skipping_env.get_current_time()).date()  # no deadline overdue to blur the flag
+    handle = await start_referral(time_skipping_env, hapi_client, program, task_queue, discharged_on=today)
+    await handle.execute_update(ReferralWorkflow.decide, ACCEPT_ADULT)
+    await handle.execute_update(ReferralWorkflow.record_session, session(1, after=today))
+    once = await handle.execute_update(ReferralWorkflow.record_session, session(2, attended=False, after=today))
+    assert not once.at_risk
+    twice = await handle.execute_update(ReferralWorkflow.record_session, session(3, attended=False, after=today))
+    assert twice.at_risk
+    back = await handle.execute_update(ReferralWorkflow.record_session, session(4, after=today))
+    assert not back.at_risk
+    assert [e.event for e in back.timeline].count("session missed") == 2
+    await handle.signal(ReferralWorkflow.cancel, CancelInput())
+    await handle.result()
+
+
+async def test_missed_first_session_deadline_escalates(time_skipping_env, hapi_client, program, task_queue):
+    """Accepted but not seen within 7 days of hospital discharge: flagged at risk with the deadline named."""
+    today = (await time_skipping_env.get_current_time()).date()
+    handle = await start_referral(time_skipping_env, hapi_client, program, task_queue, discharged_on=today)
+    accepted = await handle.execute_update(ReferralWorkflow.decide, ACCEPT_ADULT)
+    assert accepted.next_deadline is not None
+    assert accepted.next_deadline.date() == today + timedelta(days=8)  # the end of day 7
+    assert "first session" not in accepted.overdue
+    await time_skipping_env.sleep(timedelta(days=9))
+    late = await handle.query(ReferralWorkflow.snapshot)
+    assert (late.phase, late.at_risk, late.overdue) == (Phase.INTAKE_SCHEDULED, True, ["first session"])
+    await handle.signal(ReferralWorkflow.cancel, CancelInput())
+    await handle.result()
+
+
+async def test_transfer_to_a_higher_level_closes_the_loop_as_transferred(
+    time_skipping_env, hapi_client, program, task_queue
+):
+    """A transfer ends the program without aftercare; the referrer's Task says transferred."""
+    handle = await start_referral(time_skipping_env, hapi_client, program, task_queue)
+    await handle.execute_update(ReferralWorkflow.decide, ACCEPT_ADULT)
+    await handle.execute_update(ReferralWorkflow.record_session, session(1))
+    today = (await time_skipping_env.get_current_time()).date()
+    php = LevelOfCare(framework="ASAM", edition="3", level="2.5")
+    transfer = Discharge(reason=DischargeReason.TRANSFERRED, date=today, destination_level=php)
+    await handle.execute_update(ReferralWorkflow.discharge, DischargeInput(discharge=transfer))
+    final = await handle.result()
+    assert final.phase == Phase.TRANSFERRED
+    assert final.follow_ups == []
+    assert await _task(hapi_client, handle.id) == ("completed", "transferred")
+    [plan] = await written(hapi_client, "CarePlan", f"{handle.id}/careplan")
+    assert plan["status"] == "completed"
+    assert await written(hapi_client, "CarePlan", f"{handle.id}/aftercare-plan") == []
+
+
+async def test_ehr_outage_waits_and_then_writes_exactly_once(temporal_env, hapi_client, program):
+    """While the EHR refuses connections the referral waits in `received`, retrying; once it is back, the
+    receipt Task is written once and the referral moves on. (Dev server: retries back off in real time.)"""
+    queue = f"referrals-{uuid.uuid4().hex[:8]}"
+    down = FhirClient(SourceConfig(id=HAPI_SOURCE_ID, base_url="http://127.0.0.1:9/fhir", timeout_seconds=1))
+    async with create_worker(temporal_env.client, queue, {HAPI_SOURCE_ID: down}):
+        handle = await start_referral(temporal_env, hapi_client, program, queue)
+        await asyncio.sleep(5)  # several attempts fail meanwhile
+        stuck = await handle.query(ReferralWorkflow.snapshot)
+        assert stuck.phase == Phase.RECEIVED
+        assert await written(hapi_client, "Task", f"{handle.id}/task") == []
+    await down.aclose()
+    async with create_worker(temporal_env.client, queue, {HAPI_SOURCE_ID: hapi_client}):
+        try:
+            await wait_for_phase(handle, Phase.SCREENING)
+            await handle.signal(ReferralWorkflow.cancel, CancelInput())
+            await handle.result()
+        finally:
+            await end_leftovers(queue)
+    assert await _task(hapi_client, handle.id) == ("cancelled", "cancellation-confirmed")
