@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from referral_service.config import Settings
 
 EXIT_FAILURE = EXIT_REFUSED
-SERVER_COMMANDS = frozenset({"dev", "worker", "api"})
+SERVER_COMMANDS = frozenset({"dev", "worker", "api", "replay-history"})
 EPILOG = f"""\
 client commands (submit, list, show, attend, discharge) talk to a running API over HTTP:
   --api-url, else $IOP_API_URL, else http://API_HOST:API_PORT from the settings.
@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("worker", help="run a Temporal worker against the configured Temporal server")
     commands.add_parser("api", help="serve the FHIR intake endpoint and the case-manager API")
+    replay = commands.add_parser(
+        "replay-history",
+        help="replay recorded workflow histories against this code; exit 1 on any non-determinism",
+        description="Replays Temporal history JSON files (temporal workflow show --output json) with the "
+        "worker's workflows, sandbox and payload codec (the settings' key ring must hold their keys).",
+    )
+    replay.add_argument("paths", nargs="+", type=Path, help="history files, or folders of *.json histories")
     cli_commands.add_commands(commands)
     return parser
 
@@ -95,6 +102,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await runners.run_worker_only(settings)
         case "api":
             return await runners.run_api_only(settings)
+        case "replay-history":
+            return await runners.run_replay_history(settings, args.paths)
     return EXIT_USAGE
 
 

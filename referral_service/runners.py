@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 from collections.abc import Generator
+from pathlib import Path
 
 import uvicorn
 from temporalio.client import Client
@@ -15,7 +17,7 @@ from referral_service.config import Settings
 from referral_service.devstack.stack import DevPorts, servers, stop_on_signals, unless_stopped
 from referral_service.logging import get_logger
 from referral_service.temporal_client import connect
-from referral_service.worker import build_worker, ehr_clients
+from referral_service.worker import build_worker, ehr_clients, replay_histories
 
 log = get_logger()
 
@@ -103,3 +105,19 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, *, wor
             task.result()  # a server that died on its own re-raises here
     await asyncio.gather(*tasks, return_exceptions=True)
     log.info("stopped")
+
+
+async def run_replay_history(settings: Settings, paths: list[Path]) -> int:
+    """Replay every history under ``paths``; a table of results, exit 1 when any fails to replay."""
+    files = sorted(f for p in paths for f in (p.glob("*.json") if p.is_dir() else [p]))
+    if not files:
+        print("replay-history: no history files found", file=sys.stderr)
+        return 2
+    results = await replay_histories(files, settings.key_ring())
+    width = max(len(r.workflow_id) for r in results)
+    for result in results:
+        verdict = "ok" if result.failure is None else f"NON-DETERMINISTIC: {result.failure}"
+        print(f"{result.workflow_id:<{width}}  {result.events:>6} events  {verdict}")
+    failed = sum(1 for r in results if r.failure)
+    print(f"{len(results)} histories, {sum(r.events for r in results)} events, {failed} failed")
+    return 1 if failed else 0

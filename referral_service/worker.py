@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
-from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.client import Client, WorkflowHistory
+from temporalio.worker import Replayer, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from referral_service.activities.writeback import WritebackActivities
+from referral_service.codec import KeyRing, data_converter
 from referral_service.config import Settings
 from referral_service.ehr.client import FhirClient
 from referral_service.ehr.source import SourceConfig
@@ -55,8 +58,39 @@ def create_worker(client: Client, task_queue: str, clients: Mapping[str, FhirCli
         task_queue=task_queue,
         workflows=[ReferralWorkflow],
         activities=activities.all(),
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-        ),
+        workflow_runner=_workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=20),
     )
+
+
+def _workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    )
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """One recorded history replayed against the current workflow code."""
+
+    source: str
+    workflow_id: str
+    events: int
+    failure: str | None  # the non-determinism (or other replay failure), None when it replays cleanly
+
+
+async def replay_histories(paths: Iterable[Path], key_ring: KeyRing) -> list[ReplayResult]:
+    """Replay history JSON files (as ``temporal workflow show --output json`` writes them) with the worker's
+    own workflows and sandbox, so a code change that would break running referrals is caught before deploy.
+    """
+    replayer = Replayer(
+        workflows=[ReferralWorkflow], workflow_runner=_workflow_runner(), data_converter=data_converter(key_ring)
+    )
+    results = []
+    for path in paths:
+        workflow_id = path.stem
+        history = WorkflowHistory.from_json(workflow_id, path.read_text())
+        replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        failure = None if replayed.replay_failure is None else str(replayed.replay_failure)
+        results.append(ReplayResult(str(path), workflow_id, len(history.events), failure))
+    return results

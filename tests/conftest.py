@@ -51,10 +51,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         os._exit(_exit_status[-1])
 
 
+# A fixed, test-only key: the recorded histories in tests/fixtures/histories (synthetic patients only) are
+# encrypted with it, and replaying them needs it. Never used outside the tests.
+TEST_KEY_RING = KeyRing.from_base64({"test-1": "b6sogQq4cB0m6cllvC80U/URqO8zFKsopQzea3k8JIs="}, "test-1")
+
+
 @pytest.fixture(scope="session")
 def key_ring() -> KeyRing:
-    """A fresh AES key ring for this test session."""
-    return KeyRing.from_base64({"test-1": KeyRing.new_key()}, "test-1")
+    """The AES key ring the test servers' clients encrypt payloads with."""
+    return TEST_KEY_RING
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from datetime import date, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from referral_service.domain.program import Program, SessionKind
 from referral_service.domain.referral import referral_key
 from referral_service.ehr.client import FhirClient
 from tests.conftest import HAPI_SOURCE_ID
-from tests.referrals import ADA_DISCHARGED, referral_bundle
+from tests.referrals import ADA_DISCHARGED, FIXTURES, referral_bundle
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import RecordSessionInput, ReferralState, StartReferralInput
 
@@ -78,3 +79,13 @@ async def wait_for_phase(handle: ReferralHandle, phase: Phase) -> ReferralState:
         await asyncio.sleep(0.1)
         state = await handle.query(ReferralWorkflow.snapshot)
     raise AssertionError(f"never reached {phase}; last phase {state.phase}")
+
+
+HISTORIES = FIXTURES.parent / "histories"
+
+
+async def keep_history(handle: ReferralHandle, story: str) -> None:
+    """With ``RECORD_HISTORIES=1``, save this run's history as the replay fixture for ``story``."""
+    if os.environ.get("RECORD_HISTORIES") == "1":
+        HISTORIES.mkdir(exist_ok=True)
+        (HISTORIES / f"{story}.json").write_text((await handle.fetch_history()).to_json())

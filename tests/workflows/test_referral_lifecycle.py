@@ -13,7 +13,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from referral_service.codec import EncryptionCodec
 from referral_service.domain.discharge import DeclineReason, Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase
-from tests.workflows.stories import session, start_referral, wait_for_phase, written
+from tests.workflows.stories import keep_history, session, start_referral, wait_for_phase, written
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import (
     CancelInput,
@@ -48,6 +48,7 @@ async def test_full_lifecycle_writes_each_resource_once_and_closes_the_loop(
         ),
     )
     final = await handle.result()  # time skips through the 7- and 30-day follow-up checkpoints
+    await keep_history(handle, "adult-completed-with-aftercare")
 
     assert final.phase == Phase.CLOSED
     assert final.overdue == ["follow-up day 7", "follow-up day 30"]  # nobody recorded them
@@ -76,6 +77,7 @@ async def test_decline_needs_a_coded_reason_and_tells_the_referrer(time_skipping
         ReferralWorkflow.decide, ScreeningDecisionInput(decision="decline", decline_reason=DeclineReason.NO_CAPACITY)
     )
     final = await handle.result()
+    await keep_history(handle, "declined-no-capacity")
     assert final.phase == Phase.DECLINED
     [task] = await written(hapi_client, "Task", f"{handle.id}/task")
     assert (task["status"], task["statusReason"]["text"]) == ("rejected", "no_capacity")
@@ -109,6 +111,7 @@ async def test_unanswered_referral_is_flagged_when_the_response_deadline_passes(
     assert (state.phase, state.at_risk, state.overdue) == (Phase.SCREENING, True, ["response"])
     await handle.signal(ReferralWorkflow.cancel, CancelInput())
     await handle.result()
+    await keep_history(handle, "response-deadline-missed")
 
 
 async def test_cancellation_mid_program_revokes_the_plan_and_cancels_the_task(
@@ -120,6 +123,7 @@ async def test_cancellation_mid_program_revokes_the_plan_and_cancels_the_task(
     await handle.execute_update(ReferralWorkflow.record_session, session(1))
     await handle.signal(ReferralWorkflow.cancel, CancelInput(reason="revoked by referrer"))
     final = await handle.result()
+    await keep_history(handle, "sud-cancelled-mid-program")
     assert final.phase == Phase.CANCELLED
     [plan] = await written(hapi_client, "CarePlan", f"{handle.id}/careplan")
     [task] = await written(hapi_client, "Task", f"{handle.id}/task")

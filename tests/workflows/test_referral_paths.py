@@ -16,7 +16,7 @@ from referral_service.ehr.client import FhirClient
 from referral_service.ehr.source import SourceConfig
 from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID
-from tests.workflows.stories import end_leftovers, session, start_referral, wait_for_phase, written
+from tests.workflows.stories import end_leftovers, keep_history, session, start_referral, wait_for_phase, written
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import CancelInput, DischargeInput, ScreeningDecisionInput
 
@@ -41,6 +41,7 @@ async def test_waitlisted_then_accepted(time_skipping_env, hapi_client, program,
     assert await _task(hapi_client, handle.id) == ("accepted", "event-scheduled")
     await handle.signal(ReferralWorkflow.cancel, CancelInput())
     await handle.result()
+    await keep_history(handle, "waitlisted-then-accepted")
 
 
 async def test_two_no_shows_put_the_referral_at_risk_and_attending_clears_it(
@@ -60,6 +61,7 @@ async def test_two_no_shows_put_the_referral_at_risk_and_attending_clears_it(
     assert [e.event for e in back.timeline].count("session missed") == 2
     await handle.signal(ReferralWorkflow.cancel, CancelInput())
     await handle.result()
+    await keep_history(handle, "no-shows-at-risk")
 
 
 async def test_missed_first_session_deadline_escalates(time_skipping_env, hapi_client, program, task_queue):
@@ -75,6 +77,7 @@ async def test_missed_first_session_deadline_escalates(time_skipping_env, hapi_c
     assert (late.phase, late.at_risk, late.overdue) == (Phase.INTAKE_SCHEDULED, True, ["first session"])
     await handle.signal(ReferralWorkflow.cancel, CancelInput())
     await handle.result()
+    await keep_history(handle, "first-session-deadline-missed")
 
 
 async def test_transfer_to_a_higher_level_closes_the_loop_as_transferred(
@@ -89,6 +92,7 @@ async def test_transfer_to_a_higher_level_closes_the_loop_as_transferred(
     transfer = Discharge(reason=DischargeReason.TRANSFERRED, date=today, destination_level=php)
     await handle.execute_update(ReferralWorkflow.discharge, DischargeInput(discharge=transfer))
     final = await handle.result()
+    await keep_history(handle, "transferred-to-php")
     assert final.phase == Phase.TRANSFERRED
     assert final.follow_ups == []
     assert await _task(hapi_client, handle.id) == ("completed", "transferred")

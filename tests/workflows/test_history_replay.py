@@ -1,0 +1,59 @@
+"""Recorded referral histories replay against the current workflow code: a change that would break
+referrals already running fails here, before it is deployed.
+
+The corpus in ``tests/fixtures/histories`` is recorded from the story tests on the real servers:
+``RECORD_HISTORIES=1 ./scripts/test.sh tests/workflows`` (docs/histories.md says when and how).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from referral_service.worker import replay_histories
+from tests.conftest import TEST_KEY_RING
+from tests.workflows.stories import HISTORIES
+
+CORPUS = sorted(HISTORIES.glob("*.json"))
+
+
+async def test_every_recorded_history_replays_deterministically() -> None:
+    results = await replay_histories(CORPUS, TEST_KEY_RING)
+    assert len(results) >= 8, "the corpus of recorded histories is missing"
+    assert [(r.workflow_id, r.failure) for r in results if r.failure] == []
+    assert all(r.events > 10 for r in results)
+
+
+async def test_a_history_the_code_no_longer_matches_is_reported(tmp_path: Path) -> None:
+    """Rename the first activity the history scheduled: replay must name the mismatch, not pass."""
+    recorded = json.loads((HISTORIES / "declined-no-capacity.json").read_text())
+    scheduled = next(e for e in recorded["events"] if "activityTaskScheduledEventAttributes" in e)
+    scheduled["activityTaskScheduledEventAttributes"]["activityType"]["name"] = "write_care_plan"
+    changed = tmp_path / "declined-no-capacity.json"
+    changed.write_text(json.dumps(recorded))
+    [result] = await replay_histories([changed], TEST_KEY_RING)
+    assert result.failure is not None
+    assert "write_care_plan" in result.failure or "nondetermin" in result.failure.lower()
+
+    cli = _replay_cli(tmp_path, HISTORIES, changed)
+    assert cli.returncode == 1
+    assert "NON-DETERMINISTIC" in cli.stdout
+    assert f"{len(CORPUS) + 1} histories" in cli.stdout
+
+
+def _replay_cli(tmp_path: Path, *paths: Path) -> subprocess.CompletedProcess[str]:
+    """``referral-service replay-history`` as an engineer runs it, with the test key ring configured."""
+    config = tmp_path / "service.toml"
+    [(key_id, key)] = [(kid, TEST_KEY_RING.keys[kid]) for kid in TEST_KEY_RING.keys]
+    config.write_text(f'[codec]\nactive = "{key_id}"\n[codec.keys]\n"{key_id}" = "{base64.b64encode(key).decode()}"\n')
+    command = [str(Path(sys.executable).parent / "referral-service"), "--config", str(config), "replay-history"]
+    return subprocess.run([*command, *map(str, paths)], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_replay_history_command_passes_the_corpus(tmp_path: Path) -> None:
+    cli = _replay_cli(tmp_path, HISTORIES)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert f"{len(CORPUS)} histories" in cli.stdout
