@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -23,6 +23,7 @@ from workflows.referral_types import (
 )
 
 router = APIRouter(prefix="/api/referrals", tags=["referrals"])
+_QUERY_TIMEOUT = timedelta(seconds=5)
 
 
 class ReferralSummary(BaseModel):
@@ -126,8 +127,22 @@ async def _update(services: StateDep, key: str, update: Any, body: BaseModel) ->
         # The validator's message says which rule the request broke; it never carries patient data.
         raise HTTPException(409, detail=str(error.cause)) from None
     except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            # The server answers NOT_FOUND both for an unknown id and for a referral whose workflow has ended.
+            raise await _ended_or_unknown(services, key) from None
         raise _http_error(error) from None
     return result
+
+
+async def _ended_or_unknown(services: StateDep, key: str) -> HTTPException:
+    """404 for an id that never was a referral; 409 naming the final phase for one that has ended."""
+    try:
+        state = await _handle(services, key).query(ReferralWorkflow.snapshot, rpc_timeout=_QUERY_TIMEOUT)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return _http_error(error)
+        return HTTPException(409, detail="this referral has ended and takes no more changes")
+    return HTTPException(409, detail=f"this referral has ended (phase {state.phase}) and takes no more changes")
 
 
 def _http_error(error: RPCError) -> HTTPException:
