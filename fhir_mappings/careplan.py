@@ -45,9 +45,16 @@ def _plan(
 
 
 def treatment_plan(
-    referral: Referral, track: Track, *, key: str, status: str, start: date, care_team: ResourceRef | None
+    referral: Referral,
+    track: Track,
+    *,
+    key: str,
+    status: str,
+    start: date,
+    care_team: ResourceRef | None,
+    end: date | None = None,
 ) -> dict[str, Any]:
-    """One activity per session kind on the track's days and hours."""
+    """One activity per session kind on the track's days and hours; ``end`` defaults to the planned end."""
     timing = {
         "repeat": {
             "dayOfWeek": [WEEKDAYS[d - 1] for d in track.days],
@@ -69,28 +76,33 @@ def treatment_plan(
                 }
             }
         )
-    end = start + timedelta(weeks=track.length_weeks) if status == "active" else start
     return _plan(
         referral,
         key=key,
         status=status,
         title=f"IOP treatment plan: {track.name}",
         start=start,
-        end=end,
+        end=end or start + timedelta(weeks=track.length_weeks),
         care_team=care_team,
         activities=activities,
     )
 
 
 def aftercare_plan(
-    referral: Referral, *, key: str, start: date, follow_up_days: list[int], care_team: ResourceRef | None
+    referral: Referral,
+    *,
+    key: str,
+    start: date,
+    follow_up_days: list[int],
+    care_team: ResourceRef | None,
+    status: str = "active",
 ) -> dict[str, Any]:
-    """Follow-up contacts after program discharge (7 and 30 days by default)."""
+    """Follow-up contacts after program discharge (7 and 30 days by default); completed at closure."""
     activities = [
         {
             "detail": {
                 "kind": "Appointment",
-                "status": "scheduled",
+                "status": ACTIVITY_STATUS.get(status, "scheduled"),
                 "description": f"Follow-up contact {day} days after discharge",
                 "scheduledPeriod": {"start": (start + timedelta(days=day)).isoformat()},
             }
@@ -100,7 +112,7 @@ def aftercare_plan(
     return _plan(
         referral,
         key=key,
-        status="active",
+        status=status,
         title="IOP aftercare plan",
         start=start,
         end=start + timedelta(days=max(follow_up_days)),

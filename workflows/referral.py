@@ -129,6 +129,7 @@ class ReferralWorkflow:
 
     async def _start_treatment(self) -> None:
         """Write the care team and plan, tell the referrer, and schedule intake."""
+        self._s.treatment_start = workflow.now().date()
         await self._write_team()
         await self._write_plan(status="active")
         await self._tell_referrer("accepted", "accepted")
@@ -178,7 +179,7 @@ class ReferralWorkflow:
         discharge = self._s.discharge
         assert discharge is not None
         transferred = discharge.reason == DischargeReason.TRANSFERRED
-        await self._write_plan(status="completed")
+        await self._write_plan(status="completed", end=discharge.date)
         await self._write_team(active=False)
         await self._tell_referrer("completed", "transferred" if transferred else "fulfillment-completed")
         if transferred:
@@ -195,19 +196,22 @@ class ReferralWorkflow:
                 FollowUp(day=day, due=discharge.date + timedelta(days=day))
                 for day in self._s.program.deadlines.follow_up_days
             ]
-            await self._write_aftercare_plan()
+            await self._write_aftercare_plan(status="active")
         await self._move(Phase.AFTERCARE, "aftercare started")
         for follow_up in self._s.follow_ups:
             self._set_deadline(_end_of(follow_up.due))
             if not await self._wait(lambda f=follow_up: f.reached is not None, until=_end_of(follow_up.due)):
                 self._flag_overdue(f"follow-up day {follow_up.day}")
+        # Referrals recorded before this change closed without completing their aftercare plan.
+        if workflow.patched("complete-aftercare-plan"):
+            await self._write_aftercare_plan(status="completed")
         self._set_deadline(None)
         await self._move(Phase.CLOSED, "closed")
 
     async def _cancelled(self) -> None:
         assert self._cancel is not None
         if self._s.phase in (Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT):
-            await self._write_plan(status="revoked")
+            await self._write_plan(status="revoked", end=workflow.now().date())
             await self._write_team(active=False)
         await self._tell_referrer("cancelled", "cancellation-confirmed", reason=self._cancel.reason)
         self._set_deadline(None)
@@ -413,11 +417,11 @@ class ReferralWorkflow:
                 program=self._s.program,
                 team=self._s.team,
                 active=active,
-                start=workflow.now().date(),
+                start=self._s.treatment_start or workflow.now().date(),
             ),
         )
 
-    async def _write_plan(self, *, status: str) -> None:
+    async def _write_plan(self, *, status: str, end: date | None = None) -> None:
         await self._write(
             WritebackActivities.write_care_plan,
             WriteCarePlanInput(
@@ -426,12 +430,14 @@ class ReferralWorkflow:
                 program=self._s.program,
                 track_id=str(self._s.track_id),
                 status=status,
-                start=workflow.now().date(),
+                start=self._s.treatment_start or workflow.now().date(),
+                end=end,
                 care_team=self._s.writes.get(f"{self._s.key}/careteam"),
             ),
         )
 
-    async def _write_aftercare_plan(self) -> None:
+    async def _write_aftercare_plan(self, *, status: str) -> None:
+        assert self._s.discharge is not None
         await self._write(
             WritebackActivities.write_care_plan,
             WriteCarePlanInput(
@@ -439,8 +445,8 @@ class ReferralWorkflow:
                 referral=self._s.referral,
                 program=self._s.program,
                 track_id=str(self._s.track_id),
-                status="active",
-                start=workflow.now().date(),
+                status=status,
+                start=self._s.discharge.date,
                 care_team=self._s.writes.get(f"{self._s.key}/careteam"),
                 follow_up_days=[f.day for f in self._s.follow_ups],
             ),

@@ -41,6 +41,7 @@ class ReferralState(BaseModel):
     track_id: str | None = None
     decline_reason: DeclineReason | None = None
     intake_at: datetime | None = None
+    treatment_start: date | None = None  # acceptance day: the start of the care team and the plan
     team: CareTeamAssignment | None = None
     team_history: list[CareTeamAssignment] = Field(default_factory=list)
     sessions: list[SessionRecord] = Field(default_factory=list)

@@ -62,6 +62,7 @@ class WriteCarePlanInput(WriteInput):
     track_id: str
     status: str
     start: date
+    end: date | None = None  # None: the planned end (program length, or the last follow-up)
     care_team: EhrWrite | None = None
     follow_up_days: list[int] = Field(default_factory=list)
 
@@ -118,6 +119,7 @@ class WritebackActivities:
             resource = careplan.aftercare_plan(
                 request.referral,
                 key=request.key,
+                status=request.status,
                 start=request.start,
                 follow_up_days=request.follow_up_days,
                 care_team=care_team,
@@ -129,6 +131,7 @@ class WritebackActivities:
                 key=request.key,
                 status=request.status,
                 start=request.start,
+                end=request.end,
                 care_team=care_team,
             )
         return await self._upsert(request, resource)

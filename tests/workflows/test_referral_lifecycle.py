@@ -59,10 +59,13 @@ async def test_full_lifecycle_writes_each_resource_once_and_closes_the_loop(
     assert outputs == ["CarePlan", "Encounter", "Encounter", "Encounter"]
     [team] = await written(hapi_client, "CareTeam", f"{key}/careteam")
     assert (team["status"], len(team["participant"])) == ("inactive", 4)
+    assert team["period"]["start"] == accepted.treatment_start.isoformat()
     [plan] = await written(hapi_client, "CarePlan", f"{key}/careplan")
     assert plan["status"] == "completed"
+    assert plan["period"] == {"start": accepted.treatment_start.isoformat(), "end": final.discharge.date.isoformat()}
     [aftercare] = await written(hapi_client, "CarePlan", f"{key}/aftercare-plan")
-    assert len(aftercare["activity"]) == 2
+    assert (aftercare["status"], len(aftercare["activity"])) == ("completed", 2)
+    assert aftercare["period"]["start"] == final.discharge.date.isoformat()
     for session_id, count in (("s1", 1), ("s2", 0), ("s3", 1), ("s4", 1)):
         assert len(await written(hapi_client, "Encounter", f"{key}/encounter/{session_id}")) == count
 
