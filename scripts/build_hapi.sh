@@ -17,7 +17,7 @@ if [ -f "$jar" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$current" ]; then
 else
   echo "build_hapi: building the HAPI FHIR test server with Maven (first build downloads ~430 MB)" >&2
   start=$(date +%s)
-  mvn -B -q -f "$project/pom.xml" package -DskipTests >&2
+  mvn -B -q -Dstyle.color=never -f "$project/pom.xml" package -DskipTests >&2
   echo "$current" > "$stamp"
   echo "build_hapi: built in $(( $(date +%s) - start ))s" >&2
 fi
