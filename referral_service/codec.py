@@ -39,6 +39,10 @@ class KeyRing:
             if len(key) != 32:
                 raise KeyRingError(f"key {key_id!r} must be 32 bytes (AES-256), got {len(key)}")
 
+    @property
+    def active_key(self) -> bytes:
+        return self.keys[self.active_key_id]
+
     @classmethod
     def from_base64(cls, keys: Mapping[str, str], active_key_id: str) -> KeyRing:
         return cls({kid: base64.b64decode(value) for kid, value in keys.items()}, active_key_id)
@@ -53,11 +57,11 @@ class EncryptionCodec(PayloadCodec):
     """Encrypts each payload whole (metadata and data), so even the payload's encoding is hidden."""
 
     def __init__(self, key_ring: KeyRing) -> None:
-        self._ring = key_ring
+        self.key_ring = key_ring
         self._ciphers = {kid: AESGCM(key) for kid, key in key_ring.keys.items()}
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        kid = self._ring.active_key_id
+        kid = self.key_ring.active_key_id
         cipher = self._ciphers[kid]
         out = []
         for payload in payloads:

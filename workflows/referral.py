@@ -61,7 +61,11 @@ class ReferralWorkflow:
     @workflow.init
     def __init__(self, start: StartReferralInput) -> None:
         self._s = start.resume or ReferralState(
-            key=start.key, referral=start.referral, program=start.program, received_at=start.received_at
+            key=start.key,
+            referral=start.referral,
+            program=start.program,
+            received_at=start.received_at,
+            possible_duplicates=start.possible_duplicates,
         )
         self._decision: ScreeningDecisionInput | None = None
         self._applying = False  # a decision taken from ``_decision`` whose effects are still being written
@@ -73,6 +77,14 @@ class ReferralWorkflow:
     async def run(self, start: StartReferralInput) -> ReferralState:
         if start.resume is None:
             await self._move(Phase.RECEIVED, "referral received")
+            if self._s.possible_duplicates:  # state only, no command: recorded histories still replay
+                self._s.timeline.append(
+                    TimelineEntry(
+                        at=workflow.now(),
+                        event="possible duplicate patient",
+                        detail=", ".join(self._s.possible_duplicates),
+                    )
+                )
             await self._tell_referrer("received", "created")
             await self._move(Phase.SCREENING, "screening started")
         phase = self._s.phase
@@ -365,7 +377,10 @@ class ReferralWorkflow:
         self._publish()
 
     def _publish(self) -> None:
-        """Search attributes: codes and ids only, never patient data."""
+        """Search attributes: codes and ids only, never patient data.
+
+        An upsert changes only the attributes it lists, so the patient-match keys set at start stay.
+        """
         workflow.upsert_search_attributes(
             [
                 search_attributes.PHASE.value_set(str(self._s.phase)),

@@ -53,6 +53,8 @@ class ReferralState(BaseModel):
     next_deadline: datetime | None = None
     writes: dict[str, EhrWrite] = Field(default_factory=dict)
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    # Open referrals (workflow ids) whose patient matched this one's at intake: for the coordinator to check.
+    possible_duplicates: list[str] = Field(default_factory=list)
 
 
 class StartReferralInput(BaseModel):
@@ -63,6 +65,7 @@ class StartReferralInput(BaseModel):
     program: Program
     received_at: datetime
     resume: ReferralState | None = None
+    possible_duplicates: list[str] = Field(default_factory=list)
 
 
 class ScreeningDecisionInput(BaseModel):

@@ -12,5 +12,8 @@ TRACK = SearchAttributeKey.for_keyword("ReferralTrack")
 SOURCE = SearchAttributeKey.for_keyword("ReferralSource")
 AT_RISK = SearchAttributeKey.for_bool("ReferralAtRisk")
 NEXT_DEADLINE = SearchAttributeKey.for_datetime("ReferralNextDeadline")
+# Keyed hashes of the patient's identifiers and name plus birth date (domain/patient_match.py), set at
+# start: intake finds open referrals of the same patient without the attribute holding PHI.
+PATIENT_MATCH = SearchAttributeKey.for_keyword_list("ReferralPatientMatch")
 
-ALL: tuple[SearchAttributeKey, ...] = (PHASE, TRACK, SOURCE, AT_RISK, NEXT_DEADLINE)  # type: ignore[type-arg]
+ALL: tuple[SearchAttributeKey, ...] = (PHASE, TRACK, SOURCE, AT_RISK, NEXT_DEADLINE, PATIENT_MATCH)  # type: ignore[type-arg]

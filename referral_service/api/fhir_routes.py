@@ -24,13 +24,17 @@ from referral_service.api.deps import AppState, StateDep
 from referral_service.api.fhir_responses import fhir_response, outcome_response
 from referral_service.api.sources import source_for
 from referral_service.domain.lifecycle import Phase
+from referral_service.domain.patient_match import match_keys
 from referral_service.domain.referral import Referral, referral_key
+from referral_service.logging import get_logger
 from workflows import search_attributes
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import ReferralState, StartReferralInput
 
 router = APIRouter(prefix="/fhir", tags=["FHIR intake"])
 _QUERY_TIMEOUT = timedelta(seconds=5)
+_MAX_DUPLICATES = 20  # enough for the coordinator to see there is a problem
+log = get_logger()
 
 
 @router.get("/metadata")
@@ -87,7 +91,21 @@ async def _submit(request: Request, services: StateDep, *, expected: str) -> Res
 
 async def _start(referral: Referral, services: AppState) -> Response:
     key = referral_key(referral.source_id, referral.placer_identifier)
-    start = StartReferralInput(key=key, referral=referral, program=services.program, received_at=datetime.now(UTC))
+    patient_keys = match_keys(referral.patient, services.patient_match_secret)
+    start = StartReferralInput(
+        key=key,
+        referral=referral,
+        program=services.program,
+        received_at=datetime.now(UTC),
+        possible_duplicates=await _open_referrals_matching(patient_keys, key, services),
+    )
+    attributes: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(search_attributes.PHASE, str(Phase.RECEIVED)),
+        SearchAttributePair(search_attributes.SOURCE, referral.source_id),
+        SearchAttributePair(search_attributes.AT_RISK, False),
+    ]
+    if patient_keys:
+        attributes.append(SearchAttributePair(search_attributes.PATIENT_MATCH, patient_keys))
     try:
         await services.temporal.start_workflow(
             ReferralWorkflow.run,
@@ -95,13 +113,7 @@ async def _start(referral: Referral, services: AppState) -> Response:
             id=key,
             task_queue=services.settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(search_attributes.PHASE, str(Phase.RECEIVED)),
-                    SearchAttributePair(search_attributes.SOURCE, referral.source_id),
-                    SearchAttributePair(search_attributes.AT_RISK, False),
-                ]
-            ),
+            search_attributes=TypedSearchAttributes(attributes),
         )
     except WorkflowAlreadyStartedError:
         return await _existing(key, referral, services)
@@ -116,6 +128,28 @@ async def _start(referral: Referral, services: AppState) -> Response:
         last_modified=start.received_at,
     )
     return fhir_response(body, 201, {"Location": f"Task/{key}"})
+
+
+async def _open_referrals_matching(patient_keys: list[str], key: str, services: AppState) -> list[str]:
+    """Ids of running referrals whose patient shares a match key: flagged for the coordinator, never merged.
+
+    Visibility is eventually consistent, so a referral started a moment ago may not be found yet. A server
+    that cannot answer (down, or without visibility like the time-skipping test server) skips the check
+    rather than refusing the referral; the warning names the status only, never the query or the patient.
+    """
+    if not patient_keys:
+        return []
+    keys = ", ".join(f"'{k}'" for k in patient_keys)  # hex digests and a sanitised id: nothing to escape
+    query = (
+        f"WorkflowType = 'ReferralWorkflow' AND ExecutionStatus = 'Running'"
+        f" AND {search_attributes.PATIENT_MATCH.name} IN ({keys}) AND WorkflowId != '{key}'"
+    )
+    found = services.temporal.list_workflows(query, limit=_MAX_DUPLICATES, rpc_timeout=_QUERY_TIMEOUT)
+    try:
+        return sorted({execution.id async for execution in found})
+    except RPCError as error:
+        log.warning("duplicate patient check skipped", referral_key=key, status=error.status.name)
+        return []
 
 
 async def _existing(key: str, referral: Referral, services: AppState) -> Response:

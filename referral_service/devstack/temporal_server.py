@@ -26,7 +26,8 @@ def search_attribute_args() -> list[str]:
     """``--search-attribute Name=Type`` for every custom attribute the workflows upsert."""
     args: list[str] = []
     for key in search_attributes.ALL:
-        kind = key.indexed_value_type.name.title()  # KEYWORD -> Keyword, as the CLI spells types
+        # KEYWORD -> Keyword, KEYWORD_LIST -> KeywordList, as the CLI spells types
+        kind = "".join(part.title() for part in key.indexed_value_type.name.split("_"))
         args += ["--search-attribute", f"{key.name}={kind}"]
     return args
 
