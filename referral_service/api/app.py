@@ -1,11 +1,12 @@
-"""The FastAPI application: FHIR intake at ``/fhir``, the case-manager API at ``/api``, health."""
+"""The FastAPI application: FHIR intake at ``/fhir``, the case-manager API at ``/api``, the dashboard, health."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from temporalio.client import Client
 
-from referral_service.api import fhir_routes, referral_routes
+from referral_service.api import dashboard, fhir_routes, referral_routes
 from referral_service.api.deps import AppState
 from referral_service.config import Settings
 from referral_service.programs import load_program
@@ -25,4 +26,6 @@ def create_app(settings: Settings, client: Client) -> FastAPI:
 
     app.include_router(fhir_routes.router)
     app.include_router(referral_routes.router)
+    app.include_router(dashboard.router)
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from referral_service.api.deps import StateDep
+from referral_service.api.deps import AppState, StateDep
 from workflows import search_attributes
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import (
@@ -48,14 +49,37 @@ async def list_referrals(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[ReferralSummary]:
     """Referrals, filtered by phase, track, source and at-risk flag (a visibility query)."""
+    return await find_referrals(
+        services,
+        phases=(phase,) if phase is not None else (),
+        track=track,
+        source=source,
+        at_risk=at_risk,
+        limit=limit,
+    )
+
+
+async def find_referrals(
+    services: AppState,
+    *,
+    phases: Sequence[str] = (),
+    track: str | None = None,
+    source: str | None = None,
+    at_risk: bool | None = None,
+    limit: int = 200,
+) -> list[ReferralSummary]:
+    """The visibility query behind the list (also the dashboard's inbox): any of ``phases``, and the filters.
+
+    Callers pass only pattern-checked values or enum members: they are put into the query text."""
     clauses = ["WorkflowType = 'ReferralWorkflow'"]
+    if phases:
+        clauses.append("(" + " OR ".join(f"{search_attributes.PHASE.name} = '{value}'" for value in phases) + ")")
     for key, value in (
-        (search_attributes.PHASE, phase),
         (search_attributes.TRACK, track),
         (search_attributes.SOURCE, source),
     ):
         if value is not None:
-            clauses.append(f"{key.name} = '{value}'")  # values are pattern-checked above
+            clauses.append(f"{key.name} = '{value}'")
     if at_risk is not None:
         clauses.append(f"{search_attributes.AT_RISK.name} = {str(at_risk).lower()}")
     rows = []
@@ -78,6 +102,11 @@ async def list_referrals(
 @router.get("/{key}")
 async def read_referral(key: str, services: StateDep) -> ReferralState:
     """The full snapshot of one referral."""
+    return await read_snapshot(services, key)
+
+
+async def read_snapshot(services: AppState, key: str) -> ReferralState:
+    """The ``snapshot`` query; HTTPException 404 for an unknown referral, 503 when Temporal is out of reach."""
     try:
         return await _handle(services, key).query(ReferralWorkflow.snapshot)
     except RPCError as error:
@@ -87,23 +116,23 @@ async def read_referral(key: str, services: StateDep) -> ReferralState:
 @router.post("/{key}/decision")
 async def decide(key: str, body: ScreeningDecisionInput, services: StateDep) -> ReferralState:
     """Accept (track, intake time), decline (coded reason) or waitlist."""
-    return await _update(services, key, ReferralWorkflow.decide, body)
+    return await run_update(services, key, ReferralWorkflow.decide, body)
 
 
 @router.post("/{key}/sessions")
 async def record_session(key: str, body: RecordSessionInput, services: StateDep) -> ReferralState:
     """Record a session (attended or missed); an attended one is written to the EHR as an Encounter."""
-    return await _update(services, key, ReferralWorkflow.record_session, body)
+    return await run_update(services, key, ReferralWorkflow.record_session, body)
 
 
 @router.post("/{key}/discharge")
 async def discharge(key: str, body: DischargeInput, services: StateDep) -> ReferralState:
-    return await _update(services, key, ReferralWorkflow.discharge, body)
+    return await run_update(services, key, ReferralWorkflow.discharge, body)
 
 
 @router.post("/{key}/follow-ups")
 async def record_follow_up(key: str, body: FollowUpInput, services: StateDep) -> ReferralState:
-    return await _update(services, key, ReferralWorkflow.record_follow_up, body)
+    return await run_update(services, key, ReferralWorkflow.record_follow_up, body)
 
 
 @router.post("/{key}/cancel", status_code=202)
@@ -116,11 +145,12 @@ async def cancel(key: str, body: CancelInput, services: StateDep) -> dict[str, s
     return {"status": "accepted"}
 
 
-def _handle(services: StateDep, key: str) -> WorkflowHandle[Any, Any]:
+def _handle(services: AppState, key: str) -> WorkflowHandle[Any, Any]:
     return services.temporal.get_workflow_handle(key)
 
 
-async def _update(services: StateDep, key: str, update: Any, body: BaseModel) -> ReferralState:
+async def run_update(services: AppState, key: str, update: Any, body: BaseModel) -> ReferralState:
+    """Run a workflow update; a refused one raises HTTPException (409 with the workflow's reason, 404, 503)."""
     try:
         result: ReferralState = await _handle(services, key).execute_update(update, body)
     except WorkflowUpdateFailedError as error:
@@ -134,7 +164,7 @@ async def _update(services: StateDep, key: str, update: Any, body: BaseModel) ->
     return result
 
 
-async def _ended_or_unknown(services: StateDep, key: str) -> HTTPException:
+async def _ended_or_unknown(services: AppState, key: str) -> HTTPException:
     """404 for an id that never was a referral; 409 naming the final phase for one that has ended."""
     try:
         state = await _handle(services, key).query(ReferralWorkflow.snapshot, rpc_timeout=_QUERY_TIMEOUT)

@@ -8,14 +8,12 @@ and no CLI output may carry the patient's name, birth date or MRN.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -23,15 +21,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from temporalio.testing import WorkflowEnvironment
 
-from referral_service.api.app import create_app
-from referral_service.config import Settings, SourceSettings
 from referral_service.devstack.process import free_port
 from referral_service.domain.referral import Identifier, referral_key
 from referral_service.ehr.client import FhirClient
-from referral_service.worker import create_worker
+from tests.api_server import running_api
 from tests.conftest import HAPI_SOURCE_ID
 from tests.referrals import referral_bundle
 
@@ -45,34 +40,11 @@ pytestmark = pytest.mark.timeout(600)
 # ---- the API under test ------------------------------------------------------------------------------
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its signal handlers: pytest keeps Ctrl-C."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 @pytest.fixture(scope="module")
 async def api_url(temporal_env: WorkflowEnvironment, hapi_base_url: str, hapi_client: FhirClient) -> AsyncIterator[str]:
     """The real API on a free loopback port, and a worker on its task queue, for this module's tests."""
-    settings = Settings(
-        task_queue=f"cli-{uuid.uuid4().hex[:8]}",
-        sources=(SourceSettings(id=HAPI_SOURCE_ID, base_url=hapi_base_url),),
-    )
-    port = free_port()
-    app = create_app(settings, temporal_env.client)
-    server = _QuietServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
-    async with create_worker(temporal_env.client, settings.task_queue, {HAPI_SOURCE_ID: hapi_client}):
-        serving = asyncio.create_task(server.serve())
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert not serving.done(), "uvicorn stopped while starting"
-            assert time.monotonic() < deadline, "uvicorn did not start within 30s"
-            await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        await serving
+    async with running_api(temporal_env, hapi_base_url, hapi_client, queue_prefix="cli") as url:
+        yield url
 
 
 # ---- running the CLI ---------------------------------------------------------------------------------

@@ -1,0 +1,53 @@
+"""The real API (uvicorn, in this process, on a free loopback port) and a worker, for tests that talk HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Generator
+
+import uvicorn
+from temporalio.testing import WorkflowEnvironment
+
+from referral_service.api.app import create_app
+from referral_service.config import Settings, SourceSettings
+from referral_service.devstack.process import free_port
+from referral_service.ehr.client import FhirClient
+from referral_service.worker import create_worker
+from tests.conftest import HAPI_SOURCE_ID
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without its signal handlers: pytest keeps Ctrl-C."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def running_api(
+    temporal_env: WorkflowEnvironment, hapi_base_url: str, hapi_client: FhirClient, *, queue_prefix: str
+) -> AsyncIterator[str]:
+    """The API's base URL, served until the block ends, with a worker on its own task queue."""
+    settings = Settings(
+        task_queue=f"{queue_prefix}-{uuid.uuid4().hex[:8]}",
+        sources=(SourceSettings(id=HAPI_SOURCE_ID, base_url=hapi_base_url),),
+    )
+    port = free_port()
+    app = create_app(settings, temporal_env.client)
+    server = QuietServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    async with create_worker(temporal_env.client, settings.task_queue, {HAPI_SOURCE_ID: hapi_client}):
+        serving = asyncio.create_task(server.serve())
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert not serving.done(), "uvicorn stopped while starting"
+            assert time.monotonic() < deadline, "uvicorn did not start within 30s"
+            await asyncio.sleep(0.05)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            await serving
