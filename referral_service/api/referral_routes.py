@@ -106,9 +106,10 @@ async def read_referral(key: str, services: StateDep) -> ReferralState:
 
 
 async def read_snapshot(services: AppState, key: str) -> ReferralState:
-    """The ``snapshot`` query; HTTPException 404 for an unknown referral, 503 when Temporal is out of reach."""
+    """The ``snapshot`` query; HTTPException 404 for an unknown referral, 503 when Temporal is out of reach
+    or no worker answers in time (a query needs a worker; without a limit it would hang for 30 s)."""
     try:
-        return await _handle(services, key).query(ReferralWorkflow.snapshot)
+        return await _handle(services, key).query(ReferralWorkflow.snapshot, rpc_timeout=_QUERY_TIMEOUT)
     except RPCError as error:
         raise _http_error(error) from None
 
