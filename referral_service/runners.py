@@ -22,7 +22,7 @@ from referral_service.worker import build_worker, ehr_clients, replay_histories
 log = get_logger()
 
 
-class _ApiServer(uvicorn.Server):
+class QuietApiServer(uvicorn.Server):
     """uvicorn without its own signal handling: ``stop_on_signals`` decides when everything stops."""
 
     @contextlib.contextmanager
@@ -87,7 +87,7 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, *, wor
             tasks.append(asyncio.create_task(temporal_worker.run()))
             cleanup.push_async_callback(temporal_worker.shutdown)
         if api:
-            server = _ApiServer(
+            server = QuietApiServer(
                 uvicorn.Config(
                     create_app(settings, client),
                     host=settings.api_host,

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator
 
 import uvicorn
 from temporalio.testing import WorkflowEnvironment
@@ -15,16 +15,18 @@ from referral_service.api.app import create_app
 from referral_service.config import Settings, SourceSettings
 from referral_service.devstack.process import free_port
 from referral_service.ehr.client import FhirClient
+from referral_service.runners import QuietApiServer
 from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID
 
 
-class QuietServer(uvicorn.Server):
-    """uvicorn without its signal handlers: pytest keeps Ctrl-C."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
+def service_settings(hapi_base_url: str, queue_prefix: str, *source_ids: str) -> Settings:
+    """Referring EHRs (default: one, ``HAPI_SOURCE_ID``), all the HAPI test server, and a task queue no
+    other test uses."""
+    return Settings(
+        task_queue=f"{queue_prefix}-{uuid.uuid4().hex[:8]}",
+        sources=tuple(SourceSettings(id=s, base_url=hapi_base_url) for s in source_ids or (HAPI_SOURCE_ID,)),
+    )
 
 
 @contextlib.asynccontextmanager
@@ -32,13 +34,10 @@ async def running_api(
     temporal_env: WorkflowEnvironment, hapi_base_url: str, hapi_client: FhirClient, *, queue_prefix: str
 ) -> AsyncIterator[str]:
     """The API's base URL, served until the block ends, with a worker on its own task queue."""
-    settings = Settings(
-        task_queue=f"{queue_prefix}-{uuid.uuid4().hex[:8]}",
-        sources=(SourceSettings(id=HAPI_SOURCE_ID, base_url=hapi_base_url),),
-    )
+    settings = service_settings(hapi_base_url, queue_prefix)
     port = free_port()
     app = create_app(settings, temporal_env.client)
-    server = QuietServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    server = QuietApiServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
     async with create_worker(temporal_env.client, settings.task_queue, {HAPI_SOURCE_ID: hapi_client}):
         serving = asyncio.create_task(server.serve())
         deadline = time.monotonic() + 30

@@ -27,10 +27,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from referral_service.api.app import create_app
-from referral_service.config import Settings, SourceSettings
+from referral_service.config import Settings
 from referral_service.domain.referral import Identifier, referral_key
 from referral_service.ehr.client import FhirClient
 from referral_service.worker import create_worker
+from tests.api_server import service_settings
 from tests.conftest import HAPI_SOURCE_ID
 from tests.referrals import referral_bundle
 
@@ -50,14 +51,6 @@ SEED_TIMEOUT_S = 180.0
 # ---- fixtures ----------------------------------------------------------------------------------------
 
 
-def _settings(hapi_base_url: str, *source_ids: str) -> Settings:
-    """The given referring EHRs (all the HAPI test server) and a task queue no other test uses."""
-    return Settings(
-        task_queue=f"case-manager-{uuid.uuid4().hex[:8]}",
-        sources=tuple(SourceSettings(id=source_id, base_url=hapi_base_url) for source_id in source_ids),
-    )
-
-
 @asynccontextmanager
 async def _serving(client: Client, settings: Settings, hapi_client: FhirClient) -> AsyncIterator[httpx.AsyncClient]:
     """The app in-process (lifespan included) and a real worker on its task queue, writing to HAPI."""
@@ -73,7 +66,7 @@ async def _serving(client: Client, settings: Settings, hapi_client: FhirClient) 
 @pytest.fixture
 async def skipping_api(time_skipping_env, hapi_client, hapi_base_url) -> AsyncIterator[httpx.AsyncClient]:
     """The API on the time-skipping server, one referring EHR (HAPI)."""
-    async with _serving(time_skipping_env.client, _settings(hapi_base_url, HAPI_SOURCE_ID), hapi_client) as api:
+    async with _serving(time_skipping_env.client, service_settings(hapi_base_url, "case-manager"), hapi_client) as api:
         yield api
 
 
@@ -460,7 +453,7 @@ async def test_list_filters_select_by_phase_track_source_and_risk(temporal_env, 
     """Three referrals on the dev server: one left in screening, one accepted into sud and at risk after two
     missed sessions, one waitlisted from a second referring EHR. Each filter (and a combination) selects
     exactly the right ones among them; other tests' referrals may share the server and are ignored."""
-    settings = _settings(hapi_base_url, HAPI_SOURCE_ID, OTHER_SOURCE_ID)
+    settings = service_settings(hapi_base_url, "case-manager", HAPI_SOURCE_ID, OTHER_SOURCE_ID)
     async with _serving(temporal_env.client, settings, hapi_client) as api:
         bundles = {"screening": referral_bundle(ADA), "sud": referral_bundle(ADA), "waitlisted": referral_bundle(ADA)}
         sources = {"screening": HAPI_SOURCE_ID, "sud": HAPI_SOURCE_ID, "waitlisted": OTHER_SOURCE_ID}

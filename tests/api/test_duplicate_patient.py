@@ -19,10 +19,11 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.api.app import create_app
-from referral_service.config import Settings, SourceSettings
+from referral_service.config import Settings
 from referral_service.ehr.client import FhirClient
 from referral_service.worker import create_worker
 from tests.api.test_fhir_intake import ADA, _eventually, _key, _phi, _post, _resource
+from tests.api_server import service_settings
 from tests.conftest import HAPI_SOURCE_ID
 from tests.referrals import referral_bundle
 from workflows import search_attributes
@@ -30,10 +31,7 @@ from workflows import search_attributes
 
 @pytest.fixture
 def settings(hapi_base_url: str) -> Settings:
-    return Settings(
-        task_queue=f"duplicates-{uuid.uuid4().hex[:8]}",
-        sources=(SourceSettings(id=HAPI_SOURCE_ID, base_url=hapi_base_url),),
-    )
+    return service_settings(hapi_base_url, "duplicates")
 
 
 @pytest.fixture

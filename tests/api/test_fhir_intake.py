@@ -24,10 +24,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from referral_service.api.app import create_app
-from referral_service.config import Settings, SourceSettings
+from referral_service.config import Settings
 from referral_service.domain.referral import Identifier, referral_key
 from referral_service.ehr.client import FhirClient
 from referral_service.worker import create_worker
+from tests.api_server import service_settings
 from tests.conftest import HAPI_SOURCE_ID
 from tests.referrals import referral_bundle
 from workflows import search_attributes
@@ -46,10 +47,7 @@ Body = bytes | dict[str, Any]
 @pytest.fixture
 def settings(hapi_base_url: str) -> Settings:
     """One referring EHR (HAPI) and a task queue no other test uses."""
-    return Settings(
-        task_queue=f"intake-{uuid.uuid4().hex[:8]}",
-        sources=(SourceSettings(id=HAPI_SOURCE_ID, base_url=hapi_base_url),),
-    )
+    return service_settings(hapi_base_url, "intake")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import httpx
 import pytest
 
 from referral_service.devstack.process import free_port
+from referral_service.devstack.temporal_server import accepts_connections
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]
 
@@ -165,14 +165,6 @@ def get(url: str) -> httpx.Response | None:
         return httpx.get(url, timeout=5.0)
     except httpx.HTTPError:
         return None
-
-
-def accepts_connections(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
 
 
 def banner_urls(ports: dict[str, int]) -> list[str]:
