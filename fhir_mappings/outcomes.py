@@ -65,6 +65,10 @@ def too_costly(diagnostics: str) -> OutcomeIssue:
     return _issue("too-costly", diagnostics, None)
 
 
+def throttled(diagnostics: str) -> OutcomeIssue:
+    return _issue("throttled", diagnostics, None)
+
+
 _STATUS = {
     "structure": 400,
     "invalid": 400,
@@ -76,13 +80,14 @@ _STATUS = {
     "conflict": 409,
     "transient": 503,
     "too-costly": 413,
+    "throttled": 429,
 }
 
 
 def http_status(issues: list[OutcomeIssue]) -> int:
     """The status of the most fundamental error: unparseable (400) before unprocessable (422), and so on."""
     statuses = [_STATUS.get(i.code, 400) for i in issues if i.severity in ("fatal", "error")]
-    order = [400, 413, 404, 409, 422, 503]
+    order = [400, 413, 404, 409, 422, 429, 503]
     return min(statuses, key=order.index) if statuses else 200
 
 

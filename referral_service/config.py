@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from referral_service.codec import KeyRing
+from referral_service.ehr.source import SourceConfig
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "placeholder", "xxx"})
 DEFAULT_STATE_DIR = Path(".iop-state")
@@ -31,6 +32,25 @@ class SourceSettings(BaseModel):
     timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     # Overrides of what the EHR's CapabilityStatement says it accepts, e.g. {"CarePlan": false}.
     writable: dict[str, bool] = Field(default_factory=dict)
+
+    def connection(self, *, timeout_seconds: float | None = None) -> SourceConfig:
+        """How the EHR client reaches this source (``timeout_seconds`` overrides, e.g. for a quick probe)."""
+        return SourceConfig(
+            id=self.id,
+            base_url=str(self.base_url).rstrip("/"),
+            timeout_seconds=timeout_seconds or self.timeout_seconds,
+        )
+
+
+class IntakeLimits(BaseModel):
+    """Back-pressure on ``/fhir``: a referral is a few kB, so a megabyte-sized body is a mistake or an attack,
+    and one source's burst must not crowd out the others."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_body_bytes: int = Field(default=1_000_000, ge=1_024)
+    per_source_per_minute: float = Field(default=1_200, gt=0)
+    burst: int = Field(default=200, ge=1)
 
 
 class CodecSettings(BaseModel):
@@ -70,6 +90,7 @@ class Settings(BaseModel):
     # Tracks, schedules, roster and deadlines; the shipped example program when unset.
     program_file: Path | None = None
     sources: tuple[SourceSettings, ...] = ()
+    intake: IntakeLimits = IntakeLimits()
 
     @model_validator(mode="after")
     def _unique_sources(self) -> Settings:

@@ -15,7 +15,6 @@ from referral_service.activities.writeback import WritebackActivities
 from referral_service.codec import KeyRing, data_converter
 from referral_service.config import Settings
 from referral_service.ehr.client import FhirClient
-from referral_service.ehr.source import SourceConfig
 from referral_service.temporal_client import missing_search_attributes
 from workflows.referral import ReferralWorkflow
 
@@ -30,16 +29,7 @@ class SearchAttributesMissingError(RuntimeError):
 
 def ehr_clients(settings: Settings) -> dict[str, FhirClient]:
     """One pooled client per configured referring EHR."""
-    return {
-        source.id: FhirClient(
-            SourceConfig(
-                id=source.id,
-                base_url=str(source.base_url).rstrip("/"),
-                timeout_seconds=source.timeout_seconds,
-            )
-        )
-        for source in settings.sources
-    }
+    return {source.id: FhirClient(source.connection()) for source in settings.sources}
 
 
 async def build_worker(client: Client, settings: Settings, clients: Mapping[str, FhirClient]) -> Worker:

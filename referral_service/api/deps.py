@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from temporalio.client import Client
 
+from referral_service.api.intake_limits import SourceRateLimiter
 from referral_service.codec import EncryptionCodec
 from referral_service.config import Settings
 from referral_service.domain import patient_match
@@ -20,6 +21,7 @@ class AppState:
     settings: Settings
     temporal: Client
     program: Program
+    intake_limiter: SourceRateLimiter
 
     @cached_property
     def patient_match_secret(self) -> bytes:

@@ -16,5 +16,7 @@ def fhir_response(resource: dict[str, Any], status: int = 200, headers: dict[str
     return Response(json.dumps(resource), status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
-def outcome_response(issues: list[OutcomeIssue], status: int | None = None) -> Response:
-    return fhir_response(operation_outcome(issues), status or http_status(issues))
+def outcome_response(
+    issues: list[OutcomeIssue], status: int | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    return fhir_response(operation_outcome(issues), status or http_status(issues), headers)

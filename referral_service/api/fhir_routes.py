@@ -22,6 +22,7 @@ from fhir_mappings import capability, outcomes, task
 from fhir_mappings.referral_in import acceptable_for_intake, referral_from_fhir
 from referral_service.api.deps import AppState, StateDep
 from referral_service.api.fhir_responses import fhir_response, outcome_response
+from referral_service.api.intake_limits import read_body
 from referral_service.api.sources import source_for
 from referral_service.domain.lifecycle import Phase
 from referral_service.domain.patient_match import match_keys
@@ -69,7 +70,11 @@ async def read_task(task_id: str, services: StateDep) -> Response:
 
 
 async def _submit(request: Request, services: StateDep, *, expected: str) -> Response:
-    payload, issues = _parse_json(await request.body())
+    limits = services.settings.intake
+    body = await read_body(request, limits.max_body_bytes)
+    if body is None:
+        return outcome_response([outcomes.too_costly(f"the body is larger than {limits.max_body_bytes} bytes")])
+    payload, issues = _parse_json(body)
     if payload is not None and payload.get("resourceType") != expected:
         issues = [outcomes.invalid(f"expected a {expected} here", f"{expected}.resourceType")]
     if issues:
@@ -78,6 +83,11 @@ async def _submit(request: Request, services: StateDep, *, expected: str) -> Res
     source = source_for(payload, services.settings, request.headers.get("X-Referral-Source"))
     if isinstance(source, outcomes.OutcomeIssue):
         return outcome_response([source])
+    wait = services.intake_limiter.retry_after(source)
+    if wait:
+        log.warning("intake throttled", source=source, retry_after=wait)
+        busy = outcomes.throttled(f"too many referrals from {source}; retry after {wait} s")
+        return outcome_response([busy], headers={"Retry-After": str(wait)})
     try:
         referral = referral_from_fhir(payload, source_id=source, program_org=services.program.organization)
     except outcomes.UnusableReferral as error:

@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from referral_service.api.app import create_app
-from referral_service.config import Settings
+from referral_service.config import IntakeLimits, Settings
 from referral_service.domain.referral import Identifier, referral_key
 from referral_service.ehr.client import FhirClient
 from referral_service.worker import create_worker
@@ -287,8 +287,15 @@ def _patient_details_as_note(bundle: dict[str, Any]) -> Body:
     return bundle
 
 
+def _oversized(bundle: dict[str, Any]) -> Body:
+    """A referral padded past the 1 MB intake limit (a pasted discharge summary, say)."""
+    _resource(bundle, "ServiceRequest")["note"] = [{"text": "x" * 1_100_000}]
+    return bundle
+
+
 # (how the body is spoilt, where it is posted, extra headers, HTTP status, issue code, expression named)
 BAD_SUBMISSIONS = [
+    pytest.param(_oversized, "/fhir", {}, 413, "too-costly", None, id="body-over-1MB"),
     pytest.param(_truncated, "/fhir", {}, 400, "structure", None, id="not-json"),
     pytest.param(_without_subject, "/fhir", {}, 400, "invalid", "ServiceRequest.subject", id="bundle-no-subject"),
     pytest.param(
@@ -376,6 +383,29 @@ async def test_unusable_submission_is_refused_with_the_element_named_and_nothing
     leaked = [value for value in phi if re.search(rf"\b{re.escape(value)}\b", response.text)]
     assert leaked == [], f"the error response echoes patient data: {leaked}"
     await _assert_not_started(temporal_env.client, key, settings.task_queue)
+
+
+async def test_a_source_over_its_rate_gets_429_with_retry_after_and_other_sources_go_on(hapi_base_url, temporal_env):
+    """One EHR re-sending a backlog is slowed down with 429 + Retry-After; the others are not affected."""
+    base = service_settings(hapi_base_url, "throttle", HAPI_SOURCE_ID, "other-ehr")
+    settings = base.model_copy(update={"intake": IntakeLimits(per_source_per_minute=1, burst=2)})
+    app = create_app(settings, temporal_env.client)
+    bundles = [referral_bundle(ADA) for _ in range(4)]
+    source = {"X-Referral-Source": HAPI_SOURCE_ID}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as api:
+        statuses = [(await _post(api, "/fhir", bundle, source)).status_code for bundle in bundles[:2]]
+        throttled = await _post(api, "/fhir", bundles[2], source)
+        other = await _post(api, "/fhir", bundles[3], {"X-Referral-Source": "other-ehr"})
+
+    assert statuses == [201, 201]
+    assert throttled.status_code == 429, throttled.text
+    assert 1 <= int(throttled.headers["Retry-After"]) <= 60
+    assert [issue["code"] for issue in throttled.json()["issue"]] == ["throttled"]
+    assert other.status_code == 201, other.text
+    with pytest.raises(RPCError) as missing:
+        await temporal_env.client.get_workflow_handle(_key(bundles[2])).describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
 
 
 # ---- reading -----------------------------------------------------------------------------------------

@@ -188,9 +188,9 @@ def not_ready(run: DevRun) -> list[str]:
     ui = get(f"http://127.0.0.1:{ports['ui']}/")
     if not (ui and ui.status_code == 200):
         missing.append("Temporal UI")
-    api = get(f"http://127.0.0.1:{ports['api']}/health")
-    if not (api and api.status_code == 200 and api.json() == {"status": "ok"}):
-        missing.append("API /health")
+    api = get(f"http://127.0.0.1:{ports['api']}/readyz")
+    if not (api and api.status_code == 200 and api.json()["status"] == "ready"):
+        missing.append("API /readyz")
     log = run.log_path.read_text(errors="replace")
     missing += [f"banner line with {url}" for url in banner_urls(ports) if url not in log]
     return missing
