@@ -1,11 +1,14 @@
 """Settings from a TOML file and the environment, checked at start-up.
 
 Order: built-in defaults (the embedded stack), then the TOML file named by ``--config`` or ``IOP_CONFIG``,
-then ``IOP_*`` environment variables for the few values operators set per deployment.
+then ``IOP_*`` environment variables for the few values operators set per deployment, and the payload
+key ring as JSON in ``IOP_CODEC_KEYS`` (``{"active": "k1", "keys": {"k1": "<base64>"}}``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import tomllib
@@ -56,18 +59,27 @@ class IntakeLimits(BaseModel):
 class CodecSettings(BaseModel):
     """AES-256 keys (base64) by key id; ``active`` names the key new payloads use."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)  # keys are secrets
 
     active: str
     keys: dict[str, str]
 
     @field_validator("keys")
     @classmethod
-    def _no_placeholders(cls, keys: dict[str, str]) -> dict[str, str]:
+    def _real_keys(cls, keys: dict[str, str]) -> dict[str, str]:
         for key_id, value in keys.items():
-            if value.strip().lower() in PLACEHOLDER_SECRETS:
-                raise ValueError(f"codec key {key_id!r} is a placeholder: set a real key")
+            if value.strip().lower() in PLACEHOLDER_SECRETS or not _is_aes256_key(value):
+                raise ValueError(
+                    f"codec key {key_id!r} is a placeholder or not a base64 AES-256 key: set a real key "
+                    "(python -c 'from referral_service.codec import KeyRing; print(KeyRing.new_key())')"
+                )
         return keys
+
+    @model_validator(mode="after")
+    def _active_is_a_key(self) -> CodecSettings:
+        if self.active not in self.keys:
+            raise ValueError(f"codec active key {self.active!r} is not among the keys {sorted(self.keys)}")
+        return self
 
     def key_ring(self) -> KeyRing:
         return KeyRing.from_base64(self.keys, self.active)
@@ -76,7 +88,8 @@ class CodecSettings(BaseModel):
 class Settings(BaseModel):
     """Everything a worker, the API or the CLI needs to find its servers."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Inputs stay out of error messages: the codec keys are secrets (errors still name the field).
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
@@ -130,8 +143,17 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     path = path or (Path(os.environ["IOP_CONFIG"]) if os.environ.get("IOP_CONFIG") else None)
     values: dict[str, Any] = tomllib.loads(path.read_text()) if path else {}
     values.update({field: os.environ[var] for var, field in ENV_OVERRIDES.items() if os.environ.get(var)})
+    if os.environ.get("IOP_CODEC_KEYS"):  # a secret from the deployment's environment, kept out of files
+        values["codec"] = CodecSettings.model_validate_json(os.environ["IOP_CODEC_KEYS"])
     values.update(overrides)
     return Settings.model_validate(values)
+
+
+def _is_aes256_key(value: str) -> bool:
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except binascii.Error:
+        return False
 
 
 def dev_key_ring(state_dir: Path) -> KeyRing:

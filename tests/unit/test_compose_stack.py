@@ -1,0 +1,116 @@
+"""docker-compose.yml checked against what the service expects (no Docker engine runs on CI machines)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from referral_service.cli import main
+from referral_service.codec import KeyRing
+from referral_service.config import ENV_OVERRIDES, load_settings
+from workflows import search_attributes
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+# How `temporal operator search-attribute create --type` names each of the SDK's indexed value types.
+CLI_TYPE = {"KEYWORD": "Keyword", "BOOL": "Bool", "DATETIME": "Datetime", "KEYWORD_LIST": "KeywordList"}
+
+
+def _env(service: str) -> dict[str, str]:
+    env = SERVICES[service].get("environment", {})
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def _host_ports(service: dict[str, Any]) -> list[str]:
+    return [str(mapping).split(":")[0] for mapping in service.get("ports", [])]
+
+
+def test_the_stack_has_temporal_on_postgres_hapi_the_api_and_the_worker() -> None:
+    assert set(SERVICES) == {
+        "temporal-db", "temporal-schema", "temporal", "temporal-namespace", "temporal-ui",
+        "hapi-db", "hapi", "api", "worker",
+    }  # fmt: skip
+    images = {name: service.get("image", "") for name, service in SERVICES.items()}
+    assert not [image for image in images.values() if "auto-setup" in image], "auto-setup is deprecated"
+    assert images["temporal"].startswith("temporalio/server:")
+    assert images["temporal-ui"].startswith("temporalio/ui:")
+    assert images["temporal-db"].startswith("postgres:")
+    assert images["hapi-db"].startswith("postgres:")
+    assert "postgres" in _env("temporal")["DB"]
+
+
+def test_hapi_is_the_test_harness_version_on_postgres_with_request_validation() -> None:
+    pom = (ROOT / "hapi_test_server" / "pom.xml").read_text()
+    [harness_version] = re.findall(r"<hapi.version>([^<]+)</hapi.version>", pom)
+    assert SERVICES["hapi"]["image"].startswith(f"hapiproject/hapi:v{harness_version}")
+    env = _env("hapi")
+    assert env["spring.datasource.url"].startswith("jdbc:postgresql://hapi-db:")
+    assert env["hapi.fhir.validation.requests_enabled"] == "true"
+    assert env["hapi.fhir.fhir_version"] == "R4"
+
+
+def test_host_ports_do_not_clash_and_the_temporal_ui_leaves_8080_to_hapi() -> None:
+    ports = [port for service in SERVICES.values() for port in _host_ports(service)]
+    assert len(ports) == len(set(ports)), ports
+    assert _host_ports(SERVICES["hapi"]) == ["8080"]
+    assert _host_ports(SERVICES["temporal-ui"]) == ["8233"]
+    assert _host_ports(SERVICES["api"]) == ["8000"]
+
+
+def test_databases_and_servers_have_health_checks_and_named_volumes() -> None:
+    for name in ("temporal-db", "hapi-db", "temporal", "api"):
+        assert "healthcheck" in SERVICES[name], f"{name} has no health check"
+    assert "/healthz" in " ".join(SERVICES["api"]["healthcheck"]["test"])
+    volumes = [v.split(":")[0] for name in ("temporal-db", "hapi-db") for v in SERVICES[name]["volumes"]]
+    assert volumes == ["temporal-db", "hapi-db"]
+    assert set(COMPOSE["volumes"]) == set(volumes)
+
+
+def test_the_namespace_job_registers_exactly_the_search_attributes_the_workflows_use() -> None:
+    script = " ".join(SERVICES["temporal-namespace"]["command"])
+    registered = dict(re.findall(r"--name (\w+) --type (\w+)", script))
+    expected = {key.name: CLI_TYPE[key.indexed_value_type.name] for key in search_attributes.ALL}
+    assert registered == expected
+
+
+@pytest.mark.parametrize("role", ["api", "worker"])
+def test_api_and_worker_settings_load_and_reach_the_compose_services(
+    role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = SERVICES[role]
+    with pytest.raises(SystemExit) as help_shown:
+        main([*service["command"], "--help"])
+    assert help_shown.value.code == 0, f"`referral-service {service['command'][0]}` is not a command"
+    env = _env(role)
+    assert {k for k in env if k.startswith("IOP_")} <= {*ENV_OVERRIDES, "IOP_CONFIG", "IOP_CODEC_KEYS"}
+    assert env["IOP_CODEC_KEYS"].startswith("${IOP_CODEC_KEYS:?"), "the key ring must come from the environment"
+    [mount] = service["volumes"]
+    host_file, container_file = mount.split(":")[:2]
+    assert env["IOP_CONFIG"] == container_file
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("IOP_CONFIG", str(ROOT / host_file))
+    monkeypatch.setenv("IOP_CODEC_KEYS", json.dumps({"active": "k1", "keys": {"k1": KeyRing.new_key()}}))
+
+    settings = load_settings()
+
+    host, port = settings.temporal_address.split(":")
+    assert host in SERVICES
+    assert port in [p.split(":")[-1] for p in SERVICES[host]["ports"]]
+    [source] = settings.sources
+    assert (source.base_url.host, source.base_url.port) == ("hapi", 8080)
+    assert settings.codec is not None
+    assert settings.codec.active == "k1"
+
+
+def test_a_placeholder_key_ring_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IOP_CODEC_KEYS", json.dumps({"active": "k1", "keys": {"k1": "REPLACE-WITH-A-REAL-KEY"}}))
+    with pytest.raises(ValueError, match="codec key 'k1'") as refused:
+        load_settings()
+    assert "REPLACE-WITH-A-REAL-KEY" not in str(refused.value)
