@@ -65,6 +65,11 @@ def too_costly(diagnostics: str) -> OutcomeIssue:
     return _issue("too-costly", diagnostics, None)
 
 
+def security(diagnostics: str, *, login: bool) -> OutcomeIssue:
+    """``login``: no acceptable credentials (401); otherwise the caller may not do this (403)."""
+    return _issue("login" if login else "forbidden", diagnostics, None)
+
+
 def throttled(diagnostics: str) -> OutcomeIssue:
     return _issue("throttled", diagnostics, None)
 
@@ -81,13 +86,15 @@ _STATUS = {
     "transient": 503,
     "too-costly": 413,
     "throttled": 429,
+    "login": 401,
+    "forbidden": 403,
 }
 
 
 def http_status(issues: list[OutcomeIssue]) -> int:
     """The status of the most fundamental error: unparseable (400) before unprocessable (422), and so on."""
     statuses = [_STATUS.get(i.code, 400) for i in issues if i.severity in ("fatal", "error")]
-    order = [400, 413, 404, 409, 422, 429, 503]
+    order = [400, 401, 403, 413, 404, 409, 422, 429, 503]
     return min(statuses, key=order.index) if statuses else 200
 
 

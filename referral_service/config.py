@@ -85,6 +85,30 @@ class CodecSettings(BaseModel):
         return KeyRing.from_base64(self.keys, self.active)
 
 
+class AuthSettings(BaseModel):
+    """Bearer tokens from the organisation's OpenID Connect provider: JWTs signed by a key in its JWKS."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    issuer: str = Field(min_length=1)
+    audience: str = Field(min_length=1)
+    jwks_url: HttpUrl | None = None
+    jwks_file: Path | None = None  # for a provider whose keys are distributed as a file
+    # This deployment's program: a token must name it in its ``program`` claim (a string or a list).
+    program: str = Field(min_length=1)
+    roles_claim: str = "roles"
+    leeway_seconds: int = Field(default=30, ge=0, le=300)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> AuthSettings:
+        if (self.jwks_url is None) == (self.jwks_file is None):
+            raise ValueError("auth needs exactly one of jwks_url and jwks_file")
+        return self
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
 class Settings(BaseModel):
     """Everything a worker, the API or the CLI needs to find its servers."""
 
@@ -104,12 +128,23 @@ class Settings(BaseModel):
     program_file: Path | None = None
     sources: tuple[SourceSettings, ...] = ()
     intake: IntakeLimits = IntakeLimits()
+    # None only for an API on this machine alone (the embedded stack, tests): anywhere else it is required.
+    auth: AuthSettings | None = None
 
     @model_validator(mode="after")
     def _unique_sources(self) -> Settings:
         ids = [source.id for source in self.sources]
         if len(ids) != len(set(ids)):
             raise ValueError(f"source ids must be unique, got {ids}")
+        return self
+
+    @model_validator(mode="after")
+    def _auth_unless_loopback(self) -> Settings:
+        if self.auth is None and self.api_host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"api_host {self.api_host!r} is reachable from other machines: configure [auth] "
+                "(or IOP_AUTH_ISSUER, IOP_AUTH_AUDIENCE, IOP_AUTH_JWKS_URL, IOP_AUTH_PROGRAM)"
+            )
         return self
 
     def source(self, source_id: str) -> SourceSettings:
@@ -138,11 +173,21 @@ ENV_OVERRIDES = {
 }
 
 
+AUTH_ENV = ("issuer", "audience", "jwks_url", "program")  # IOP_AUTH_ISSUER, ...
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Defaults, then the TOML file, then ``IOP_*`` variables, then explicit overrides."""
     path = path or (Path(os.environ["IOP_CONFIG"]) if os.environ.get("IOP_CONFIG") else None)
     values: dict[str, Any] = tomllib.loads(path.read_text()) if path else {}
     values.update({field: os.environ[var] for var, field in ENV_OVERRIDES.items() if os.environ.get(var)})
+    auth_env = {
+        field: os.environ[f"IOP_AUTH_{field.upper()}"]
+        for field in AUTH_ENV
+        if os.environ.get(f"IOP_AUTH_{field.upper()}")
+    }
+    if auth_env:
+        values["auth"] = {**values.get("auth", {}), **auth_env}
     if os.environ.get("IOP_CODEC_KEYS"):  # a secret from the deployment's environment, kept out of files
         values["codec"] = CodecSettings.model_validate_json(os.environ["IOP_CODEC_KEYS"])
     values.update(overrides)

@@ -69,7 +69,15 @@ def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def hapi_base_url(server_logs: Path) -> Iterator[str]:
-    """A real HAPI FHIR R4 server (request validation on) on a free port, in-memory H2."""
+    """A real HAPI FHIR R4 server (request validation on) on a free port, in-memory H2.
+
+    ``IOP_TEST_HAPI_URL`` points the tests at one already running instead (our HAPI test server, started
+    with ``referral-service dev`` or ``java -jar hapi_test_server/target/hapi-test-server.jar``), to save its
+    start-up when iterating; every test writes its own identifiers, so runs do not disturb each other.
+    """
+    if os.environ.get("IOP_TEST_HAPI_URL"):
+        yield os.environ["IOP_TEST_HAPI_URL"].rstrip("/")
+        return
     jar = hapi_server.build_jar()
     server, base_url = hapi_server.start(jar=jar, port=free_port(), log_path=server_logs / "hapi.log")
     yield base_url

@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from fhir_mappings import capability, outcomes, task
 from fhir_mappings.referral_in import acceptable_for_intake, referral_from_fhir
+from referral_service.api.access import may_act_for_source, principal_of
 from referral_service.api.deps import AppState, StateDep
 from referral_service.api.fhir_responses import fhir_response, outcome_response
 from referral_service.api.intake_limits import read_body
@@ -57,15 +58,18 @@ async def submit_bundle(request: Request, services: StateDep) -> Response:
 
 
 @router.get("/Task/{task_id}")
-async def read_task(task_id: str, services: StateDep) -> Response:
+async def read_task(task_id: str, request: Request, services: StateDep) -> Response:
     """The closed-loop Task of a referral, from the workflow's current state."""
     handle = services.temporal.get_workflow_handle_for(ReferralWorkflow.run, task_id)
+    unknown = outcomes.not_found(f"no referral Task with id {task_id}", "Task.id")
     try:
         state = await handle.query(ReferralWorkflow.snapshot, rpc_timeout=_QUERY_TIMEOUT)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            return outcome_response([outcomes.not_found(f"no referral Task with id {task_id}", "Task.id")])
+            return outcome_response([unknown])
         return outcome_response([outcomes.transient("the referral's state cannot be read right now; retry")])
+    if not may_act_for_source(principal_of(request), state.referral.source_id):
+        return outcome_response([unknown])  # another hospital's referral: not even its existence is shown
     return fhir_response(_task_of(state))
 
 
@@ -80,9 +84,13 @@ async def _submit(request: Request, services: StateDep, *, expected: str) -> Res
     if issues:
         return outcome_response(issues)
     assert payload is not None
-    source = source_for(payload, services.settings, request.headers.get("X-Referral-Source"))
+    principal = principal_of(request)
+    declared = request.headers.get("X-Referral-Source") or principal.source
+    source = source_for(payload, services.settings, declared)
     if isinstance(source, outcomes.OutcomeIssue):
         return outcome_response([source])
+    if not may_act_for_source(principal, source):
+        return outcome_response([outcomes.security(f"this token may not submit for {source}", login=False)])
     wait = services.intake_limiter.retry_after(source)
     if wait:
         log.warning("intake throttled", source=source, retry_after=wait)

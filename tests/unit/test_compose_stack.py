@@ -12,7 +12,7 @@ import yaml
 
 from referral_service.cli import main
 from referral_service.codec import KeyRing
-from referral_service.config import ENV_OVERRIDES, load_settings
+from referral_service.config import AUTH_ENV, ENV_OVERRIDES, load_settings
 from workflows import search_attributes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +79,23 @@ def test_the_namespace_job_registers_exactly_the_search_attributes_the_workflows
     assert registered == expected
 
 
+# What an operator exports before `docker compose up` for each variable the file requires (``${VAR:?...}``).
+OPERATOR_ENV = {
+    "IOP_CODEC_KEYS": json.dumps({"active": "k1", "keys": {"k1": KeyRing.new_key()}}),
+    "IOP_AUTH_ISSUER": "https://login.example-health.org/realms/iop",
+    "IOP_AUTH_JWKS_URL": "https://login.example-health.org/realms/iop/protocol/openid-connect/certs",
+}
+
+
+def _interpolated(value: str) -> str:
+    """Compose's ``${VAR:?message}`` (the operator's value) and ``${VAR:-default}`` (the default)."""
+    required = re.fullmatch(r"\$\{(\w+):\?[^}]*\}", value)
+    if required:
+        return OPERATOR_ENV[required.group(1)]
+    defaulted = re.fullmatch(r"\$\{\w+:-([^}]*)\}", value)
+    return defaulted.group(1) if defaulted else value
+
+
 @pytest.mark.parametrize("role", ["api", "worker"])
 def test_api_and_worker_settings_load_and_reach_the_compose_services(
     role: str, monkeypatch: pytest.MonkeyPatch
@@ -88,15 +105,16 @@ def test_api_and_worker_settings_load_and_reach_the_compose_services(
         main([*service["command"], "--help"])
     assert help_shown.value.code == 0, f"`referral-service {service['command'][0]}` is not a command"
     env = _env(role)
-    assert {k for k in env if k.startswith("IOP_")} <= {*ENV_OVERRIDES, "IOP_CONFIG", "IOP_CODEC_KEYS"}
+    assert {k for k in env if k.startswith("IOP_")} <= {
+        *ENV_OVERRIDES, "IOP_CONFIG", "IOP_CODEC_KEYS", *(f"IOP_AUTH_{f.upper()}" for f in AUTH_ENV)
+    }  # fmt: skip
     assert env["IOP_CODEC_KEYS"].startswith("${IOP_CODEC_KEYS:?"), "the key ring must come from the environment"
     [mount] = service["volumes"]
     host_file, container_file = mount.split(":")[:2]
     assert env["IOP_CONFIG"] == container_file
     for var, value in env.items():
-        monkeypatch.setenv(var, value)
+        monkeypatch.setenv(var, _interpolated(value))
     monkeypatch.setenv("IOP_CONFIG", str(ROOT / host_file))
-    monkeypatch.setenv("IOP_CODEC_KEYS", json.dumps({"active": "k1", "keys": {"k1": KeyRing.new_key()}}))
 
     settings = load_settings()
 
@@ -107,6 +125,8 @@ def test_api_and_worker_settings_load_and_reach_the_compose_services(
     assert (source.base_url.host, source.base_url.port) == ("hapi", 8080)
     assert settings.codec is not None
     assert settings.codec.active == "k1"
+    assert settings.auth is not None
+    assert settings.auth.issuer == OPERATOR_ENV["IOP_AUTH_ISSUER"]
 
 
 def test_a_placeholder_key_ring_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:

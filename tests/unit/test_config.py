@@ -28,3 +28,15 @@ def test_environment_overrides_the_file(tmp_path, monkeypatch):
     config.write_text('task_queue = "from-file"\n')
     monkeypatch.setenv("IOP_TASK_QUEUE", "from-env")
     assert load_settings(config).task_queue == "from-env"
+
+
+def test_an_api_reachable_from_other_machines_needs_auth(monkeypatch):
+    """Binding beyond loopback without an issuer would open PHI to the network: refused at start-up."""
+    monkeypatch.setenv("IOP_API_HOST", "0.0.0.0")  # noqa: S104 - the point of the test
+    with pytest.raises(ValidationError, match=r"configure \[auth\]"):
+        load_settings()
+    monkeypatch.setenv("IOP_AUTH_ISSUER", "https://login.example.org/realms/iop")
+    monkeypatch.setenv("IOP_AUTH_AUDIENCE", "iop-referral-service")
+    monkeypatch.setenv("IOP_AUTH_JWKS_URL", "https://login.example.org/realms/iop/certs")
+    monkeypatch.setenv("IOP_AUTH_PROGRAM", "iop-main")
+    assert load_settings().auth is not None

@@ -1,0 +1,91 @@
+"""Who may do what: one table of (method, route) -> roles, checked for every route before its handler runs.
+
+A route missing from the table is refused (deny by default), so a new endpoint cannot ship open by accident;
+``tests/api/test_access.py`` checks that every route of the app has an entry.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from fhir_mappings import outcomes
+from referral_service.api.fhir_responses import outcome_response
+from referral_service.api.tokens import LOCAL_USER, Principal, Role, TokenRejected, TokenVerifier
+
+STAFF = frozenset({Role.INTAKE_COORDINATOR, Role.CLINICIAN, Role.CASE_MANAGER, Role.PROGRAM_ADMIN})
+SCREENERS = frozenset({Role.INTAKE_COORDINATOR, Role.PROGRAM_ADMIN})
+CARE = frozenset({Role.CLINICIAN, Role.CASE_MANAGER, Role.PROGRAM_ADMIN})
+REFERRERS = frozenset({Role.REFERRING_SYSTEM})
+ADMINS = frozenset({Role.PROGRAM_ADMIN})  # e.g. the codec server: whole payloads, beyond any one screen
+
+PUBLIC = frozenset({("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/fhir/metadata"), ("GET", "/")})
+POLICY: dict[tuple[str, str], frozenset[Role]] = {
+    ("POST", "/fhir/ServiceRequest"): REFERRERS,
+    ("POST", "/fhir"): REFERRERS,
+    ("GET", "/fhir/Task/{task_id}"): REFERRERS | STAFF,
+    ("GET", "/api/referrals"): STAFF,
+    ("GET", "/api/referrals/{key}"): STAFF,
+    ("POST", "/api/referrals/{key}/decision"): SCREENERS,
+    ("POST", "/api/referrals/{key}/sessions"): CARE,
+    ("POST", "/api/referrals/{key}/discharge"): CARE,
+    ("POST", "/api/referrals/{key}/follow-ups"): CARE,
+    ("POST", "/api/referrals/{key}/cancel"): CARE,
+    ("GET", "/inbox"): STAFF,
+    ("POST", "/referrals/{key}/decision"): SCREENERS,
+    ("GET", "/referrals/{key}"): STAFF,
+    ("POST", "/codec/decode"): ADMINS,
+    ("POST", "/codec/encode"): ADMINS,
+}
+
+
+class AccessDenied(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+async def authorize(request: Request) -> None:
+    """App-wide dependency: find the caller (``request.state.principal``) and check the route's rule."""
+    route = request.scope.get("route")
+    method = "GET" if request.method == "HEAD" else request.method
+    key = (method, route.path if isinstance(route, Route) else request.url.path)
+    if key in PUBLIC:
+        return
+    allowed = POLICY.get(key)
+    if allowed is None:
+        raise AccessDenied(403, "no access rule covers this endpoint")
+    verifier: TokenVerifier | None = request.app.state.token_verifier
+    if verifier is None:
+        request.state.principal = LOCAL_USER
+        return
+    try:
+        principal = await verifier.principal(request.headers.get("authorization"))
+    except TokenRejected as rejected:
+        raise AccessDenied(401, str(rejected)) from rejected
+    if not principal.roles & allowed:
+        raise AccessDenied(403, f"this needs one of the roles: {', '.join(sorted(allowed))}")
+    if Role.REFERRING_SYSTEM in principal.roles and principal.source is None:
+        raise AccessDenied(403, "a referring system's token must name its source (claim 'source')")
+    request.state.principal = principal
+
+
+def principal_of(request: Request) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
+
+
+def may_act_for_source(principal: Principal, source_id: str) -> bool:
+    """Staff see every source; a referring system only its own."""
+    return principal.source is None or principal.source == source_id
+
+
+def denied_response(request: Request, denied: AccessDenied) -> Response:
+    """FHIR callers get an OperationOutcome, everyone else JSON; 401 says how to authenticate."""
+    headers = {"WWW-Authenticate": 'Bearer realm="iop-referrals"'} if denied.status == 401 else None
+    if request.url.path.startswith("/fhir"):
+        issue = outcomes.security(denied.message, login=denied.status == 401)
+        return outcome_response([issue], denied.status, headers)
+    return JSONResponse({"detail": denied.message}, status_code=denied.status, headers=headers)

@@ -1,0 +1,95 @@
+"""Bearer tokens: a JWT from the configured OpenID Connect issuer, checked for signature (a key from the
+issuer's JWKS), issuer, audience, expiry and this program, and read into the caller's roles."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import jwt
+
+from referral_service.config import AuthSettings
+
+ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]  # asymmetric only: no shared secrets
+
+
+class Role(StrEnum):
+    INTAKE_COORDINATOR = "intake-coordinator"
+    CLINICIAN = "clinician"
+    CASE_MANAGER = "case-manager"
+    PROGRAM_ADMIN = "program-admin"
+    REFERRING_SYSTEM = "referring-system"
+
+
+_ROLE_NAMES = frozenset(role.value for role in Role)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling. ``source`` is set for a referring system: the only source whose referrals it may touch."""
+
+    subject: str
+    roles: frozenset[Role]
+    source: str | None = None
+
+
+# The embedded stack and the tests run without an issuer, on loopback only (``Settings`` enforces that).
+LOCAL_USER = Principal(subject="local", roles=frozenset(Role) - {Role.REFERRING_SYSTEM})
+
+
+class TokenRejected(Exception):
+    """The token is missing or not acceptable; the message says why without echoing the token."""
+
+
+class TokenVerifier:
+    def __init__(self, settings: AuthSettings) -> None:
+        self._settings = settings
+        if settings.jwks_file is not None:
+            self._keys: jwt.PyJWKSet | None = jwt.PyJWKSet.from_json(settings.jwks_file.read_text())
+            self._client: jwt.PyJWKClient | None = None
+        else:
+            self._keys = None
+            self._client = jwt.PyJWKClient(str(settings.jwks_url), cache_keys=True, lifespan=300, timeout=5)
+
+    async def principal(self, authorization: str | None) -> Principal:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise TokenRejected("a bearer token is required (Authorization: Bearer <token>)")
+        claims = await self._claims(token.strip())
+        programs = claims.get("program")
+        if self._settings.program not in (programs if isinstance(programs, list) else [programs]):
+            raise TokenRejected(f"the token is not for program {self._settings.program!r}")
+        roles = claims.get(self._settings.roles_claim) or []
+        known = frozenset(Role(r) for r in roles if r in _ROLE_NAMES) if isinstance(roles, list) else frozenset()
+        source = claims.get("source")
+        return Principal(subject=str(claims["sub"]), roles=known, source=source if isinstance(source, str) else None)
+
+    async def _claims(self, token: str) -> dict[str, Any]:
+        try:
+            key = await self._signing_key(token)
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                audience=self._settings.audience,
+                issuer=self._settings.issuer,
+                leeway=self._settings.leeway_seconds,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise TokenRejected("the token has expired") from error
+        except jwt.PyJWTError as error:
+            raise TokenRejected(f"the token is not acceptable: {type(error).__name__}") from error
+        return claims
+
+    async def _signing_key(self, token: str) -> Any:
+        if self._client is not None:  # fetches the JWKS over the network (cached): off the event loop
+            return (await asyncio.to_thread(self._client.get_signing_key_from_jwt, token)).key
+        assert self._keys is not None
+        kid = jwt.get_unverified_header(token).get("kid")
+        for key in self._keys.keys:
+            if key.key_id == kid:
+                return key.key
+        raise jwt.InvalidKeyError("no key in the JWKS matches the token's kid")
