@@ -15,6 +15,8 @@ import httpx
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 API_URL_VARIABLE = "IOP_API_URL"
+# A bearer token for an API that requires one; from the environment so it stays out of shell history.
+API_TOKEN_VARIABLE = "IOP_API_TOKEN"  # noqa: S105 - the variable's name, not a token
 CONNECT_TIMEOUT_S = 5.0
 FHIR_JSON = "application/fhir+json"
 # Addresses a server binds to that a client cannot dial: talk to this machine instead.
@@ -49,8 +51,11 @@ class ApiClient:
     def __init__(self, base_url: str, timeout_s: float) -> None:
         self.base_url = base_url
         self._timeout_s = timeout_s
+        token = os.environ.get(API_TOKEN_VARIABLE, "").strip()
         self._http = httpx.Client(
-            base_url=base_url, timeout=httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
+            headers={"Authorization": f"Bearer {token}"} if token else None,
         )
 
     def __enter__(self) -> ApiClient:

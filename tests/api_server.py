@@ -12,7 +12,7 @@ import uvicorn
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.api.app import create_app
-from referral_service.config import Settings, SourceSettings
+from referral_service.config import AuthSettings, Settings, SourceSettings
 from referral_service.devstack.process import free_port
 from referral_service.ehr.client import FhirClient
 from referral_service.runners import QuietApiServer
@@ -31,10 +31,16 @@ def service_settings(hapi_base_url: str, queue_prefix: str, *source_ids: str) ->
 
 @contextlib.asynccontextmanager
 async def running_api(
-    temporal_env: WorkflowEnvironment, hapi_base_url: str, hapi_client: FhirClient, *, queue_prefix: str
+    temporal_env: WorkflowEnvironment,
+    hapi_base_url: str,
+    hapi_client: FhirClient,
+    *,
+    queue_prefix: str,
+    auth: AuthSettings | None = None,
 ) -> AsyncIterator[str]:
-    """The API's base URL, served until the block ends, with a worker on its own task queue."""
-    settings = service_settings(hapi_base_url, queue_prefix)
+    """The API's base URL, served until the block ends, with a worker on its own task queue; ``auth`` makes
+    it require bearer tokens."""
+    settings = service_settings(hapi_base_url, queue_prefix).model_copy(update={"auth": auth})
     port = free_port()
     app = create_app(settings, temporal_env.client)
     server = QuietApiServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))

@@ -27,6 +27,7 @@ from referral_service.devstack.process import free_port
 from referral_service.domain.referral import Identifier, referral_key
 from referral_service.ehr.client import FhirClient
 from tests.api_server import running_api
+from tests.auth_tokens import auth_settings, token
 from tests.conftest import HAPI_SOURCE_ID
 from tests.referrals import referral_bundle
 
@@ -69,8 +70,8 @@ class Terminal:
         self.url = url
         self.runs: list[Run] = []
 
-    async def __call__(self, *args: str, api_url: str | None = None) -> Run:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IOP_")}
+    async def __call__(self, *args: str, api_url: str | None = None, env_vars: dict[str, str] | None = None) -> Run:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IOP_")} | (env_vars or {})
         started = time.monotonic()
         process = await asyncio.create_subprocess_exec(
             str(CLI),
@@ -353,3 +354,20 @@ async def test_an_unreachable_api_exits_3_within_seconds(cli, referral, command)
     assert run.code == 3, run
     assert run.seconds < 10
     assert f"cannot reach the API at {nothing_there}" in run.err
+
+
+async def test_against_an_api_requiring_sign_in_the_token_comes_from_the_environment(
+    tmp_path, temporal_env, hapi_base_url, hapi_client
+):
+    """Without IOP_API_TOKEN the server's refusal is shown (exit 1); with a case manager's token it lists."""
+    auth = auth_settings(tmp_path)
+    async with running_api(temporal_env, hapi_base_url, hapi_client, queue_prefix="cli-auth", auth=auth) as url:
+        terminal = Terminal(url)
+        anonymous = await terminal("list")
+        [bearer] = token("case-manager").values()
+        signed_in = await terminal("list", "--json", env_vars={"IOP_API_TOKEN": bearer.removeprefix("Bearer ")})
+
+    assert anonymous.code == 1, anonymous
+    assert "bearer token is required" in anonymous.text
+    assert signed_in.code == 0, signed_in
+    assert json.loads(signed_in.out) == []
