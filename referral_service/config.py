@@ -35,6 +35,9 @@ class SourceSettings(BaseModel):
     timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     # Overrides of what the EHR's CapabilityStatement says it accepts, e.g. {"CarePlan": false}.
     writable: dict[str, bool] = Field(default_factory=dict)
+    # Polling intake: a Temporal Schedule searches this EHR for new or changed ServiceRequests.
+    poll: bool = False
+    poll_interval_seconds: int = Field(default=900, ge=1)
 
     def connection(self, *, timeout_seconds: float | None = None) -> SourceConfig:
         """How the EHR client reaches this source (``timeout_seconds`` overrides, e.g. for a quick probe)."""

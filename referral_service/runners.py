@@ -16,7 +16,8 @@ from referral_service.api.app import create_app
 from referral_service.config import Settings
 from referral_service.devstack.stack import DevPorts, servers, stop_on_signals, unless_stopped
 from referral_service.logging import get_logger
-from referral_service.temporal_client import connect
+from referral_service.programs import load_program
+from referral_service.temporal_client import connect, ensure_poll_schedules
 from referral_service.worker import build_worker, ehr_clients, replay_histories
 
 log = get_logger()
@@ -84,6 +85,7 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, *, wor
         tasks: list[asyncio.Task[None]] = []
         if worker:
             temporal_worker = await build_worker(client, settings, clients)
+            await ensure_poll_schedules(client, settings, load_program(settings.program_file))
             tasks.append(asyncio.create_task(temporal_worker.run()))
             cleanup.push_async_callback(temporal_worker.shutdown)
         if api:

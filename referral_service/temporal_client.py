@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
+
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
 
-from referral_service.codec import data_converter
+from referral_service.codec import EncryptionCodec, KeyRing, data_converter
 from referral_service.config import Settings
+from referral_service.domain import patient_match
+from referral_service.domain.program import Program
 from workflows import search_attributes
+from workflows.source_poll import PollInput, SourcePollWorkflow
 
 
 async def connect(settings: Settings) -> Client:
@@ -38,3 +55,45 @@ async def register_search_attributes(client: Client) -> None:
             },
         )
     )
+
+
+def patient_match_secret(client: Client, fallback: Callable[[], KeyRing]) -> bytes:
+    """Derived from the active key of the ring the client encrypts payloads with (``connect`` gives every
+    client one; ``fallback`` serves a client without), so every process makes the same match keys."""
+    codec = client.data_converter.payload_codec
+    ring = codec.key_ring if isinstance(codec, EncryptionCodec) else fallback()
+    return patient_match.match_secret(ring.active_key)
+
+
+def poll_schedule_id(source_id: str) -> str:
+    return f"poll-{source_id}"
+
+
+async def ensure_poll_schedules(client: Client, settings: Settings, program: Program) -> list[str]:
+    """Create, or bring up to date, the polling Schedule of every source with ``poll`` on; their ids."""
+    ids = []
+    for source in settings.sources:
+        if not source.poll:
+            continue
+        schedule_id = poll_schedule_id(source.id)
+        schedule = Schedule(
+            action=ScheduleActionStartWorkflow(
+                SourcePollWorkflow.run,
+                PollInput(source_id=source.id, program=program, task_queue=settings.task_queue),
+                id=schedule_id,
+                task_queue=settings.task_queue,
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=source.poll_interval_seconds))]),
+            # A poll still running when the next is due (a slow EHR) is not doubled up.
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        )
+        try:
+            await client.create_schedule(schedule_id, schedule)
+        except ScheduleAlreadyRunningError:
+            await client.get_schedule_handle(schedule_id).update(_replacing_with(schedule))
+        ids.append(schedule_id)
+    return ids
+
+
+def _replacing_with(schedule: Schedule) -> Callable[[ScheduleUpdateInput], ScheduleUpdate]:
+    return lambda _: ScheduleUpdate(schedule=schedule)

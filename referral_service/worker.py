@@ -11,12 +11,14 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from referral_service.activities.intake_poll import IntakePollActivities
 from referral_service.activities.writeback import WritebackActivities
 from referral_service.codec import KeyRing, data_converter
 from referral_service.config import Settings
 from referral_service.ehr.client import FhirClient
-from referral_service.temporal_client import missing_search_attributes
+from referral_service.temporal_client import missing_search_attributes, patient_match_secret
 from workflows.referral import ReferralWorkflow
+from workflows.source_poll import SourcePollWorkflow
 
 # Side-effect-free model libraries: importing them once, outside the sandbox, saves ~5 MB and ~120 ms of
 # worker CPU per cached workflow (measured; see TESTING.md).
@@ -42,15 +44,20 @@ async def build_worker(client: Client, settings: Settings, clients: Mapping[str,
 
 def create_worker(client: Client, task_queue: str, clients: Mapping[str, FhirClient]) -> Worker:
     """The worker itself, without the start-up check (the time-skipping server cannot list attributes)."""
-    activities = WritebackActivities(clients)
+    writeback = WritebackActivities(clients)
+    polling = IntakePollActivities(clients, patient_match_secret(client, _unencrypted))
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[ReferralWorkflow],
-        activities=activities.all(),
+        workflows=[ReferralWorkflow, SourcePollWorkflow],
+        activities=[*writeback.all(), polling.find_changed_referrals],
         workflow_runner=_workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=20),
     )
+
+
+def _unencrypted() -> KeyRing:
+    raise RuntimeError("the worker's Temporal client must encrypt payloads: connect with temporal_client.connect")
 
 
 def _workflow_runner() -> SandboxedWorkflowRunner:

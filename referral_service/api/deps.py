@@ -10,10 +10,9 @@ from fastapi import Depends, Request
 from temporalio.client import Client
 
 from referral_service.api.intake_limits import SourceRateLimiter
-from referral_service.codec import EncryptionCodec
 from referral_service.config import Settings
-from referral_service.domain import patient_match
 from referral_service.domain.program import Program
+from referral_service.temporal_client import patient_match_secret
 
 
 @dataclass(frozen=True)
@@ -25,12 +24,8 @@ class AppState:
 
     @cached_property
     def patient_match_secret(self) -> bytes:
-        """Derived from the active key of the key ring the client encrypts payloads with: in a deployment
-        that is ``settings.key_ring()`` (see ``temporal_client.connect``); a client handed in (the tests)
-        brings its own ring, and no dev key file is made for it."""
-        codec = self.temporal.data_converter.payload_codec
-        ring = codec.key_ring if isinstance(codec, EncryptionCodec) else self.settings.key_ring()
-        return patient_match.match_secret(ring.active_key)
+        """The same secret the worker's polling intake uses (see ``temporal_client.patient_match_secret``)."""
+        return patient_match_secret(self.temporal, self.settings.key_ring)
 
 
 def _state(request: Request) -> AppState:

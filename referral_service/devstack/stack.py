@@ -61,7 +61,8 @@ async def servers(settings: Settings, ports: DevPorts) -> AsyncIterator[DevStack
         )
         base_url = hapi_server.base_url(ports.hapi)
         await hapi.until_ready(functools.partial(hapi_server.metadata_ready, base_url), hapi_server.STARTUP_TIMEOUT_S)
-        local = SourceSettings(id=LOCAL_SOURCE_ID, base_url=base_url)
+        # Polled every minute too, so a ServiceRequest written straight into HAPI shows up as a referral.
+        local = SourceSettings(id=LOCAL_SOURCE_ID, base_url=base_url, poll=True, poll_interval_seconds=60)
         yield DevStack(
             settings=settings.model_copy(
                 update={

@@ -1,0 +1,108 @@
+"""Intake by poll: a Temporal Schedule searches the referring EHR (HAPI) and starts or cancels referrals.
+
+Real parts only: the Temporal dev server runs the Schedule (the time-skipping server has none), a real
+worker runs the poll and the referral workflows, and the ServiceRequest lives in the HAPI test server.
+The program here has its own organization, so the poll takes only this test's referral; every other
+ServiceRequest in HAPI is addressed to another performer and is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from referral_service.config import Settings, SourceSettings
+from referral_service.domain.lifecycle import Phase
+from referral_service.domain.program import Program
+from referral_service.domain.referral import Identifier, ResourceRef, referral_key
+from referral_service.ehr.client import FhirClient
+from referral_service.temporal_client import ensure_poll_schedules
+from referral_service.worker import create_worker
+from tests.referrals import referral_bundle
+from tests.workflows.stories import written
+from workflows.referral import ReferralWorkflow
+
+NPI = "http://hl7.org/fhir/sid/us-npi"
+pytestmark = pytest.mark.timeout(300)
+
+
+async def _eventually(probe: Callable[[], Awaitable[Any]], what: str, patience_s: float = 90) -> Any:
+    deadline = time.monotonic() + patience_s
+    while not (result := await probe()):
+        assert time.monotonic() < deadline, f"timed out after {patience_s:.0f}s waiting for {what}"
+        await asyncio.sleep(0.5)
+    return result
+
+
+def _addressed_to(bundle: dict[str, Any], organization: ResourceRef) -> dict[str, Any]:
+    [request] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest"]
+    assert organization.identifier is not None
+    request["performer"] = [{"type": "Organization", "identifier": organization.identifier.model_dump()}]
+    return request
+
+
+async def _phase(client: Client, key: str) -> Phase | None:
+    try:
+        return (await client.get_workflow_handle_for(ReferralWorkflow.run, key).query(ReferralWorkflow.snapshot)).phase
+    except RPCError:
+        return None
+
+
+async def test_a_referral_written_in_the_ehr_is_taken_in_by_the_poll_once_and_cancelled_when_revoked(
+    temporal_env: WorkflowEnvironment, hapi_client: FhirClient, program: Program
+) -> None:
+    client = temporal_env.client
+    ours = ResourceRef(
+        resource_type="Organization", identifier=Identifier(system=NPI, value=f"19{uuid.uuid4().int % 10**8:08d}")
+    )
+    our_program = program.model_copy(update={"organization": ours})
+    source_id = f"poll-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        task_queue=f"poll-{uuid.uuid4().hex[:8]}",
+        sources=(
+            SourceSettings(id=source_id, base_url=hapi_client.source.base_url, poll=True, poll_interval_seconds=1),
+        ),
+    )
+    bundle = referral_bundle("ada-testpatient-adult-inpatient")
+    request = _addressed_to(bundle, ours)
+    placer = Identifier(**request["identifier"][0])
+    key = referral_key(source_id, placer)
+    await hapi_client.transaction(bundle)
+
+    async with create_worker(client, settings.task_queue, {source_id: hapi_client}):
+        [schedule_id] = await ensure_poll_schedules(client, settings, our_program)
+        try:
+            await _eventually(lambda: _phase(client, key), "the polled referral's workflow")
+            tasks = await _eventually(lambda: written(hapi_client, "Task", f"{key}/task"), "the referral's Task")
+            polls_before = await _polls(client, schedule_id)
+            await _eventually(lambda: _polled(client, schedule_id, polls_before + 2), "two more polls of the EHR")
+            assert (await client.count_workflows(f"WorkflowId = '{key}'")).count == 1  # not started again
+
+            [stored] = await hapi_client.search("ServiceRequest", {"identifier": f"{placer.system}|{placer.value}"})
+            await hapi_client.update({**stored, "status": "revoked"}, if_match_version=stored["meta"]["versionId"])
+            await _eventually(lambda: _is(client, key, Phase.CANCELLED), "the revoked referral to be cancelled")
+        finally:
+            await client.get_schedule_handle(schedule_id).delete()
+    assert [task["status"] for task in tasks] == ["received"]
+    [cancelled] = await written(hapi_client, "Task", f"{key}/task")
+    assert cancelled["status"] == "cancelled"
+
+
+async def _polls(client: Client, schedule_id: str) -> int:
+    return (await client.get_schedule_handle(schedule_id).describe()).info.num_actions
+
+
+async def _polled(client: Client, schedule_id: str, at_least: int) -> bool:
+    return await _polls(client, schedule_id) >= at_least
+
+
+async def _is(client: Client, key: str, phase: Phase) -> bool:
+    return await _phase(client, key) == phase
