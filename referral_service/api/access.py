@@ -24,6 +24,7 @@ PUBLIC = frozenset({("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/fhir/meta
 POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/fhir/ServiceRequest"): REFERRERS,
     ("POST", "/fhir"): REFERRERS,
+    ("PUT", "/subscriptions/{source_id}/ServiceRequest/{request_id}"): REFERRERS,
     ("GET", "/fhir/Task/{task_id}"): REFERRERS | STAFF,
     ("GET", "/api/referrals"): STAFF,
     ("GET", "/api/referrals/{key}"): STAFF,

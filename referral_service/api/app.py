@@ -9,7 +9,14 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from temporalio.client import Client
 
-from referral_service.api import codec_routes, dashboard, fhir_routes, health_routes, referral_routes
+from referral_service.api import (
+    codec_routes,
+    dashboard,
+    fhir_routes,
+    health_routes,
+    referral_routes,
+    subscription_routes,
+)
 from referral_service.api.access import AccessDenied, authorize, denied_response
 from referral_service.api.deps import AppState
 from referral_service.api.intake_limits import SourceRateLimiter
@@ -21,6 +28,7 @@ from referral_service.programs import load_program
 ROUTERS: tuple[APIRouter, ...] = (
     health_routes.router,
     fhir_routes.router,
+    subscription_routes.router,
     referral_routes.router,
     dashboard.router,
     codec_routes.router,

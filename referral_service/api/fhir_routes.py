@@ -104,10 +104,11 @@ async def _submit(request: Request, services: StateDep, *, expected: str) -> Res
         return outcome_response(
             [outcomes.business_rule(f"a new referral must be active, not {referral.status}", "ServiceRequest.status")]
         )
-    return await _start(referral, services)
+    return await start_referral(referral, services)
 
 
-async def _start(referral: Referral, services: AppState) -> Response:
+async def start_referral(referral: Referral, services: AppState) -> Response:
+    """Start the referral's workflow (once: its id is the referral key) and answer with its Task."""
     key = referral_key(referral.source_id, referral.placer_identifier)
     patient_keys = match_keys(referral.patient, services.patient_match_secret)
     start = StartReferralInput(
