@@ -50,6 +50,12 @@ def referral_from_fhir(
         raise UnusableReferral(issues)
     if service_request is payload:  # a Bundle's entries were schema-checked in _locate already
         issues += _schema_issues(service_request, "ServiceRequest")
+        contained_resources = service_request.get("contained") or []
+        for position, contained in enumerate(contained_resources if isinstance(contained_resources, list) else []):
+            where = f"ServiceRequest.contained[{position}]"
+            issues += (
+                _schema_issues(contained, where) if isinstance(contained, dict) else [invalid("not a resource", where)]
+            )
     if issues:  # the rules below read elements as FHIR types, so structure must be right first
         raise UnusableReferral(issues)
     referral_or_none = _build(service_request, index, source_id, program_org, received_at, issues)
@@ -62,6 +68,9 @@ def _locate(payload: dict[str, Any], issues: list[OutcomeIssue]) -> tuple[dict[s
     index = ResourceIndex()
     rtype = payload.get("resourceType")
     if rtype == "ServiceRequest":
+        if not isinstance(payload.get("contained") or [], list):
+            issues.append(invalid("contained must be a list of resources", "ServiceRequest.contained"))
+            return payload, index
         for contained in payload.get("contained") or []:
             if isinstance(contained, dict) and contained.get("id"):
                 index.add(contained, f"#{contained['id']}")
@@ -69,16 +78,24 @@ def _locate(payload: dict[str, Any], issues: list[OutcomeIssue]) -> tuple[dict[s
     if rtype != "Bundle":
         issues.append(invalid("a referral is a ServiceRequest or a Bundle holding one", f"{rtype or 'Resource'}"))
         return None, index
-    if payload.get("type") not in BUNDLE_TYPES:
+    if not isinstance(payload.get("type"), str) or payload["type"] not in BUNDLE_TYPES:
         issues.append(value("the Bundle type must be transaction or collection", "Bundle.type"))
+    entries = payload.get("entry") or []
+    if not isinstance(entries, list):
+        issues.append(invalid("Bundle.entry must be a list of entries", "Bundle.entry"))
+        return None, index
     requests = []
-    for position, entry in enumerate(payload.get("entry") or []):
+    for position, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict):
             issues.append(required("a Bundle entry has no resource", f"Bundle.entry[{position}].resource"))
             continue
         issues += _schema_issues(resource, f"Bundle.entry[{position}].resource")
-        index.add(resource, entry.get("fullUrl"))
+        full_url = entry.get("fullUrl")
+        if full_url is not None and not isinstance(full_url, str):
+            issues.append(invalid("fullUrl must be a URI", f"Bundle.entry[{position}].fullUrl"))
+            full_url = None
+        index.add(resource, full_url)
         if resource.get("resourceType") == "ServiceRequest":
             requests.append(resource)
     if len(requests) != 1:
@@ -96,9 +113,11 @@ def _schema_issues(resource: dict[str, Any], path: str) -> list[OutcomeIssue]:
     """Structural validation with fhir.resources; each error names the element (never its value)."""
     rtype = resource.get("resourceType")
     try:
-        model = get_fhir_model_class(str(rtype))
-    except KeyError:
-        return [invalid(f"unknown resourceType {rtype!r}", f"{path}.resourceType")]
+        model = get_fhir_model_class(str(rtype)) if isinstance(rtype, str) and rtype.isalpha() else None
+    except (KeyError, ValueError, AttributeError):  # fhir.resources' ways of saying "no such resource"
+        model = None
+    if model is None:  # the value itself is never echoed: a sender may have put anything there
+        return [invalid("missing or unknown resourceType", f"{path}.resourceType")]
     body = {k: v for k, v in resource.items() if k != "contained"} if rtype == "ServiceRequest" else resource
     try:
         model.model_validate(body)
@@ -165,7 +184,7 @@ def _build(
 
 def _placer_identifier(sr: dict[str, Any], issues: list[OutcomeIssue]) -> Identifier | None:
     usable = [i for i in sr.get("identifier") or [] if i.get("system") and i.get("value")]
-    placer = [i for i in usable if any(c.get("code") == "PLAC" for c in (i.get("type") or {}).get("coding", []))]
+    placer = [i for i in usable if any(c.get("code") == "PLAC" for c in (i.get("type") or {}).get("coding") or [])]
     chosen = (placer or usable or [None])[0]
     if chosen is None:
         issues.append(
@@ -201,7 +220,7 @@ def _patient(sr: dict[str, Any], index: ResourceIndex, issues: list[OutcomeIssue
         ref=ref,
         identifiers=identifiers,
         family=name.get("family"),
-        given=name.get("given") or [],
+        given=[given for given in name.get("given") or [] if isinstance(given, str)],
         birth_date=_date(resolved.get("birthDate")),
         gender=resolved.get("gender"),
     )

@@ -16,6 +16,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from fhir_mappings import task as task_mapping
     from referral_service.activities.writeback import (
         EhrWrite,
         WritebackActivities,
@@ -193,7 +194,14 @@ class ReferralWorkflow:
         transferred = discharge.reason == DischargeReason.TRANSFERRED
         await self._write_plan(status="completed", end=discharge.date)
         await self._write_team(active=False)
-        await self._tell_referrer("completed", "transferred" if transferred else "fulfillment-completed")
+        if self._s.task_status == "in-progress":
+            await self._tell_referrer("completed", "transferred" if transferred else "fulfillment-completed")
+        else:  # never attended: FHIR's Task machine has no accepted -> completed, and nothing was fulfilled
+            await self._tell_referrer(
+                "cancelled",
+                "transferred" if transferred else "unattended",
+                reason=f"discharged before any attended session ({discharge.reason})",
+            )
         if transferred:
             await self._move(Phase.TRANSFERRED, "transferred", str(discharge.destination_level or ""))
             return
@@ -405,7 +413,10 @@ class ReferralWorkflow:
         return True
 
     async def _tell_referrer(self, status: str, business_status: str, *, reason: str | None = None) -> None:
-        """Update the closed-loop Task (one Task per referral, updated in place)."""
+        """Update the closed-loop Task (one Task per referral, updated in place), along FHIR's Task state
+        machine only: a move it does not allow is a bug here, so it fails loudly instead of reaching the EHR."""
+        if not task_mapping.can_transition(self._s.task_status, status):
+            raise ApplicationError(f"Task cannot go from {self._s.task_status} to {status}", non_retryable=True)
         self._s.task_status = status
         outputs = [w for w in self._s.writes.values() if w.resource_type in ("CarePlan", "Encounter")]
         await self._write(

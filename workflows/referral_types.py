@@ -14,6 +14,8 @@ from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import Program
 from referral_service.domain.referral import Referral
 
+FHIR_STRING = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*\S[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
+
 
 class TimelineEntry(BaseModel):
     at: datetime
@@ -96,4 +98,5 @@ class FollowUpInput(BaseModel):
 class CancelInput(BaseModel):
     """The referrer revoked the ServiceRequest (or asked to cancel)."""
 
-    reason: str = "revoked by referrer"
+    # Shown to the referrer as Task.statusReason: a FHIR string (no control characters), not a document.
+    reason: str = Field(default="revoked by referrer", min_length=1, max_length=500, pattern=FHIR_STRING)
