@@ -273,24 +273,18 @@ class FhirClient:
 
 def _exchange(method: str, url: str, response: httpx.Response) -> FhirExchange:
     """What an observer may see of a response: status, and the ids and versions it names."""
-    location = parse_location(response.headers.get("Location") or response.headers.get("Content-Location"))
+    status = response.status_code
+    body = _json_or_none(response) or {}
+    resource_type = body.get("resourceType")
+    if resource_type == "Bundle" and body.get("type") in ("transaction-response", "batch-response"):
+        return FhirExchange(method, url, status, entries=_entry_outcomes(body))
     version = etag_version(response.headers.get("ETag"))
-    body = _json_or_none(response)
-    resource_type = body.get("resourceType") if body else None
+    location = parse_location(response.headers.get("Location") or response.headers.get("Content-Location"))
     if location is not None:
-        return FhirExchange(
-            method, url, response.status_code, f"{location.resource_type}/{location.id}", version or location.version
-        )
-    if (
-        body is not None
-        and resource_type == "Bundle"
-        and body.get("type") in ("transaction-response", "batch-response")
-    ):
-        return FhirExchange(method, url, response.status_code, entries=_entry_outcomes(body))
-    if body is not None and isinstance(resource_type, str) and resource_type not in ("Bundle", "OperationOutcome"):
-        resource = f"{resource_type}/{body.get('id')}" if body.get("id") else None
-        return FhirExchange(method, url, response.status_code, resource, version or meta_version(body))
-    return FhirExchange(method, url, response.status_code)
+        return FhirExchange(method, url, status, f"{location.resource_type}/{location.id}", version or location.version)
+    if isinstance(resource_type, str) and resource_type not in ("Bundle", "OperationOutcome") and body.get("id"):
+        return FhirExchange(method, url, status, f"{resource_type}/{body['id']}", version or meta_version(body))
+    return FhirExchange(method, url, status)
 
 
 def _entry_outcomes(bundle: Mapping[str, Any]) -> tuple[tuple[str, str | None, str | None], ...]:

@@ -37,11 +37,17 @@ _FIELDS: dict[str, Callable[[dict[str, Any]], object]] = {
 }
 
 
-async def find_written(client: FhirClient, key: str, sessions: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """Every resource the workflow wrote for referral ``key``, by kind: identifiers OR-ed with commas (session
-    ids never hold one), a few dozen per search so the URL stays short."""
+def kinds_checked(checkpoint: Checkpoint) -> list[str]:
+    return [written.name for written in WRITTEN if getattr(checkpoint, written.name) is not None]
+
+
+async def find_written(
+    client: FhirClient, key: str, sessions: Sequence[str], kinds: Sequence[str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """What the workflow wrote for referral ``key``, for each of ``kinds``: identifiers OR-ed with commas
+    (session ids never hold one), a few dozen per search so the URL stays short. ``None``: every kind."""
     found: dict[str, list[dict[str, Any]]] = {}
-    for written in WRITTEN:
+    for written in (w for w in WRITTEN if kinds is None or w.name in kinds):
         values = [f"{RESOURCE_KEY_SYSTEM}|{key}/{suffix}" for suffix in written.suffixes(sessions)]
         found[written.name] = []
         for start in range(0, len(values), _PER_SEARCH):
@@ -58,7 +64,7 @@ def unmet(checkpoint: Checkpoint, phase: Phase, found: dict[str, list[dict[str, 
     for written in WRITTEN:
         check: ResourceCheck | None = getattr(checkpoint, written.name)
         if check is not None:
-            problems += _resource_problems(written, check, found[written.name])
+            problems += _resource_problems(written, check, found.get(written.name, []))
     return problems
 
 

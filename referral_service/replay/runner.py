@@ -265,7 +265,9 @@ class _ScenarioRun:
         assert handle is not None
         assert self.result.referral_key is not None
         state = await handle.query(ReferralWorkflow.snapshot)
-        found = await checks.find_written(self.client, self.result.referral_key, self.sessions)
+        # The end looks for everything the workflow writes: it goes into the report's Bundle.
+        kinds = None if final else checks.kinds_checked(checkpoint)
+        found = await checks.find_written(self.client, self.result.referral_key, self.sessions, kinds)
         problems = checks.unmet(checkpoint, state.phase, found)
         self.result.problems += [f"{label}: {problem}" for problem in problems]
         self.progress(

@@ -177,8 +177,8 @@ class Scenario(_Strict):
         late = [point.day for point in self.after if point.day > last]
         if late:
             raise ValueError(f"after.day {late} falls after the scenario's last day {last}")
-        if self.end_day is not None and self.end_day < max(e.day for e in self.timeline.events):
-            raise ValueError("end_day is before the last event")
+        if self.end_day is not None and self.end_day < self.last_event_day():
+            raise ValueError(f"end_day {self.end_day} is before the last event (day {self.last_event_day()})")
         ids = [session_id for _, session_id, _ in self.sessions()]
         repeated = sorted({s for s in ids if ids.count(s) > 1})
         if repeated:
@@ -186,7 +186,10 @@ class Scenario(_Strict):
         return self
 
     def last_day(self) -> int:
-        return self.end_day if self.end_day is not None else max(e.day for e in self.timeline.events)
+        return self.end_day if self.end_day is not None else self.last_event_day()
+
+    def last_event_day(self) -> int:
+        return max(max(e.days()) if isinstance(e, Sessions) else e.day for e in self.timeline.events)
 
     def sessions(self) -> Iterator[tuple[int, str, bool]]:
         """Every session in the timeline: (day, session id, attended)."""
