@@ -40,7 +40,7 @@ async def run_replay(
     paths: Sequence[Path],
     *,
     fhir_url: str | None,
-    report: Path | None,
+    report: Path | None = None,
     program_file: Path | None = None,
     run_id: str | None = None,
     env: WorkflowEnvironment | None = None,

@@ -19,10 +19,11 @@ PATIENT_DATA = ("Testpatient", "SYN-MRN", "1984-02-29", "2010-06-15", "1979-09-0
 
 
 async def _replay(
-    paths: list[Path], fhir_url: str, env: WorkflowEnvironment | None, **options: object
+    paths: list[Path], fhir_url: str, env: WorkflowEnvironment | None, report: Path | None = None
 ) -> tuple[int, str, str]:
+    """The replay command as the CLI runs it; returns the exit code, stdout and stderr."""
     out, err = io.StringIO(), io.StringIO()
-    code = await run_replay(paths, fhir_url=fhir_url, env=env, out=out, err=err, **options)  # type: ignore[arg-type]
+    code = await run_replay(paths, fhir_url=fhir_url, report=report, env=env, out=out, err=err)
     return code, out.getvalue(), err.getvalue()
 
 
