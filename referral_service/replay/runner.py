@@ -115,16 +115,15 @@ async def replay(
         )
         for source in sources
     }
-    queue = f"replay-{run_id}"
+    shared = _Shared(env, program, f"replay-{run_id}", run_id, progress, recorder)
     results = []
     try:
-        async with create_worker(env.client, queue, clients):
+        async with create_worker(env.client, shared.queue, clients):
             for file, scenario in scenarios:
                 result = ScenarioResult(scenario.name, scenario.title, file)
                 recorder.current, recorder.day = result, 0
-                client = clients[scenario.referral.source]
                 progress(f"{scenario.name}: {scenario.title}")
-                await _ScenarioRun(env, client, program, scenario, result, recorder, queue, run_id, progress).run()
+                await _ScenarioRun(shared, clients[scenario.referral.source], scenario, result).run()
                 results.append(result)
                 progress(f"{scenario.name}: {'passed' if result.passed else 'FAILED'}")
     finally:
@@ -133,27 +132,28 @@ async def replay(
     return results
 
 
+@dataclass(frozen=True)
+class _Shared:
+    """What every scenario of one replay run uses."""
+
+    env: WorkflowEnvironment
+    program: Program
+    queue: str
+    run_id: str
+    progress: Progress
+    recorder: _Recorder
+
+
 class _ScenarioRun:
-    def __init__(
-        self,
-        env: WorkflowEnvironment,
-        client: FhirClient,
-        program: Program,
-        scenario: Scenario,
-        result: ScenarioResult,
-        recorder: _Recorder,
-        queue: str,
-        run_id: str,
-        progress: Progress,
-    ) -> None:
-        self.env, self.client, self.program, self.scenario = env, client, program, scenario
-        self.result, self.recorder, self.queue, self.run_id, self.progress = (
-            result,
-            recorder,
-            queue,
-            run_id,
-            progress,
+    def __init__(self, shared: _Shared, client: FhirClient, scenario: Scenario, result: ScenarioResult) -> None:
+        self.env, self.program, self.progress, self.recorder = (
+            shared.env,
+            shared.program,
+            shared.progress,
+            shared.recorder,
         )
+        self.queue, self.run_id = shared.queue, shared.run_id
+        self.client, self.scenario, self.result = client, scenario, result
         self.sessions = [sid for _, sid, _ in scenario.sessions()]
         self.day0 = datetime.min
         self.handle: Handle | None = None
