@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from referral_service.config import Settings
 
 EXIT_FAILURE = EXIT_REFUSED
-SERVER_COMMANDS = frozenset({"dev", "worker", "api", "replay-history"})
+SERVER_COMMANDS = frozenset({"dev", "worker", "api", "replay-history", "replay"})
 EPILOG = f"""\
 client commands (submit, list, show, attend, discharge) talk to a running API over HTTP:
   --api-url, else $IOP_API_URL, else http://API_HOST:API_PORT from the settings.
@@ -62,6 +62,38 @@ def _parser() -> argparse.ArgumentParser:
         "worker's workflows, sandbox and payload codec (the settings' key ring must hold their keys).",
     )
     replay.add_argument("paths", nargs="+", type=Path, help="history files, or folders of *.json histories")
+    scenarios = commands.add_parser(
+        "replay",
+        help="replay referral scenarios against a FHIR server and check what lands there; exit 1 on any unmet "
+        "expectation",
+        description="Seeds each scenario's referral in the FHIR server, runs the real workflow and activities on "
+        "a time-skipping Temporal test server (a 12-week program takes seconds), drives its timeline with the "
+        "case-manager updates, and checks the scenario's expectations by searching the server. Prints every FHIR "
+        "interaction (method, URL, status, resource id and version) and each unmet expectation as expected "
+        "versus found. Format: docs/scenarios.md. Exit codes: 0 all met, 1 an expectation unmet or an event "
+        "refused, 2 an invalid scenario file, 3 the FHIR server unreachable or not FHIR R4.",
+    )
+    scenarios.add_argument(
+        "scenarios", nargs="+", type=Path, metavar="SCENARIO", help="scenario files (TOML), or folders of them"
+    )
+    scenarios.add_argument(
+        "--fhir-url",
+        metavar="URL",
+        help="base URL of any FHIR R4 server to write to (default: start the embedded HAPI test server)",
+    )
+    scenarios.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="also write the report as JSON to FILE, and the final resources "
+        "as a transaction Bundle to FILE's stem + .bundle.json",
+    )
+    scenarios.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="suffix for the referrals' order numbers (default: fresh each run, so runs never share resources; "
+        "repeat one to replay onto the same resources)",
+    )
     cli_commands.add_commands(commands)
     return parser
 
@@ -105,6 +137,16 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await runners.run_api_only(settings)
         case "replay-history":
             return await runners.run_replay_history(settings, args.paths)
+        case "replay":
+            from referral_service.replay.command import run_replay
+
+            return await run_replay(
+                args.scenarios,
+                fhir_url=args.fhir_url,
+                report=args.report,
+                program_file=settings.program_file,
+                run_id=args.run_id,
+            )
     return EXIT_USAGE
 
 

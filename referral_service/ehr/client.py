@@ -7,9 +7,11 @@ as plain JSON dicts. Nothing here logs or puts resource bodies or search values 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import unquote
 
 import httpx
 
@@ -36,15 +38,43 @@ _RETURN_REPRESENTATION = {"Prefer": "return=representation"}
 _NO_CACHE = {"Cache-Control": "no-cache"}
 
 
+@dataclass(frozen=True, slots=True)
+class FhirExchange:
+    """One request and its answer, as an observer sees it: no bodies, no headers, so no patient data.
+
+    ``url`` is relative to the base (query included): resource ids and business identifiers only, since the
+    service searches and writes by its own identifiers. ``resource`` is ``Type/id`` with ``version`` from
+    ``Location``/``ETag`` or the returned resource; a transaction lists its entries' outcomes instead.
+    """
+
+    method: str
+    url: str
+    status: int | None  # None: no answer (connection failed or timed out)
+    resource: str | None = None
+    version: str | None = None
+    entries: tuple[tuple[str, str | None, str | None], ...] = ()  # (status, Type/id, version) per entry
+
+
+ExchangeObserver = Callable[[FhirExchange], None]
+
+
 class FhirClient:
     """Async client for one FHIR R4 server (a ``SourceConfig``). Use ``async with`` or call ``aclose()``.
 
     Errors are ``referral_service.ehr.errors.FhirError`` subclasses; transport failures and timeouts are
-    ``TransientError``. ``transport`` is for tests (``httpx.MockTransport``).
+    ``TransientError``. ``transport`` is for tests (``httpx.MockTransport``); ``observer`` is called with
+    every exchange (the scenario replay reports them).
     """
 
-    def __init__(self, source: SourceConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        source: SourceConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        observer: ExchangeObserver | None = None,
+    ) -> None:
         self.source = source
+        self._observer = observer
         self._base = httpx.URL(source.base_url)
         self._http = httpx.AsyncClient(
             base_url=source.base_url + "/",
@@ -196,7 +226,11 @@ class FhirClient:
             response = await self._http.request(method, url, params=params, content=content, headers=headers)
         except httpx.RequestError as exc:
             where = httpx.URL(url).path or "/"
+            if self._observer is not None:
+                self._observer(FhirExchange(method, self._relative(exc.request.url), None))
             raise TransientError(f"{type(exc).__name__} on {method} {where}") from exc
+        if self._observer is not None:
+            self._observer(_exchange(method, self._relative(response.request.url), response))
         if response.status_code >= 300:
             raise error_from_response(response)
         return response
@@ -223,12 +257,51 @@ class FhirClient:
             resource=resource,
         )
 
+    def _relative(self, url: httpx.URL) -> str:
+        """``url`` without the base, query included and decoded (empty for the base itself: a transaction)."""
+        path = unquote(url.raw_path.decode("ascii"))
+        base = self._base.raw_path.decode("ascii").rstrip("/")
+        return path[len(base) :].lstrip("/") if path.startswith(base) else path
+
     def _same_origin(self, link: str) -> str:
         """``link`` resolved against the base; refused if it leaves the source's scheme, host or port."""
         url = self._base.join(link)
         if (url.scheme, url.host, url.port) != (self._base.scheme, self._base.host, self._base.port):
             raise PermanentError("paging link points outside the source's base URL")
         return str(url)
+
+
+def _exchange(method: str, url: str, response: httpx.Response) -> FhirExchange:
+    """What an observer may see of a response: status, and the ids and versions it names."""
+    status = response.status_code
+    body = _json_or_none(response) or {}
+    resource_type = body.get("resourceType")
+    if resource_type == "Bundle" and body.get("type") in ("transaction-response", "batch-response"):
+        return FhirExchange(method, url, status, entries=_entry_outcomes(body))
+    version = etag_version(response.headers.get("ETag"))
+    location = parse_location(response.headers.get("Location") or response.headers.get("Content-Location"))
+    if location is not None:
+        return FhirExchange(method, url, status, f"{location.resource_type}/{location.id}", version or location.version)
+    if isinstance(resource_type, str) and resource_type not in ("Bundle", "OperationOutcome") and body.get("id"):
+        return FhirExchange(method, url, status, f"{resource_type}/{body['id']}", version or meta_version(body))
+    return FhirExchange(method, url, status)
+
+
+def _entry_outcomes(bundle: Mapping[str, Any]) -> tuple[tuple[str, str | None, str | None], ...]:
+    outcomes = []
+    for entry in bundle.get("entry") or []:
+        answer = (entry.get("response") or {}) if isinstance(entry, dict) else {}
+        location = parse_location(answer.get("location"))
+        resource = f"{location.resource_type}/{location.id}" if location else None
+        outcomes.append((str(answer.get("status", "")), resource, location.version if location else None))
+    return tuple(outcomes)
+
+
+def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        return json_body(response)
+    except PermanentError:
+        return None
 
 
 def _type_of(resource: Mapping[str, Any]) -> str:

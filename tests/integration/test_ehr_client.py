@@ -22,6 +22,7 @@ from referral_service.ehr import (
     TransientError,
     ValidationError,
 )
+from referral_service.ehr.client import FhirExchange
 
 pytestmark = pytest.mark.integration
 
@@ -213,3 +214,23 @@ async def test_unreachable_server_is_transient_and_quick():
     assert time.monotonic() - started < 2
     assert caught.value.status is None
     assert caught.value.retryable
+
+
+async def test_an_observer_sees_each_exchange_with_ids_and_versions_but_no_bodies(hapi_base_url, system):
+    seen: list[FhirExchange] = []
+    source = SourceConfig(id="hapi-test", base_url=hapi_base_url, timeout_seconds=60)
+    async with FhirClient(source, observer=seen.append) as observed:
+        first = await observed.update_conditional(patient(system, "seen", gender="other"), f"identifier={system}|seen")
+        await observed.update_conditional(patient(system, "seen", gender="female"), f"identifier={system}|seen")
+        await observed.search("Patient", {"identifier": f"{system}|seen"})
+        with pytest.raises(NotFoundError):
+            await observed.read("Patient", f"missing-{uuid.uuid4().hex}")
+
+    criteria = f"Patient?identifier={system}|seen"
+    assert [(x.method, x.url, x.status, x.resource, x.version) for x in seen] == [
+        ("PUT", criteria, 201, f"Patient/{first.id}", "1"),
+        ("PUT", criteria, 200, f"Patient/{first.id}", "2"),
+        ("GET", criteria, 200, None, None),
+        ("GET", seen[3].url, 404, None, None),
+    ]
+    assert "female" not in repr(seen)

@@ -1,0 +1,318 @@
+"""Replay scenarios: the real worker and workflow on a time-skipping Temporal server, writing to a FHIR server.
+
+Each scenario's referral is seeded in the EHR and started as the intake API starts one; its timeline is
+driven with the updates and the signal the case-manager API uses, the clock skipping to each event's day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from referral_service.domain.attendance import SessionRecord
+from referral_service.domain.discharge import Discharge as DischargeRecord
+from referral_service.domain.program import Program
+from referral_service.domain.referral import referral_key
+from referral_service.ehr.client import FhirClient, FhirExchange
+from referral_service.ehr.errors import FhirError
+from referral_service.ehr.source import SourceConfig
+from referral_service.replay import checks, seeding
+from referral_service.replay.scenario import (
+    Accept,
+    Attend,
+    Cancel,
+    Checkpoint,
+    Decline,
+    Discharge,
+    FollowUp,
+    Miss,
+    Scenario,
+    ScenarioError,
+    Sessions,
+    Waitlist,
+    session_id,
+)
+from referral_service.worker import create_worker
+from workflows.referral import ReferralWorkflow
+from workflows.referral_types import (
+    CancelInput,
+    DischargeInput,
+    FollowUpInput,
+    RecordSessionInput,
+    ReferralState,
+    ScreeningDecisionInput,
+    StartReferralInput,
+)
+
+# An event the workflow has not answered in this long (wall clock) fails the scenario: the EHR may be
+# refusing writes, which the workflow retries for as long as it takes.
+EVENT_TIMEOUT_S = 120.0
+# Per FHIR request: a test server's first validated transaction can take a while on a busy machine.
+REQUEST_TIMEOUT_S = 90.0
+Progress = Callable[[str], None]
+Handle = WorkflowHandle[ReferralWorkflow, ReferralState]
+Step = Accept | Decline | Waitlist | Attend | Miss | Discharge | FollowUp | Cancel
+
+
+@dataclass(frozen=True)
+class Exchange:
+    day: int
+    exchange: FhirExchange
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    title: str
+    file: str
+    referral_key: str | None = None
+    phase: str | None = None
+    problems: list[str] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list)
+    resources: list[dict[str, Any]] = field(default_factory=list)  # what the EHR holds at the end
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+class _Recorder:
+    """Collects every FHIR exchange (the worker's and the replay's own) under the scenario and day it ran in."""
+
+    def __init__(self) -> None:
+        self.current: ScenarioResult | None = None
+        self.day = 0
+
+    def __call__(self, exchange: FhirExchange) -> None:
+        if self.current is not None:
+            self.current.exchanges.append(Exchange(self.day, exchange))
+
+
+async def replay(
+    env: WorkflowEnvironment,
+    fhir_url: str,
+    scenarios: Sequence[tuple[str, Scenario]],
+    program: Program,
+    *,
+    run_id: str,
+    progress: Progress,
+) -> list[ScenarioResult]:
+    """Replay each (file, scenario) in turn with one worker; a result per scenario, failures spelled out."""
+    recorder = _Recorder()
+    sources = sorted({scenario.referral.source for _, scenario in scenarios})
+    clients = {
+        source: FhirClient(
+            SourceConfig(id=source, base_url=fhir_url, timeout_seconds=REQUEST_TIMEOUT_S), observer=recorder
+        )
+        for source in sources
+    }
+    shared = _Shared(env, program, f"replay-{run_id}", run_id, progress, recorder)
+    results = []
+    try:
+        async with create_worker(env.client, shared.queue, clients):
+            for file, scenario in scenarios:
+                result = ScenarioResult(scenario.name, scenario.title, file)
+                recorder.current, recorder.day = result, 0
+                progress(f"{scenario.name}: {scenario.title}")
+                await _ScenarioRun(shared, clients[scenario.referral.source], scenario, result).run()
+                results.append(result)
+                progress(f"{scenario.name}: {'passed' if result.passed else 'FAILED'}")
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return results
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every scenario of one replay run uses."""
+
+    env: WorkflowEnvironment
+    program: Program
+    queue: str
+    run_id: str
+    progress: Progress
+    recorder: _Recorder
+
+
+class _ScenarioRun:
+    def __init__(self, shared: _Shared, client: FhirClient, scenario: Scenario, result: ScenarioResult) -> None:
+        self.env, self.program, self.progress, self.recorder = (
+            shared.env,
+            shared.program,
+            shared.progress,
+            shared.recorder,
+        )
+        self.queue, self.run_id = shared.queue, shared.run_id
+        self.client, self.scenario, self.result = client, scenario, result
+        self.sessions = [sid for _, sid, _ in scenario.sessions()]
+        self.day0 = datetime.min
+        self.handle: Handle | None = None
+
+    async def run(self) -> None:
+        try:
+            await self._start()
+            await self._play()
+        except (ScenarioError, FhirError) as error:
+            self.result.problems.append(f"day {self.recorder.day}: {error}")
+        finally:
+            await self._stop_if_running()
+
+    async def _start(self) -> None:
+        self.day0 = await self.env.get_current_time()
+        prepared = seeding.prepare(
+            self.scenario.referral, self.program, day0=self.day0, order_suffix=f"{self.scenario.name}-{self.run_id}"
+        )
+        done = await seeding.seed(self.client, prepared)
+        self.progress(f"  day 0  referral seeded in the EHR: {done}")
+        referral = prepared.referral
+        key = referral_key(referral.source_id, referral.placer_identifier)
+        self.result.referral_key = key
+        start = StartReferralInput(key=key, referral=referral, program=self.program, received_at=self.day0)
+        try:
+            self.handle = await self.env.client.start_workflow(
+                ReferralWorkflow.run, start, id=key, task_queue=self.queue
+            )
+        except WorkflowAlreadyStartedError:
+            raise ScenarioError(f"referral {key} is already running in this replay (scenario given twice?)") from None
+        self.progress(f"  day 0  referral received: {key}")
+
+    async def _play(self) -> None:
+        checkpoints = sorted(self.scenario.after, key=lambda point: point.day)
+        for day, step in _steps(self.scenario):
+            while checkpoints and checkpoints[0].day < day:
+                point = checkpoints.pop(0)
+                await self._check(f"after day {point.day}", point, point.day)
+            await self._advance_to(day)
+            if not await self._apply(day, step):
+                return  # the workflow refused: later events would only pile up errors
+        for point in checkpoints:
+            await self._check(f"after day {point.day}", point, point.day)
+        await self._check("end", self.scenario.end, self.scenario.last_day(), final=True)
+
+    async def _advance_to(self, day: int) -> None:
+        """Skip the test server's clock to ``day``; returns once the workflow has done what fell due."""
+        self.recorder.day = day
+        wait = self.day0 + timedelta(days=day) - await self.env.get_current_time()
+        if wait > timedelta(0):
+            await self.env.sleep(wait)
+
+    async def _apply(self, day: int, step: Step) -> bool:
+        self.progress(f"  day {day:<3} {_describe(step)}")
+        try:
+            await asyncio.wait_for(self._send(day, step), EVENT_TIMEOUT_S)
+        except WorkflowUpdateFailedError as error:
+            self.result.problems.append(f"day {day} {step.do}: the workflow refused it: {error.cause}")
+            return False
+        except RPCError as error:
+            self.result.problems.append(f"day {day} {step.do}: the workflow service refused it: {error.message}")
+            return False
+        except TimeoutError:
+            self.result.problems.append(
+                f"day {day} {step.do}: no answer within {EVENT_TIMEOUT_S:.0f} s (see the FHIR interactions: "
+                "the EHR may be refusing writes)"
+            )
+            return False
+        return True
+
+    async def _send(self, day: int, step: Step) -> None:
+        handle = self.handle
+        assert handle is not None
+        on_day = self.day0.date() + timedelta(days=day)
+        match step:
+            case Accept():
+                intake = None if step.intake_day is None else self.day0 + timedelta(days=step.intake_day)
+                decision = ScreeningDecisionInput(decision="accept", track_id=step.track, intake_at=intake)
+                await handle.execute_update(ReferralWorkflow.decide, decision)
+            case Decline():
+                decision = ScreeningDecisionInput(decision="decline", decline_reason=step.reason)
+                await handle.execute_update(ReferralWorkflow.decide, decision)
+            case Waitlist():
+                await handle.execute_update(ReferralWorkflow.decide, ScreeningDecisionInput(decision="waitlist"))
+            case Attend() | Miss():
+                session = SessionRecord(
+                    session_id=session_id(day, step.kind, step.session_id),
+                    date=on_day,
+                    kind=step.kind,
+                    minutes=step.minutes,
+                    attended=isinstance(step, Attend),
+                )
+                await handle.execute_update(ReferralWorkflow.record_session, RecordSessionInput(session=session))
+            case Discharge():
+                record = DischargeRecord(
+                    reason=step.reason, date=on_day, destination_level=step.to_level, note=step.note
+                )
+                await handle.execute_update(ReferralWorkflow.discharge, DischargeInput(discharge=record))
+            case FollowUp():
+                update = FollowUpInput(day=step.checkpoint, reached=step.reached, note=step.note)
+                await handle.execute_update(ReferralWorkflow.record_follow_up, update)
+            case Cancel():
+                await handle.signal(ReferralWorkflow.cancel, CancelInput(reason=step.reason))
+
+    async def _check(self, label: str, checkpoint: Checkpoint, day: int, *, final: bool = False) -> None:
+        """Checked when ``day`` is over: the clock at the start of the next day."""
+        await self._advance_to(day + 1)
+        handle = self.handle
+        assert handle is not None
+        assert self.result.referral_key is not None
+        state = await handle.query(ReferralWorkflow.snapshot)
+        # The end looks for everything the workflow writes: it goes into the report's Bundle.
+        kinds = None if final else checks.kinds_checked(checkpoint)
+        found = await checks.find_written(self.client, self.result.referral_key, self.sessions, kinds)
+        problems = checks.unmet(checkpoint, state.phase, found)
+        self.result.problems += [f"{label}: {problem}" for problem in problems]
+        self.progress(
+            f"  {label}: phase {state.phase}, " + ("as expected" if not problems else f"{len(problems)} unmet")
+        )
+        if final:
+            self.result.phase = str(state.phase)
+            self.result.resources = [resource for kind in found.values() for resource in kind]
+
+    async def _stop_if_running(self) -> None:
+        """A referral still open when its timeline ends is terminated, so it holds no timer on the server."""
+        if self.handle is None:
+            return
+        with contextlib.suppress(RPCError):
+            await self.handle.terminate("scenario timeline ended")
+
+
+def _steps(scenario: Scenario) -> list[tuple[int, Step]]:
+    """The timeline's events by day (stable: same-day events keep the file's order), series expanded."""
+    steps: list[tuple[int, Step]] = []
+    for event in scenario.timeline.events:
+        if isinstance(event, Sessions):
+            for day in event.days():
+                fields = {"day": day, "kind": event.kind, "minutes": event.minutes}
+                steps.append(
+                    (day, Miss(do="miss", **fields) if day in event.missed_days else Attend(do="attend", **fields))
+                )
+        else:
+            steps.append((event.day, event))
+    return sorted(steps, key=lambda step: step[0])
+
+
+def _describe(step: Step) -> str:
+    match step:
+        case Accept():
+            return f"accept onto track {step.track}"
+        case Decline():
+            return f"decline: {step.reason}"
+        case Attend() | Miss():
+            return f"{step.do} {step.kind} session, {step.minutes} min"
+        case Discharge():
+            where = f" to {step.to_level.framework} {step.to_level.level}" if step.to_level else ""
+            return f"discharge: {step.reason}{where}"
+        case FollowUp():
+            return f"follow-up day {step.checkpoint}: {'reached' if step.reached else 'not reached'}"
+        case Cancel():
+            return f"cancelled by the referrer: {step.reason}"
+    return step.do
