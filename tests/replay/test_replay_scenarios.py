@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.devstack.process import free_port
@@ -28,10 +29,11 @@ async def _replay(
 
 
 async def test_every_shipped_scenario_meets_its_expectations(
-    time_skipping_env: WorkflowEnvironment, hapi_base_url: str, tmp_path: Path
+    time_skipping_env: WorkflowEnvironment, hapi_base_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     report = tmp_path / "run.json"
     code, out, err = await _replay([SCENARIOS], hapi_base_url, time_skipping_env, report=report)
+    logged = capfd.readouterr()
 
     assert code == EXIT_OK, out
     assert "7 scenarios, 7 passed, 0 failed" in out
@@ -61,6 +63,14 @@ async def test_every_shipped_scenario_meets_its_expectations(
     assert types.count("Encounter") == 35 + 30 + 9 + 9 + 6 + 6  # every attended session, once
     assert [entry for entry in bundle["entry"] if "id" in entry["resource"] or "meta" in entry["resource"]] == []
     assert [word for word in PATIENT_DATA if word in out or word in err] == []
+    # Nothing about the patients in any log line, nor in the raw bytes Temporal stores for each referral
+    # (every event, search attributes included: payloads are encrypted, attributes hold no PHI).
+    assert [word for word in PATIENT_DATA if word in logged.out or word in logged.err] == []
+    for scenario in written["scenarios"]:
+        history = await time_skipping_env.client.get_workflow_handle(scenario["referral_key"]).fetch_history()
+        stored = b"".join(event.SerializeToString() for event in history.events)
+        assert len(history.events) > 10
+        assert [word for word in PATIENT_DATA if word.encode() in stored] == [], scenario["name"]
 
 
 async def test_an_unmet_expectation_names_what_was_expected_and_found(
