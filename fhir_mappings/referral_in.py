@@ -29,6 +29,7 @@ REQUEST_STATUSES = frozenset({"draft", "active", "on-hold", "revoked", "complete
 REFERRAL_INTENTS = frozenset({"order", "original-order", "reflex-order", "filler-order", "instance-order", "plan"})
 BUNDLE_TYPES = frozenset({"transaction", "collection", "batch", "message", "document"})
 MAX_FUTURE = timedelta(days=1)
+MAX_DEPTH = 64  # real referral Bundles nest about 10 levels
 
 
 def acceptable_for_intake(status: str) -> bool:
@@ -44,6 +45,8 @@ def referral_from_fhir(
     received_at: datetime | None = None,
 ) -> Referral:
     """Map a submission to a Referral, or raise ``UnusableReferral`` with every issue found."""
+    if _deeper_than(payload, MAX_DEPTH):  # validation recurses per level: refuse before it runs out of stack
+        raise UnusableReferral([invalid(f"the resource is nested more than {MAX_DEPTH} levels deep", "")])
     issues: list[OutcomeIssue] = []
     service_request, index = _locate(payload, issues)
     if service_request is None:
@@ -348,3 +351,15 @@ def _datetime(text: Any) -> datetime | None:
 def _date(text: Any) -> date | None:
     parsed = _datetime(text)
     return parsed.date() if parsed else None
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether JSON ``value`` nests more than ``limit`` levels (iteratively: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return False

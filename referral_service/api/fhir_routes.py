@@ -211,6 +211,8 @@ def _parse_json(body: bytes) -> tuple[dict[str, Any] | None, list[outcomes.Outco
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None, [outcomes.structure("the body is not valid JSON", "")]
+    except RecursionError:
+        return None, [outcomes.structure("the body nests too deeply to be a FHIR resource", "")]
     if not isinstance(payload, dict):
         return None, [outcomes.structure("the body must be a JSON object (a FHIR resource)", "")]
     return payload, []

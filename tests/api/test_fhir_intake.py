@@ -293,9 +293,25 @@ def _oversized(bundle: dict[str, Any]) -> Body:
     return bundle
 
 
+def _nested_json(_: dict[str, Any]) -> Body:
+    """Arrays inside arrays, deeper than any JSON parser's stack."""
+    return b"[" * 200_000 + b"]" * 200_000
+
+
+def _nested_extensions(bundle: dict[str, Any]) -> Body:
+    """Valid-looking FHIR extensions nested 300 deep (validation would recurse once per level)."""
+    innermost: dict[str, Any] = {"url": "http://example.org/x", "valueString": "x"}
+    for _ in range(300):
+        innermost = {"url": "http://example.org/x", "extension": [innermost]}
+    _resource(bundle, "ServiceRequest")["extension"] = [innermost]
+    return bundle
+
+
 # (how the body is spoilt, where it is posted, extra headers, HTTP status, issue code, expression named)
 BAD_SUBMISSIONS = [
     pytest.param(_oversized, "/fhir", {}, 413, "too-costly", None, id="body-over-1MB"),
+    pytest.param(_nested_json, "/fhir", {}, 400, "structure", None, id="json-nested-200k-deep"),
+    pytest.param(_nested_extensions, "/fhir", {}, 400, "invalid", None, id="extensions-nested-300-deep"),
     pytest.param(_truncated, "/fhir", {}, 400, "structure", None, id="not-json"),
     pytest.param(_without_subject, "/fhir", {}, 400, "invalid", "ServiceRequest.subject", id="bundle-no-subject"),
     pytest.param(
