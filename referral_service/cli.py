@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
         "worker's workflows, sandbox and payload codec (the settings' key ring must hold their keys).",
     )
     replay.add_argument("paths", nargs="+", type=Path, help="history files, or folders of *.json histories")
+    replay.add_argument(
+        "--processes", type=int, help="replay in this many processes (default: one per CPU this process may use)"
+    )
     scenarios = commands.add_parser(
         "replay",
         help="replay referral scenarios against a FHIR server and check what lands there; exit 1 on any unmet "
@@ -136,7 +139,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         case "api":
             return await runners.run_api_only(settings)
         case "replay-history":
-            return await runners.run_replay_history(settings, args.paths)
+            return await runners.run_replay_history(settings, args.paths, args.processes)
         case "replay":
             from referral_service.replay.command import run_replay
 

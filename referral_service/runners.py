@@ -109,13 +109,13 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, *, wor
     log.info("stopped")
 
 
-async def run_replay_history(settings: Settings, paths: list[Path]) -> int:
+async def run_replay_history(settings: Settings, paths: list[Path], processes: int | None = None) -> int:
     """Replay every history under ``paths``; a table of results, exit 1 when any fails to replay."""
     files = sorted(f for p in paths for f in (p.glob("*.json") if p.is_dir() else [p]))
     if not files:
         print("replay-history: no history files found", file=sys.stderr)
         return 2
-    results = await replay_histories(files, settings.key_ring())
+    results = await replay_histories(files, settings.key_ring(), processes=processes)
     width = max(len(r.workflow_id) for r in results)
     for result in results:
         verdict = "ok" if result.failure is None else f"NON-DETERMINISTIC: {result.failure}"

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+import multiprocessing
+import os
+from collections.abc import AsyncIterator, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
@@ -76,18 +81,69 @@ class ReplayResult:
     failure: str | None  # the non-determinism (or other replay failure), None when it replays cleanly
 
 
-async def replay_histories(paths: Iterable[Path], key_ring: KeyRing) -> list[ReplayResult]:
+async def replay_histories(
+    paths: Iterable[Path], key_ring: KeyRing, *, processes: int | None = None
+) -> list[ReplayResult]:
     """Replay history JSON files (as ``temporal workflow show --output json`` writes them) with the worker's
     own workflows and sandbox, so a code change that would break running referrals is caught before deploy.
+
+    Replay is CPU-bound Python, so ``processes`` processes (default: one per CPU this process may use) share
+    the files: this one starts at once while the others boot, and each takes the next unclaimed file when it
+    is free. Results come back in the order of ``paths``.
     """
+    files = list(paths)
+    workers = min(processes or len(os.sched_getaffinity(0)), len(files))
+    if workers <= 1:
+        return [result for _, result in await _replay_claimed(files, key_ring, None)]
+    # spawn, not fork: a process that already runs the Temporal runtime's threads must not be forked.
+    context = multiprocessing.get_context("spawn")
+    claim = context.Value("i", 0)
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(workers - 1, context, initializer=_share_claim, initargs=(claim,)) as pool:
+        others = [loop.run_in_executor(pool, _replay_claimed_in_child, files, key_ring) for _ in range(workers - 1)]
+        mine = await _replay_claimed(files, key_ring, claim)
+        replayed = [*mine, *(pair for theirs in await asyncio.gather(*others) for pair in theirs)]
+    return [result for _, result in sorted(replayed, key=lambda pair: pair[0])]
+
+
+_claim: Synchronized[int] | None = None  # the next file to replay, shared by the processes of one replay
+
+
+def _share_claim(claim: Synchronized[int]) -> None:
+    global _claim
+    _claim = claim
+
+
+def _replay_claimed_in_child(files: list[Path], key_ring: KeyRing) -> list[tuple[int, ReplayResult]]:
+    return asyncio.run(_replay_claimed(files, key_ring, _claim))
+
+
+async def _replay_claimed(
+    files: list[Path], key_ring: KeyRing, claim: Synchronized[int] | None
+) -> list[tuple[int, ReplayResult]]:
+    """Replay the files this process claims (all of them without ``claim``) through one replayer."""
+    claimed: list[int] = []
+
+    def next_index() -> int:
+        if claim is None:
+            return len(claimed)
+        with claim.get_lock():
+            index, claim.value = claim.value, claim.value + 1
+            return index
+
+    async def histories() -> AsyncIterator[WorkflowHistory]:
+        while (index := next_index()) < len(files):
+            claimed.append(index)
+            yield WorkflowHistory.from_json(files[index].stem, files[index].read_text())
+
     replayer = Replayer(
         workflows=[ReferralWorkflow], workflow_runner=_workflow_runner(), data_converter=data_converter(key_ring)
     )
-    results = []
-    for path in paths:
-        workflow_id = path.stem
-        history = WorkflowHistory.from_json(workflow_id, path.read_text())
-        replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-        failure = None if replayed.replay_failure is None else str(replayed.replay_failure)
-        results.append(ReplayResult(str(path), workflow_id, len(history.events), failure))
+    results: list[tuple[int, ReplayResult]] = []
+    async with replayer.workflow_replay_iterator(histories()) as replayed:
+        async for outcome in replayed:  # one result per history, in the order they were claimed
+            index = claimed[len(results)]
+            failure = None if outcome.replay_failure is None else str(outcome.replay_failure)
+            history = outcome.history
+            results.append((index, ReplayResult(str(files[index]), history.workflow_id, len(history.events), failure)))
     return results

@@ -29,11 +29,7 @@ async def test_every_recorded_history_replays_deterministically() -> None:
 
 async def test_a_history_the_code_no_longer_matches_is_reported(tmp_path: Path) -> None:
     """Rename the first activity the history scheduled: replay must name the mismatch, not pass."""
-    recorded = json.loads((HISTORIES / "declined-no-capacity.json").read_text())
-    scheduled = next(e for e in recorded["events"] if "activityTaskScheduledEventAttributes" in e)
-    scheduled["activityTaskScheduledEventAttributes"]["activityType"]["name"] = "write_care_plan"
-    changed = tmp_path / "declined-no-capacity.json"
-    changed.write_text(json.dumps(recorded))
+    changed = _renamed_first_activity(tmp_path)
     [result] = await replay_histories([changed], TEST_KEY_RING)
     assert result.failure is not None
     assert "write_care_plan" in result.failure or "nondetermin" in result.failure.lower()
@@ -42,6 +38,28 @@ async def test_a_history_the_code_no_longer_matches_is_reported(tmp_path: Path) 
     assert cli.returncode == 1
     assert "NON-DETERMINISTIC" in cli.stdout
     assert f"{len(CORPUS) + 1} histories" in cli.stdout
+
+
+async def test_parallel_replay_reports_each_history_in_order(tmp_path: Path) -> None:
+    """Spread over processes, replay still names the one broken history, its workflow and the mismatched
+    activity, and lists every history in the order given."""
+    changed = _renamed_first_activity(tmp_path)
+    files = [*CORPUS[:4], changed, *CORPUS[4:]]
+    results = await replay_histories(files, TEST_KEY_RING, processes=3)
+    assert [r.source for r in results] == [str(f) for f in files]
+    assert [r.workflow_id for r in results if r.failure] == [changed.stem]
+    assert "write_care_plan" in (results[4].failure or "")
+    assert [r.events for r in results] == [len(json.loads(f.read_text())["events"]) for f in files]
+
+
+def _renamed_first_activity(tmp_path: Path) -> Path:
+    """The declined story's history with its first scheduled activity renamed: the code no longer matches."""
+    recorded = json.loads((HISTORIES / "declined-no-capacity.json").read_text())
+    scheduled = next(e for e in recorded["events"] if "activityTaskScheduledEventAttributes" in e)
+    scheduled["activityTaskScheduledEventAttributes"]["activityType"]["name"] = "write_care_plan"
+    changed = tmp_path / "declined-no-capacity-changed.json"
+    changed.write_text(json.dumps(recorded))
+    return changed
 
 
 def _replay_cli(tmp_path: Path, *paths: Path) -> subprocess.CompletedProcess[str]:
