@@ -1,0 +1,184 @@
+"""Intake latency (P1): from the hospital's ``POST /fhir`` of a referral to its acknowledgement Task, CareTeam
+and CarePlan being readable in the EHR, against HAPI accepting the same writes sent to it directly.
+
+    .venv/bin/python -m bench.intake [--referrals 200]
+
+Per referral (a fresh copy of Ada's transaction Bundle: new order number, MRN and encounter, seeded in HAPI
+first as the hospital's EHR holds it, outside the timing):
+
+- service: ``POST /fhir`` (the API: validate, map, duplicate-patient check, start the workflow), then at
+  once ``POST /api/referrals/ID/decision`` (accept, adult-mh), which returns when the workflow has written
+  the receipt Task, the CareTeam, the CarePlan and the Task's accepted and event-scheduled updates; then one
+  read of each by business identifier. The API and a worker run in this process (uvicorn on a free port,
+  real HTTP), on the Temporal dev server and HAPI.
+- baseline: the same five conditional PUTs (``PUT Type?identifier=...``, bodies from the same mappers) sent
+  straight to HAPI with the worker's EHR client, one after another, then the same three reads.
+
+Service and baseline alternate referral by referral, so load from other jobs falls on both. Writes
+bench/results/intake.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from bench.report import machine, write_result
+from bench.servers import Servers, real_servers
+from fhir_mappings import careplan, careteam, task
+from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
+from fhir_mappings.referral_in import referral_from_fhir
+from referral_service.domain.careteam import assign_team
+from referral_service.domain.program import Program
+from referral_service.domain.referral import Referral, ResourceRef, referral_key
+from referral_service.programs import load_program
+from tests.api_server import running_api
+from tests.conftest import HAPI_SOURCE_ID
+from tests.referrals import referral_bundle
+
+ADA = "ada-testpatient-adult-inpatient"
+TRACK = "adult-mh"
+FHIR_JSON = {"Content-Type": "application/fhir+json"}
+READS = (("Task", "task"), ("CareTeam", "careteam"), ("CarePlan", "careplan"))
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The ``q`` quantile (0-1), nearest rank."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+def distribution(samples_s: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in samples_s]
+    return {"p50_ms": percentile(ms, 0.5), "p95_ms": percentile(ms, 0.95), "mean_ms": statistics.fmean(ms)}
+
+
+async def seeded(servers: Servers, program: Program) -> tuple[dict[str, Any], Referral]:
+    """A new referral in the EHR, as the hospital holds it; the Bundle and what the service maps it to."""
+    bundle = referral_bundle(ADA)
+    await servers.hapi.transaction(bundle)
+    referral = referral_from_fhir(bundle, source_id=HAPI_SOURCE_ID, program_org=program.organization)
+    return bundle, referral
+
+
+async def readable(servers: Servers, key: str) -> None:
+    """The Task, CareTeam and CarePlan of ``key``, read back by business identifier: each must be there."""
+    for resource_type, suffix in READS:
+        found = await servers.hapi.search(resource_type, {"identifier": f"{RESOURCE_KEY_SYSTEM}|{key}/{suffix}"})
+        if len(found) != 1:
+            raise RuntimeError(f"{resource_type} of a referral is not readable in HAPI ({len(found)} found)")
+
+
+async def through_service(servers: Servers, api: httpx.AsyncClient, bundle: dict[str, Any], key: str) -> float:
+    start = time.perf_counter()
+    submitted = await api.post("/fhir", content=json.dumps(bundle).encode(), headers=FHIR_JSON)
+    submitted.raise_for_status()
+    decided = await api.post(f"/api/referrals/{key}/decision", json={"decision": "accept", "track_id": TRACK})
+    decided.raise_for_status()
+    await readable(servers, key)
+    return time.perf_counter() - start
+
+
+async def direct(servers: Servers, program: Program, referral: Referral, key: str) -> float:
+    """The writes the workflow makes from receipt to intake scheduled, in its order, each body from the same
+    mapper with the same references (the plan names the team; the Task names the plan)."""
+    start = time.perf_counter()
+    received = datetime.now(UTC)
+    today = received.date()
+    org = program.organization
+
+    async def put(suffix: str, body: dict[str, Any]) -> ResourceRef:
+        result = await servers.hapi.update_conditional(body, f"identifier={RESOURCE_KEY_SYSTEM}|{key}/{suffix}")
+        return ResourceRef(resource_type=result.resource_type, id=result.id)
+
+    def referral_task(status: str, business_status: str, outputs: list[ResourceRef]) -> dict[str, Any]:
+        return task.referral_task(
+            referral,
+            key=f"{key}/task",
+            owner=org,
+            status=status,
+            business_status=business_status,
+            outputs=outputs,
+            authored_on=received,
+            last_modified=datetime.now(UTC),
+        )
+
+    await put("task", referral_task("received", "created", []))
+    team = assign_team(program, TRACK, {})
+    team_ref = await put(
+        "careteam",
+        careteam.care_team(referral, team, key=f"{key}/careteam", organization=org, active=True, start=today),
+    )
+    plan = careplan.treatment_plan(
+        referral, program.track(TRACK), key=f"{key}/careplan", status="active", start=today, care_team=team_ref
+    )
+    plan_ref = await put("careplan", plan)
+    await put("task", referral_task("accepted", "accepted", [plan_ref]))
+    await put("task", referral_task("accepted", "event-scheduled", [plan_ref]))
+    await readable(servers, key)
+    return time.perf_counter() - start
+
+
+async def measure(referrals: int) -> dict[str, Any]:
+    program = load_program()
+    service: list[float] = []
+    baseline: list[float] = []
+    async with (
+        real_servers() as servers,
+        running_api(servers.temporal, servers.hapi_base_url, servers.hapi, queue_prefix="bench-intake") as url,
+        httpx.AsyncClient(base_url=url, timeout=60) as api,
+    ):
+        for n in range(referrals + 1):  # the first pair warms both paths up and is not counted
+            bundle, referral = await seeded(servers, program)
+            _, other_referral = await seeded(servers, program)
+            key = referral_key(HAPI_SOURCE_ID, referral.placer_identifier)
+            other_key = referral_key(HAPI_SOURCE_ID, other_referral.placer_identifier)
+            ours = await through_service(servers, api, bundle, key)
+            raw = await direct(servers, program, other_referral, other_key)
+            if n:
+                service.append(ours)
+                baseline.append(raw)
+    ours_d, raw_d = distribution(service), distribution(baseline)
+    return {
+        "figure": "P1 intake latency",
+        "referrals": referrals,
+        "service": ours_d,
+        "hapi_direct": raw_d,
+        "p50_ratio": ours_d["p50_ms"] / raw_d["p50_ms"],
+        "p95_ratio": ours_d["p95_ms"] / raw_d["p95_ms"],
+        "goal": "p95 <= 1.3x",
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(
+        f"P1 intake latency: {result['referrals']} referrals, POST /fhir + accept until Task, CareTeam, CarePlan "
+        "readable in HAPI"
+    )
+    print(f"  {'':<34} {'p50 ms':>8} {'p95 ms':>8}")
+    for label, d in (
+        ("service (API + workflow)", result["service"]),
+        ("same writes sent to HAPI", result["hapi_direct"]),
+    ):
+        print(f"  {label:<34} {d['p50_ms']:>8.0f} {d['p95_ms']:>8.0f}")
+    print(f"  ratio p50 {result['p50_ratio']:.2f}x, p95 {result['p95_ratio']:.2f}x (goal {result['goal']})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--referrals", type=int, default=200)
+    args = parser.parse_args()
+    result = asyncio.run(measure(args.referrals))
+    print_table(result)
+    write_result("intake", {"machine": machine(), **result})
+
+
+if __name__ == "__main__":
+    main()
