@@ -15,13 +15,30 @@ import asyncio
 import os
 import sys
 import time
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from bench import intake, mapping_cost, replay
+from bench import case_list, intake, mapping_cost, replay
 from bench.report import machine, write_result
+from bench.servers import real_servers
 
-FULL = {"replay_copies": 20, "replay_rounds": 3, "referrals": 200, "mapping_seconds": 3.0}
-QUICK = {"replay_copies": 4, "replay_rounds": 1, "referrals": 30, "mapping_seconds": 0.6}
+BENCHES = ("replay", "intake", "case_list", "mapping_cost")
+
+
+@dataclass(frozen=True)
+class Plan:
+    replay_copies: int
+    replay_rounds: int
+    referrals: int
+    open_referrals: int
+    list_requests: int
+    mapping_seconds: float
+
+
+FULL = Plan(
+    replay_copies=10, replay_rounds=3, referrals=200, open_referrals=10_000, list_requests=200, mapping_seconds=3.0
+)
+QUICK = Plan(replay_copies=4, replay_rounds=1, referrals=30, open_referrals=500, list_requests=50, mapping_seconds=0.6)
 
 
 def summary(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, str]]:
@@ -50,42 +67,76 @@ def summary(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str
                     r["goal"] if q == "p95" else "",
                 )
             )
+    if "case_list" in results:
+        r = results["case_list"]
+        for q in ("p50", "p95"):
+            rows.append(
+                (
+                    f"P4 list {q} ms",
+                    f"{r['api'][f'{q}_ms']:.0f}",
+                    f"{r['bare_list_workflows'][f'{q}_ms']:.0f} (bare list call)",
+                    f"{r[f'{q}_ratio']:.2f}x",
+                    f"{r['goal']} ({r['open_referrals']:,} open)" if q == "p95" else "",
+                )
+            )
     if "mapping_cost" in results:
         r = results["mapping_cost"]
         rows.append(("mapping cost (median)", "", "json.loads", f"{r['median_ratio']:.0f}x", "for the record"))
     return rows
 
 
+async def with_servers(chosen: set[str], plan: Plan) -> dict[str, dict[str, Any]]:
+    """The benches that need HAPI and Temporal, on one set of servers (HAPI takes minutes to start)."""
+    results: dict[str, dict[str, Any]] = {}
+    async with real_servers() as servers:
+        if "intake" in chosen:
+            results["intake"] = await intake.measure(servers, plan.referrals)
+            intake.print_table(results["intake"])
+            write_result("intake", {"machine": machine(), **results["intake"]})
+        if "case_list" in chosen:
+            results["case_list"] = await case_list.measure(servers, plan.open_referrals, plan.list_requests)
+            case_list.print_table(results["case_list"])
+            write_result("case_list", {"machine": machine(), **results["case_list"]})
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller samples (a smoke run, under 3 minutes)")
-    parser.add_argument(
-        "--only", nargs="+", choices=("replay", "intake", "mapping_cost"), help="run only these benches"
-    )
+    parser.add_argument("--only", nargs="+", choices=BENCHES, help="run only these benches")
+    parser.add_argument("--referrals", type=int, help="P1 sample size (full 200, quick 30)")
+    parser.add_argument("--open-referrals", type=int, help="P4 open referrals (full 10,000, quick 500)")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
-    chosen = set(args.only or ("replay", "intake", "mapping_cost"))
+    plan = replace(
+        plan,
+        referrals=args.referrals or plan.referrals,
+        open_referrals=args.open_referrals or plan.open_referrals,
+    )
+    chosen = set(args.only or BENCHES)
     at_start, started = machine(), time.monotonic()
     results: dict[str, dict[str, Any]] = {}
     if "replay" in chosen:
-        results["replay"] = replay.measure(plan["replay_copies"], plan["replay_rounds"])
+        results["replay"] = replay.measure(plan.replay_copies, plan.replay_rounds)
         replay.print_table(results["replay"])
-    if "intake" in chosen:
-        results["intake"] = asyncio.run(intake.measure(plan["referrals"]))
-        intake.print_table(results["intake"])
+        write_result("replay", {"machine": at_start, **results["replay"]})
+    if chosen & {"intake", "case_list"}:
+        results.update(asyncio.run(with_servers(chosen, plan)))
     if "mapping_cost" in chosen:
-        results["mapping_cost"] = mapping_cost.measure(plan["mapping_seconds"])
+        results["mapping_cost"] = mapping_cost.measure(plan.mapping_seconds)
         mapping_cost.print_table(results["mapping_cost"])
+        write_result("mapping_cost", {"machine": machine(), **results["mapping_cost"]})
     rows = summary(results)
     print(f"\n{'figure':<24} {'ours':>10}  {'baseline':<28} {'ratio':>7}  goal")
     for figure, ours, baseline, ratio, goal in rows:
         print(f"{figure:<24} {ours:>10}  {baseline:<28} {ratio:>7}  {goal}")
     elapsed = time.monotonic() - started
     print(f"({elapsed / 60:.1f} min)")
-    for name, result in results.items():
-        write_result(name, {"machine": at_start, **result})
     command = " ".join([".venv/bin/python -m bench", *sys.argv[1:]])
-    write_result("latest", {"machine": at_start, "command": command, "minutes": elapsed / 60, "results": results})
+    write_result(
+        "latest",
+        {"machine": at_start, "command": command, "plan": asdict(plan), "minutes": elapsed / 60, "results": results},
+    )
     sys.stdout.flush()
     os._exit(0)  # the Temporal runtime can abort at interpreter exit (sdk-python #300)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from referral_service.ehr.source import SourceConfig
 from tests.conftest import HAPI_SOURCE_ID, TEST_KEY_RING
 from workflows import search_attributes
 
+HAPI_STARTUP_TIMEOUT_S = 600.0
+
 
 @dataclass(frozen=True)
 class Servers:
@@ -32,15 +35,20 @@ class Servers:
 async def real_servers() -> AsyncIterator[Servers]:
     logs = RESULTS / "logs"  # kept: a server that does not start says why here
     jar = await asyncio.to_thread(hapi_server.build_jar)
-    hapi, base_url = await asyncio.to_thread(hapi_server.start, jar=jar, port=free_port(), log_path=logs / "hapi.log")
+    port = free_port()
+    hapi = hapi_server.spawn(jar=jar, port=port, log_path=logs / "hapi.log")
+    base_url = hapi_server.base_url(port)
     try:
+        # Longer than the dev stack's patience: on a CPU shared with other jobs HAPI has taken ~4 minutes.
+        await hapi.until_ready(functools.partial(hapi_server.metadata_ready, base_url), HAPI_STARTUP_TIMEOUT_S)
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=binary("temporal"),
             search_attributes=search_attributes.ALL,
             data_converter=data_converter(TEST_KEY_RING),
             dev_server_log_level="error",
         )
-        async with FhirClient(SourceConfig(id=HAPI_SOURCE_ID, base_url=base_url)) as client:
+        # A fresh HAPI's first validated writes can take minutes on a busy CPU; no measured write comes near it.
+        async with FhirClient(SourceConfig(id=HAPI_SOURCE_ID, base_url=base_url, timeout_seconds=300)) as client:
             try:
                 yield Servers(env, base_url, client)
             finally:
