@@ -134,7 +134,8 @@ async def measure(servers: Servers, referrals: int) -> dict[str, Any]:
     baseline: list[float] = []
     async with (
         running_api(servers.temporal, servers.hapi_base_url, servers.hapi, queue_prefix="bench-intake") as url,
-        httpx.AsyncClient(base_url=url, timeout=300) as api,
+        # a new connection per referral, as a hospital sends them: no idle keep-alive for uvicorn to close under us
+        httpx.AsyncClient(base_url=url, timeout=300, limits=httpx.Limits(max_keepalive_connections=0)) as api,
     ):
         for n in range(referrals + 1):  # the first pair warms both paths up and is not counted
             bundle, referral = await seeded(servers, program)
