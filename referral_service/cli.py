@@ -63,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("paths", nargs="+", type=Path, help="history files, or folders of *.json histories")
     replay.add_argument(
-        "--processes", type=int, help="replay in this many processes (default: one per CPU this process may use)"
+        "--processes",
+        type=_positive_int,
+        help="replay in this many processes (default: one per CPU this process may use)",
     )
     scenarios = commands.add_parser(
         "replay",
@@ -99,6 +101,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     cli_commands.add_commands(commands)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
