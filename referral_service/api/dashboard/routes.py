@@ -216,17 +216,19 @@ async def caseload(
 @router.get("/measures", response_class=HTMLResponse)
 async def measures(request: Request, services: StateDep) -> Response:
     """The quality measures for a period of hospital discharge dates, by track and by source, with a chart."""
-    problem: str | None
     given = {name: request.query_params.get(name, "") for name in ("from", "to")}
+    report, problem, status = None, None, 200
     try:
         period = default_period(*(date.fromisoformat(value) if value else None for value in given.values()))
     except ValueError:
-        period, problem = default_period(None, None), "dates must be YYYY-MM-DD"
-    else:
-        problem = "the period must not end before it starts" if period[0] > period[1] else None
-    report = None
+        period, problem, status = default_period(None, None), "dates must be YYYY-MM-DD", 400
+    if problem is None and period[0] > period[1]:
+        problem, status = "the period must not end before it starts", 400
     if problem is None:
-        report = await measure(services, *period)
+        try:
+            report = await measure(services, *period)
+        except Exception:  # the visibility store out of reach: show the page, say so
+            problem, status = "the workflow service is unavailable; reload to retry", 503
     return _page(
         request,
         "measures.html",
@@ -237,7 +239,7 @@ async def measures(request: Request, services: StateDep) -> Response:
         report=report,
         chart=follow_up_chart(report.by_track) if report else None,
         percent=percent_text,
-        status=200 if problem is None else 400,
+        status=status,
     )
 
 
