@@ -99,3 +99,9 @@ async def test_board_counts_by_track_and_phase_and_each_filter_narrows_them(api_
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.goto(f"{api_url}/caseload")
     assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+    async with httpx.AsyncClient(base_url=api_url, timeout=60) as http:  # out of later inboxes (no worker then)
+        declined = await http.post(
+            f"/api/referrals/{waiting}/decision", json={"decision": "decline", "decline_reason": "no_capacity"}
+        )
+    assert declined.status_code == 200, declined.text
