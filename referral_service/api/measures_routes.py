@@ -67,7 +67,8 @@ async def get_measures(
 
 def default_period(period_from: date | None, period_to: date | None) -> tuple[date, date]:
     end = period_to or datetime.now(UTC).date()
-    return period_from or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1), end
+    back = min(DEFAULT_PERIOD_DAYS - 1, (end - date.min).days)  # never before year 1
+    return period_from or end - timedelta(days=back), end
 
 
 async def measure(services: AppState, period_from: date, period_to: date) -> MeasuresResponse:

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from referral_service.api.measures_routes import default_period
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.discharge import Discharge, DischargeReason
 from referral_service.domain.measures import (
@@ -180,3 +181,9 @@ def test_report_groups_by_track_and_source_within_the_period_and_empty_groups_ha
 def test_a_period_that_ends_before_it_starts_is_refused():
     with pytest.raises(ValueError, match="must not end before it starts"):
         compute_measures([], period_from=LEFT_HOSPITAL, period_to=LEFT_HOSPITAL - timedelta(days=1), as_of=LONG_AGO)
+
+
+def test_the_default_period_is_the_90_days_to_the_last_day_and_never_before_year_1():
+    assert default_period(None, date(2026, 3, 31)) == (date(2026, 1, 1), date(2026, 3, 31))
+    assert default_period(date(2026, 3, 2), date(2026, 3, 31)) == (date(2026, 3, 2), date(2026, 3, 31))
+    assert default_period(None, date(1, 1, 5)) == (date.min, date(1, 1, 5))
