@@ -1,4 +1,4 @@
-"""Client commands: submit a referral, list, show, record a session, discharge; all over the HTTP API."""
+"""Client commands: submit a referral, list, show, record a session, discharge, measures; all over the HTTP API."""
 
 from __future__ import annotations
 
@@ -123,6 +123,28 @@ def add_commands(commands: Any) -> None:
     add_client_options(discharge, json_help="print the referral's updated (patient-free) view as JSON")
     discharge.set_defaults(handler=_discharge)
 
+    measures = commands.add_parser(
+        "measures",
+        help="the quality measures for a period of hospital discharges, by track and by referring source",
+        description="Follow-up within 7 and 30 days of hospital discharge (HEDIS FUH/FUI: the discharge day does "
+        "not count; open windows are pending), median days to the first session, weeks at the track's minimum "
+        "hours, completion and drop-out of program discharges, aftercare follow-ups reached. Every rate shows "
+        "its numerator and denominator; an empty group says `no data`. The API reads every accepted referral's "
+        "state, so this takes longer on a large caseload.",
+    )
+    measures.add_argument(
+        "--from",
+        dest="period_from",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="first hospital discharge day (default: 89 days before --to)",
+    )
+    measures.add_argument(
+        "--to", dest="period_to", type=_date, metavar="YYYY-MM-DD", help="last hospital discharge day (default: today)"
+    )
+    add_client_options(measures, json_help="print the API's report (rates with numerators and denominators) as JSON")
+    measures.set_defaults(handler=_measures)
+
 
 def run(args: argparse.Namespace, client: ApiClient) -> int:
     handler: Handler = args.handler
@@ -220,6 +242,20 @@ def _discharge(args: argparse.Namespace, client: ApiClient) -> int:
     if _wants_json(args):
         return _print_view(args, state)
     print(f"discharged ({args.reason}, {discharge['date']}): {_status_line(state)}")
+    return EXIT_OK
+
+
+def _measures(args: argparse.Namespace, client: ApiClient) -> int:
+    if args.period_from and args.period_to and args.period_from > args.period_to:
+        raise CliError("--from must not be after --to", EXIT_USAGE)
+    params = {
+        name: getattr(args, f"period_{name}").isoformat() for name in ("from", "to") if getattr(args, f"period_{name}")
+    }
+    report = body_of(client.request("GET", "/api/measures", params=params))
+    if _wants_json(args):
+        _print_json(report)
+    else:
+        print(render.measures_text(report))
     return EXIT_OK
 
 

@@ -68,6 +68,61 @@ def summary_rows(summaries: list[dict[str, Any]]) -> list[list[str]]:
 LIST_HEADERS = ("ID", "PHASE", "TRACK", "SOURCE", "AT-RISK", "NEXT DEADLINE")
 
 
+MEASURES_HEADERS = (
+    "ACCEPTED",
+    "FOLLOW-UP 7D",
+    "FOLLOW-UP 30D",
+    "MEDIAN DAYS",
+    "WEEKS AT MIN",
+    "COMPLETED",
+    "DROPPED OUT",
+    "FOLLOW-UPS REACHED",
+)
+_RATES = ("follow_up_7_days", "follow_up_30_days", "weeks_meeting_minimum", "completed", "dropped_out")
+
+
+def rate_text(rate: dict[str, Any]) -> str:
+    """``33% (1/3)``, ``no data (0/0)`` when the denominator is empty, ``+2 pending`` when some are."""
+    shown = "no data" if rate.get("rate") is None else f"{round(rate['rate'] * 100)}%"
+    pending = f" +{rate['pending']} pending" if rate.get("pending") else ""
+    return f"{shown} ({rate['numerator']}/{rate['denominator']}){pending}"
+
+
+def measures_rows(groups: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per group (a track, a source, or ``all``) of ``GET /api/measures``."""
+    rows = []
+    for group in groups:
+        median = group.get("median_days_to_first_session")
+        rows.append(
+            [
+                group["group"],
+                str(group["referrals"]),
+                *(rate_text(group[name]) for name in _RATES[:2]),
+                f"{'no data' if median is None else f'{median:g}'} (n={group['first_sessions']})",
+                *(rate_text(group[name]) for name in _RATES[2:]),
+                rate_text(group["follow_ups_reached"]),
+            ]
+        )
+    return rows
+
+
+def measures_text(report: dict[str, Any]) -> str:
+    """The report as two aligned tables, by track and by source, each closed by the ``all`` row."""
+    out = [
+        f"Quality measures: accepted referrals discharged from hospital {report['period_from']} to "
+        f"{report['period_to']} (as of {report['as_of']})",
+        "Follow-up: first attended session 1-7 / 1-30 days after hospital discharge (the discharge day does not "
+        "count). Completed and dropped out: of program discharges.",
+    ]
+    for title, groups in (("TRACK", report["by_track"]), ("SOURCE", report["by_source"])):
+        out += ["", table((title, *MEASURES_HEADERS), measures_rows([*groups, report["overall"]]))]
+    if report.get("unreadable"):
+        out += ["", f"note: {report['unreadable']} referrals could not be read (no worker answered) and are left out"]
+    if report.get("scan_limit_reached"):
+        out += ["note: the scan limit was reached; the oldest referrals were not read"]
+    return "\n".join(out)
+
+
 def snapshot_view(state: dict[str, Any]) -> dict[str, Any]:
     """The parts of a referral's snapshot a terminal may show (no patient name, birth date or identifier)."""
     referral = state.get("referral") or {}

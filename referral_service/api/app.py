@@ -14,6 +14,7 @@ from referral_service.api import (
     dashboard,
     fhir_routes,
     health_routes,
+    measures_routes,
     referral_routes,
     subscription_routes,
 )
@@ -30,6 +31,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     fhir_routes.router,
     subscription_routes.router,
     referral_routes.router,
+    measures_routes.router,
     dashboard.router,
     codec_routes.router,
 )
@@ -38,7 +40,7 @@ ROUTERS: tuple[APIRouter, ...] = (
 def create_app(settings: Settings, client: Client) -> FastAPI:
     app = FastAPI(
         title="IOP referral service",
-        description="FHIR R4 intake for IOP step-down referrals and the case-manager API.",
+        description="FHIR R4 intake for IOP step-down referrals, the case-manager API and quality measures.",
         version="0.1.0",
         dependencies=[Depends(authorize)],
     )

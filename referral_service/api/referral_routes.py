@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -25,6 +26,8 @@ from workflows.referral_types import (
 
 router = APIRouter(prefix="/api/referrals", tags=["referrals"])
 _QUERY_TIMEOUT = timedelta(seconds=5)
+# Snapshot queries in flight at once when a page or a measure needs many: each one is a worker task.
+SNAPSHOT_CONCURRENCY = 16
 
 
 class ReferralSummary(BaseModel):
@@ -112,6 +115,22 @@ async def read_snapshot(services: AppState, key: str) -> ReferralState:
         return await _handle(services, key).query(ReferralWorkflow.snapshot, rpc_timeout=_QUERY_TIMEOUT)
     except RPCError as error:
         raise _http_error(error) from None
+
+
+async def read_snapshots(services: AppState, keys: Iterable[str]) -> dict[str, ReferralState | None]:
+    """Snapshots of many referrals (each key once), at most ``SNAPSHOT_CONCURRENCY`` queries in flight; None
+    for one that cannot be read (no worker answered within the query timeout, or it is gone)."""
+    gate = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
+
+    async def one(key: str) -> ReferralState | None:
+        async with gate:
+            try:
+                return await read_snapshot(services, key)
+            except HTTPException:
+                return None
+
+    unique = list(dict.fromkeys(keys))
+    return dict(zip(unique, await asyncio.gather(*map(one, unique)), strict=True))
 
 
 @router.post("/{key}/decision")

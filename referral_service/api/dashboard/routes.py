@@ -1,4 +1,5 @@
-"""Dashboard pages: the screening inbox and one referral, with POST-redirect-GET forms for the decisions.
+"""Dashboard pages: the screening inbox, the caseload board, one referral and the quality measures, with
+POST-redirect-GET forms for the decisions.
 
 Talks to Temporal only through the case-manager API's helpers (visibility list, snapshot query, updates), so a
 decision made here is the same workflow update as ``POST /api/referrals/{id}/decision``.
@@ -6,11 +7,10 @@ decision made here is the same workflow update as ``POST /api/referrals/{id}/dec
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -20,9 +20,24 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from referral_service.api.dashboard.views import countdown, weekly_chart
-from referral_service.api.deps import AppState, StateDep
-from referral_service.api.referral_routes import ReferralSummary, find_referrals, read_snapshot, run_update
+from referral_service.api.dashboard.views import (
+    CaseloadFilters,
+    CaseloadRow,
+    count_matrix,
+    countdown,
+    follow_up_chart,
+    percent_text,
+    weekly_chart,
+)
+from referral_service.api.deps import StateDep
+from referral_service.api.measures_routes import default_period, measure
+from referral_service.api.referral_routes import (
+    ReferralSummary,
+    find_referrals,
+    read_snapshot,
+    read_snapshots,
+    run_update,
+)
 from referral_service.domain.discharge import DeclineReason
 from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import StaffMember, StaffRole
@@ -32,6 +47,16 @@ from workflows.referral_types import ReferralState, ScreeningDecisionInput
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 INBOX_PHASES = (Phase.RECEIVED, Phase.SCREENING, Phase.WAITLISTED)
+# The caseload board: every referral not yet ended, in lifecycle order.
+CASELOAD_PHASES = (
+    *INBOX_PHASES,
+    Phase.ACCEPTED,
+    Phase.INTAKE_SCHEDULED,
+    Phase.IN_TREATMENT,
+    Phase.DISCHARGED,
+    Phase.AFTERCARE,
+)
+CASELOAD_LIMIT = 1000
 _FLASH_COOKIE = "iop_dashboard_flash"
 _FORM_LIMIT = 4096
 
@@ -60,9 +85,9 @@ async def inbox(request: Request, services: StateDep) -> Response:
         summaries, error = [], str(failure.detail)
     except Exception:  # the visibility store out of reach: show the page, say so
         summaries, error = [], "the workflow service is unavailable; reload to retry"
-    snapshots = await asyncio.gather(*(_snapshot_or_none(services, row.key) for row in summaries))
+    snapshots = await read_snapshots(services, (row.key for row in summaries))
     now = datetime.now(UTC)
-    rows = [_inbox_row(row, snapshot, now) for row, snapshot in zip(summaries, snapshots, strict=True)]
+    rows = [_inbox_row(row, snapshots[row.key], now) for row in summaries]
     return _page(
         request,
         "inbox.html",
@@ -130,6 +155,94 @@ async def referral_page(key: str, request: Request, services: StateDep) -> Respo
     )
 
 
+@router.get("/caseload", response_class=HTMLResponse)
+async def caseload(
+    request: Request,
+    services: StateDep,
+    track: str = "",
+    member: str = "",
+    at_risk: str = "",
+    overdue: str = "",
+) -> Response:
+    """Open referrals counted by track and phase, filtered by track, team member, at-risk and overdue.
+
+    The same visibility query as ``GET /api/referrals`` (track and at-risk narrow it); team and missed
+    deadlines come from each referral's snapshot, so every filter is applied to the snapshot's values."""
+    program = services.program
+    track_ids = [t.id for t in program.tracks]
+    staff = {m.id: m for m in program.roster}
+    filters = CaseloadFilters(
+        track=track if track in track_ids else "",
+        member=member if member in staff else "",
+        at_risk=at_risk == "yes",
+        overdue=overdue == "yes",
+    )
+    error = None
+    try:
+        summaries = await find_referrals(
+            services,
+            phases=[phase.value for phase in CASELOAD_PHASES],
+            track=filters.track or None,
+            at_risk=True if filters.at_risk else None,
+            limit=CASELOAD_LIMIT,
+        )
+    except HTTPException as failure:
+        summaries, error = [], str(failure.detail)
+    except Exception:  # the visibility store out of reach: show the page, say so
+        summaries, error = [], "the workflow service is unavailable; reload to retry"
+    snapshots = await read_snapshots(services, (row.key for row in summaries))
+    now = datetime.now(UTC)
+    unique = {row.key: row for row in summaries}.values()  # one row per referral (continue-as-new runs)
+    rows = [_caseload_row(row, snapshots[row.key], now) for row in unique]
+    open_phases = {phase.value for phase in CASELOAD_PHASES}  # a referral may have ended since it was indexed
+    rows = [row for row in rows if row.phase in open_phases and filters.admit(row)]
+    phase_order = {phase.value: index for index, phase in enumerate(CASELOAD_PHASES)}
+    rows.sort(key=lambda r: (phase_order.get(r.phase, len(phase_order)), r.track or "", r.key))
+    return _page(
+        request,
+        "caseload.html",
+        title="Caseload",
+        rows=rows,
+        matrix=count_matrix(rows, track_ids, [phase.value for phase in CASELOAD_PHASES]),
+        filters=filters,
+        tracks=program.tracks,
+        staff=sorted(program.roster, key=lambda m: (m.role, m.name)),
+        unreadable=sum(1 for row in rows if not row.readable),
+        limit_reached=len(summaries) >= CASELOAD_LIMIT,
+        list_error=error,
+    )
+
+
+@router.get("/measures", response_class=HTMLResponse)
+async def measures(request: Request, services: StateDep) -> Response:
+    """The quality measures for a period of hospital discharge dates, by track and by source, with a chart."""
+    given = {name: request.query_params.get(name, "") for name in ("from", "to")}
+    report, problem, status = None, None, 200
+    try:
+        period = default_period(*(date.fromisoformat(value) if value else None for value in given.values()))
+    except ValueError:
+        period, problem, status = default_period(None, None), "dates must be YYYY-MM-DD", 400
+    if problem is None and period[0] > period[1]:
+        problem, status = "the period must not end before it starts", 400
+    if problem is None:
+        try:
+            report = await measure(services, *period)
+        except Exception:  # the visibility store out of reach: show the page, say so
+            problem, status = "the workflow service is unavailable; reload to retry", 503
+    return _page(
+        request,
+        "measures.html",
+        title="Quality measures",
+        period=period,
+        given=given,
+        problem=problem,
+        report=report,
+        chart=follow_up_chart(report.by_track) if report else None,
+        percent=percent_text,
+        status=status,
+    )
+
+
 # ---- helpers -----------------------------------------------------------------------------------------
 
 
@@ -138,11 +251,23 @@ def _team_by_role(state: ReferralState) -> list[tuple[StaffRole, StaffMember]]:
     return [(role, members[role]) for role in StaffRole if role in members]
 
 
-async def _snapshot_or_none(services: AppState, key: str) -> ReferralState | None:
-    try:
-        return await read_snapshot(services, key)
-    except HTTPException:
-        return None
+def _caseload_row(row: ReferralSummary, snapshot: ReferralState | None, now: datetime) -> CaseloadRow:
+    """The snapshot's values when there is one (fresher than the search index), else the index's."""
+    next_deadline = snapshot.next_deadline if snapshot else row.next_deadline
+    members = snapshot.team.members if snapshot and snapshot.team else {}
+    case_manager = members.get(StaffRole.CASE_MANAGER)
+    return CaseloadRow(
+        key=row.key,
+        phase=snapshot.phase.value if snapshot else row.phase or "unknown",
+        track=snapshot.track_id if snapshot else row.track,
+        at_risk=snapshot.at_risk if snapshot else row.at_risk,
+        overdue=bool(snapshot and snapshot.overdue) or (next_deadline is not None and next_deadline < now),
+        next_deadline=next_deadline,
+        countdown=countdown(next_deadline, now),
+        team={m.id: m.name for m in members.values()},
+        case_manager=case_manager.name if case_manager else None,
+        readable=snapshot is not None,
+    )
 
 
 def _inbox_row(row: ReferralSummary, snapshot: ReferralState | None, now: datetime) -> dict[str, Any]:

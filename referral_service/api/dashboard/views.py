@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from referral_service.domain.attendance import SessionRecord, weekly_hours
+from referral_service.domain.measures import GroupMeasures, Rate
 
 
 def countdown(deadline: datetime | None, now: datetime) -> str:
@@ -108,3 +109,157 @@ def weekly_chart(sessions: list[SessionRecord], minimum_hours: float) -> WeeklyC
         minimum_y=y_of(minimum_hours),
         ticks=ticks,
     )
+
+
+def percent_text(rate: Rate) -> str:
+    """``33%``, or ``no data`` when nothing is in the denominator (never a misleading 0%)."""
+    return "no data" if rate.rate is None else f"{round(rate.rate * 100)}%"
+
+
+@dataclass(frozen=True)
+class RateBar:
+    track: str
+    window: int  # days: 7 or 30
+    rate: Rate
+    x: float
+    y: float
+    width: float
+    height: float
+    label_x: float
+
+    @property
+    def percent(self) -> str:
+        """The rate in percent, one decimal (the bar's data attribute)."""
+        assert self.rate.rate is not None
+        return f"{round(self.rate.rate * 100, 1):g}"
+
+
+@dataclass(frozen=True)
+class TrackSlot:
+    track: str
+    label_x: float
+    has_data: bool
+
+
+@dataclass(frozen=True)
+class FollowUpChart:
+    """Geometry of the "follow-up within 7 and 30 days" chart: two bars per track, 0-100 %."""
+
+    width: int
+    height: int
+    left: int
+    top: int
+    plot_bottom: int
+    bars: list[RateBar]
+    slots: list[TrackSlot]
+    ticks: list[tuple[int, float]]  # (percent, y)
+
+
+def follow_up_chart(groups: list[GroupMeasures]) -> FollowUpChart:
+    """A pair of bars per track (7-day, 30-day follow-up rate); a track without data gets no bar, a label."""
+    width, height, left, right, top, bottom = 720, 280, 44, 16, 16, 44
+    plot_width, plot_height = width - left - right, height - top - bottom
+
+    def y_of(percent: float) -> float:
+        return round(top + plot_height * (1 - percent / 100), 2)
+
+    slot = plot_width / max(len(groups), 1)
+    bar_width = min(slot * 0.32, 40)
+    bars, slots = [], []
+    for index, group in enumerate(groups):
+        centre = left + slot * index + slot / 2
+        windows = ((7, group.follow_up_7_days), (30, group.follow_up_30_days))
+        for window, rate in windows:
+            if rate.rate is None:
+                continue
+            x = centre - bar_width - 1 if window == 7 else centre + 1  # side by side, 2 units apart
+            y = y_of(rate.rate * 100)
+            bars.append(
+                RateBar(
+                    track=group.group,
+                    window=window,
+                    rate=rate,
+                    x=round(x, 2),
+                    y=y,
+                    width=round(bar_width, 2),
+                    height=round(top + plot_height - y, 2),
+                    label_x=round(x + bar_width / 2, 2),
+                )
+            )
+        slots.append(TrackSlot(group.group, round(centre, 2), any(r.rate is not None for _, r in windows)))
+    return FollowUpChart(
+        width=width,
+        height=height,
+        left=left,
+        top=top,
+        plot_bottom=top + plot_height,
+        bars=bars,
+        slots=slots,
+        ticks=[(p, y_of(p)) for p in range(0, 101, 25)],
+    )
+
+
+@dataclass(frozen=True)
+class CaseloadRow:
+    """One referral on the caseload board: codes, dates and staff only."""
+
+    key: str
+    phase: str
+    track: str | None
+    at_risk: bool
+    overdue: bool
+    next_deadline: datetime | None
+    countdown: str
+    team: dict[str, str]  # staff id -> name
+    case_manager: str | None
+    readable: bool  # False: no snapshot (no worker answered); shown from the search index alone
+
+
+@dataclass(frozen=True)
+class CaseloadFilters:
+    """The board's filters; empty or False means "any"."""
+
+    track: str = ""
+    member: str = ""  # staff id: on the referral's current care team
+    at_risk: bool = False
+    overdue: bool = False
+
+    def admit(self, row: CaseloadRow) -> bool:
+        return (
+            (not self.track or row.track == self.track)
+            and (not self.member or self.member in row.team)
+            and (not self.at_risk or row.at_risk)
+            and (not self.overdue or row.overdue)
+        )
+
+
+@dataclass(frozen=True)
+class CountMatrix:
+    """Referrals counted by track (rows; None: not accepted yet) and phase (columns)."""
+
+    tracks: list[str | None]
+    phases: list[str]
+    counts: dict[tuple[str | None, str], int]
+
+    def count(self, track: str | None, phase: str) -> int:
+        return self.counts.get((track, phase), 0)
+
+    def track_total(self, track: str | None) -> int:
+        return sum(self.count(track, phase) for phase in self.phases)
+
+    def phase_total(self, phase: str) -> int:
+        return sum(self.count(track, phase) for track in self.tracks)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def count_matrix(rows: list[CaseloadRow], tracks: list[str], phases: list[str]) -> CountMatrix:
+    """Every program track and phase is a row or column (zeros included), then tracks only the data has."""
+    counts: dict[tuple[str | None, str], int] = {}
+    for row in rows:
+        counts[(row.track, row.phase)] = counts.get((row.track, row.phase), 0) + 1
+    extra = sorted({row.track for row in rows if row.track is not None} - set(tracks))
+    extra_phases = sorted({row.phase for row in rows} - set(phases))
+    return CountMatrix(tracks=[*tracks, *extra, None], phases=[*phases, *extra_phases], counts=counts)
