@@ -1,0 +1,241 @@
+"""Soak under faults: referrals run whole lifecycles while the worker is SIGKILLed at random moments and
+restarted, the EHR (HAPI, file database) is stopped and started again, and the Temporal dev server restarts
+on its persisted database. At the end every referral is closed and HAPI holds each resource the workflows
+wrote exactly once (counted by business identifier): nothing lost, nothing duplicated.
+
+Short form in CI (``IOP_SOAK_REFERRALS``, default 16); ``IOP_SOAK_REFERRALS=1000 ./scripts/test.sh
+tests/soak -s`` is the full form. Every server and the worker are real processes started here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError
+
+from fhir_mappings.referral_in import referral_from_fhir
+from referral_service.codec import KeyRing, data_converter
+from referral_service.devstack import hapi_server, temporal_server
+from referral_service.devstack.process import ManagedProcess, free_port
+from referral_service.domain.discharge import Discharge, DischargeReason
+from referral_service.domain.lifecycle import Phase
+from referral_service.domain.program import Program
+from referral_service.domain.referral import referral_key
+from referral_service.ehr.client import FhirClient
+from referral_service.ehr.source import SourceConfig
+from tests.conftest import HAPI_SOURCE_ID
+from tests.referrals import referral_bundle
+from tests.workflows.stories import session, written
+from workflows.referral import ReferralWorkflow
+from workflows.referral_types import (
+    DischargeInput,
+    FollowUpInput,
+    ReferralState,
+    ScreeningDecisionInput,
+    StartReferralInput,
+)
+
+REFERRALS = int(os.environ.get("IOP_SOAK_REFERRALS", "16"))
+SESSIONS = 3
+CONCURRENCY = 8
+KILLS = max(6, REFERRALS // 4)
+CLI = Path(sys.executable).with_name("referral-service")
+pytestmark = pytest.mark.timeout(1800)
+
+
+@dataclass
+class Faults:
+    kills: int = 0
+    ehr_outages: int = 0
+    temporal_restarts: int = 0
+
+
+class Stack:
+    """Temporal (SQLite file), HAPI (H2 file) and a worker process, each restartable on the same state."""
+
+    def __init__(self, state: Path, key_ring: KeyRing) -> None:
+        self.state, self.logs = state, state / "logs"
+        self.temporal_port, self.hapi_port = free_port(), free_port()
+        self.queue = "soak"
+        self.hapi_url = hapi_server.base_url(self.hapi_port)
+        config = state / "service.toml"
+        config.write_text(f'[[sources]]\nid = "{HAPI_SOURCE_ID}"\nbase_url = "{self.hapi_url}"\n')
+        keys = {kid: base64.b64encode(key).decode() for kid, key in key_ring.keys.items()}
+        self.worker_env = {
+            "IOP_TEMPORAL_ADDRESS": f"127.0.0.1:{self.temporal_port}",
+            "IOP_TASK_QUEUE": self.queue,
+            "IOP_CONFIG": str(config),
+            "IOP_STATE_DIR": str(state),
+            "IOP_LOG_FORMAT": "json",
+            "IOP_CODEC_KEYS": json.dumps({"active": key_ring.active_key_id, "keys": keys}),
+        }
+        self.temporal: ManagedProcess | None = None
+        self.hapi: ManagedProcess | None = None
+        self.worker: ManagedProcess | None = None
+
+    def start_temporal(self) -> None:
+        self.temporal = temporal_server.start(
+            port=self.temporal_port, ui_port=None, db_file=self.state / "temporal.sqlite", log_path=self.logs / "t.log"
+        )
+
+    def start_hapi(self) -> None:
+        self.hapi, _ = hapi_server.start(
+            jar=hapi_server.build_jar(),
+            port=self.hapi_port,
+            log_path=self.logs / "hapi.log",
+            db_path=self.state / "hapi",
+        )
+
+    def start_worker(self) -> None:
+        env = {**os.environ, **self.worker_env}
+        self.worker = ManagedProcess.start("worker", [str(CLI), "worker"], self.logs / "worker.log", env=env)
+
+    def stop_all(self) -> None:
+        for server in (self.worker, self.hapi, self.temporal):
+            if server is not None:
+                server.stop()
+
+
+async def _start(client: Client, hapi: FhirClient, program: Program, queue: str) -> str:
+    discharged_on = datetime.now(UTC).date() - timedelta(days=SESSIONS)
+    bundle = referral_bundle("ada-testpatient-adult-inpatient", discharged_on=discharged_on)
+    await hapi.transaction(bundle)
+    referral = referral_from_fhir(bundle, source_id=HAPI_SOURCE_ID, program_org=program.organization)
+    key = referral_key(referral.source_id, referral.placer_identifier)
+    start = StartReferralInput(key=key, referral=referral, program=program, received_at=datetime.now(UTC))
+    await client.start_workflow(ReferralWorkflow.run, start, id=key, task_queue=queue)
+    return key
+
+
+async def _update(client: Client, key: str, update: Any, arg: Any, update_id: str) -> ReferralState:
+    """An update that survives a dead worker or a restarting server: retried under the same update id, so
+    Temporal applies it once however many times it is sent."""
+    handle = client.get_workflow_handle_for(ReferralWorkflow.run, key)
+    while True:
+        try:
+            result: ReferralState = await handle.execute_update(
+                update, arg, id=update_id, rpc_timeout=timedelta(seconds=15)
+            )
+            return result
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            await asyncio.sleep(1)
+
+
+async def _phase(client: Client, key: str) -> Phase | None:
+    with contextlib.suppress(RPCError):
+        handle = client.get_workflow_handle_for(ReferralWorkflow.run, key)
+        return (await handle.query(ReferralWorkflow.snapshot, rpc_timeout=timedelta(seconds=10))).phase
+    return None
+
+
+async def _until_phase(client: Client, key: str, phase: Phase) -> None:
+    while await _phase(client, key) != phase:  # noqa: ASYNC110 - polling another process's state
+        await asyncio.sleep(1)
+
+
+async def _lifecycle(client: Client, key: str, discharged_on: Any) -> None:
+    accept = ScreeningDecisionInput(decision="accept", track_id="adult-mh")
+    await _update(client, key, ReferralWorkflow.decide, accept, f"{key}/accept")
+    for n in range(1, SESSIONS + 1):
+        await _update(client, key, ReferralWorkflow.record_session, session(n, after=discharged_on), f"{key}/s{n}")
+    done = DischargeInput(discharge=Discharge(reason=DischargeReason.COMPLETED, date=datetime.now(UTC).date()))
+    await _update(client, key, ReferralWorkflow.discharge, done, f"{key}/discharge")
+    await _until_phase(client, key, Phase.AFTERCARE)
+    for day in (7, 30):
+        await _update(
+            client, key, ReferralWorkflow.record_follow_up, FollowUpInput(day=day, reached=True), f"{key}/f{day}"
+        )
+    await _until_phase(client, key, Phase.CLOSED)
+
+
+async def _chaos(stack: Stack, faults: Faults, running: asyncio.Event, seed: int) -> None:
+    """SIGKILL the worker at random moments (a worker takes ~2 s to start, so at least 4 s apart), up to
+    ``KILLS`` times; one EHR outage after the second kill, one Temporal restart after the fourth."""
+    rng = random.Random(seed)  # noqa: S311 - fault timing, not secrets
+    while faults.kills < KILLS and (running.is_set() or faults.temporal_restarts == 0):
+        await asyncio.sleep(rng.uniform(4, 12))
+        assert stack.worker is not None
+        stack.worker.kill()
+        faults.kills += 1
+        await asyncio.sleep(rng.uniform(0, 2))
+        if faults.kills == 2:
+            assert stack.hapi is not None
+            await asyncio.to_thread(stack.hapi.stop)
+            await asyncio.sleep(5)
+            await asyncio.to_thread(stack.start_hapi)
+            faults.ehr_outages += 1
+        if faults.kills == 4:
+            assert stack.temporal is not None
+            await asyncio.to_thread(stack.temporal.stop)
+            await asyncio.to_thread(stack.start_temporal)
+            faults.temporal_restarts += 1
+        stack.start_worker()
+
+
+async def test_nothing_is_lost_or_duplicated_under_kills_outages_and_restarts(
+    tmp_path: Path, key_ring: KeyRing, program: Program
+) -> None:
+    stack = Stack(tmp_path, key_ring)
+    stack.logs.mkdir()
+    await asyncio.gather(asyncio.to_thread(stack.start_temporal), asyncio.to_thread(stack.start_hapi))
+    faults = Faults()
+    try:
+        stack.start_worker()
+        client = await Client.connect(f"127.0.0.1:{stack.temporal_port}", data_converter=data_converter(key_ring))
+        hapi = FhirClient(SourceConfig(id=HAPI_SOURCE_ID, base_url=stack.hapi_url))
+        started = time.monotonic()
+        discharged_on = datetime.now(UTC).date() - timedelta(days=SESSIONS)
+        keys = [await _start(client, hapi, program, stack.queue) for _ in range(REFERRALS)]
+        running = asyncio.Event()
+        running.set()
+        chaos = asyncio.create_task(_chaos(stack, faults, running, seed=REFERRALS))
+        limit = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(key: str) -> None:
+            async with limit:
+                await _lifecycle(client, key, discharged_on)
+
+        await asyncio.gather(*(one(key) for key in keys))
+        running.clear()
+        await chaos
+        if stack.worker is None or not stack.worker.running:
+            stack.start_worker()
+
+        lost, duplicated, resources = [], [], 0
+        for key in keys:
+            state = await client.get_workflow_handle_for(ReferralWorkflow.run, key).query(ReferralWorkflow.snapshot)
+            if state.phase != Phase.CLOSED:
+                lost.append(key)
+            encounters = [w for w in state.writes.values() if w.resource_type == "Encounter"]
+            if len(encounters) != SESSIONS:
+                lost.append(f"{key}: {len(encounters)} encounters")
+            for write_key, write in state.writes.items():
+                found = await written(hapi, write.resource_type, write_key)
+                resources += len(found)
+                if len(found) != 1:
+                    duplicated.append(f"{write.resource_type} {write_key}: {len(found)}")
+        await hapi.aclose()
+        print(
+            f"\nsoak: {REFERRALS} referrals in {time.monotonic() - started:.0f}s; faults: {faults.kills} worker kills, "
+            f"{faults.ehr_outages} EHR outages, {faults.temporal_restarts} Temporal restarts; "
+            f"{resources} resources in HAPI; lost {len(lost)}, duplicated {len(duplicated)}"
+        )
+        assert faults.ehr_outages == 1
+        assert faults.temporal_restarts == 1
+        assert lost == []
+        assert duplicated == []
+    finally:
+        stack.stop_all()
