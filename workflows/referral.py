@@ -23,8 +23,10 @@ with workflow.unsafe.imports_passed_through():
         WriteCarePlanInput,
         WriteCareTeamInput,
         WriteEncounterInput,
+        WriteObservationInput,
         WriteTaskInput,
     )
+    from referral_service.domain.assessment import score_problem
     from referral_service.domain.attendance import is_at_risk
     from referral_service.domain.careteam import TeamUnavailable, assign_team
     from referral_service.domain.deadlines import first_session_deadline
@@ -36,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         DischargeInput,
         FollowUp,
         FollowUpInput,
+        RecordAssessmentInput,
         RecordSessionInput,
         ReferralState,
         ScreeningDecisionInput,
@@ -49,6 +52,7 @@ EHR_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=10)
 )
 DECIDABLE = frozenset({Phase.RECEIVED, Phase.SCREENING, Phase.WAITLISTED})
+ASSESSABLE = frozenset({Phase.ACCEPTED, Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT, Phase.DISCHARGED})
 ENDED = frozenset({Phase.CLOSED, Phase.DECLINED, Phase.CANCELLED, Phase.TRANSFERRED})
 
 
@@ -306,6 +310,43 @@ class ReferralWorkflow:
         discharge = self._s.referral.discharge
         if discharge and discharge.discharge_date and update.session.date < discharge.discharge_date:
             raise ApplicationError("a session cannot be before the hospital discharge date")
+
+    # A new update: recorded histories hold none, so its commands need no ``patched`` guard to replay.
+    @workflow.update
+    async def record_assessment(self, update: RecordAssessmentInput) -> ReferralState:
+        """Record a PHQ-9, GAD-7, AUDIT-C or C-SSRS score; it becomes an Observation in the EHR."""
+        assessment = update.assessment
+        kept = [a for a in self._s.assessments if a.assessment_id != assessment.assessment_id]
+        self._s.assessments = [*kept, assessment]
+        self._s.timeline.append(
+            TimelineEntry(
+                at=workflow.now(),
+                event="assessment recorded",
+                detail=f"{assessment.instrument} {assessment.date.isoformat()}",
+            )
+        )
+        await self._write(
+            WritebackActivities.write_observation,
+            WriteObservationInput(
+                key=f"{self._s.key}/observation/{assessment.assessment_id}",
+                referral=self._s.referral,
+                program=self._s.program,
+                assessment=assessment,
+            ),
+        )
+        return self._s
+
+    @record_assessment.validator
+    def _validate_assessment(self, update: RecordAssessmentInput) -> None:
+        if self._s.phase not in ASSESSABLE:
+            raise ApplicationError(
+                f"assessments are recorded from acceptance to discharge, not in phase {self._s.phase}"
+            )
+        problem = score_problem(update.assessment)
+        if problem is not None:
+            raise ApplicationError(problem)
+        if update.assessment.date > workflow.now().date():
+            raise ApplicationError("an assessment cannot be dated in the future")
 
     @workflow.update
     async def discharge(self, update: DischargeInput) -> ReferralState:

@@ -15,8 +15,9 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from fhir_mappings import careplan, careteam, encounter, task
+from fhir_mappings import careplan, careteam, encounter, observation, task
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
+from referral_service.domain.assessment import AssessmentRecord
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.careteam import CareTeamAssignment
 from referral_service.domain.program import Program
@@ -71,6 +72,10 @@ class WriteEncounterInput(WriteInput):
     session: SessionRecord
 
 
+class WriteObservationInput(WriteInput):
+    assessment: AssessmentRecord
+
+
 class WritebackActivities:
     """Activities bound to one pooled FHIR client per referring EHR (keyed by source id)."""
 
@@ -78,7 +83,13 @@ class WritebackActivities:
         self._clients = clients
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.write_task, self.write_care_team, self.write_care_plan, self.write_encounter]
+        return [
+            self.write_task,
+            self.write_care_team,
+            self.write_care_plan,
+            self.write_encounter,
+            self.write_observation,
+        ]
 
     @activity.defn
     async def write_task(self, request: WriteTaskInput) -> EhrWrite:
@@ -146,6 +157,12 @@ class WritebackActivities:
                 key=request.key,
                 organization=request.program.organization,
             ),
+        )
+
+    @activity.defn
+    async def write_observation(self, request: WriteObservationInput) -> EhrWrite:
+        return await self._upsert(
+            request, observation.assessment_observation(request.referral, request.assessment, key=request.key)
         )
 
     async def _upsert(self, request: WriteInput, resource: dict[str, Any]) -> EhrWrite:

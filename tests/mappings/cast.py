@@ -14,8 +14,10 @@ from typing import Any
 from fhir_mappings.careplan import aftercare_plan, treatment_plan
 from fhir_mappings.careteam import care_team
 from fhir_mappings.encounter import session_encounter
+from fhir_mappings.observation import assessment_observation
 from fhir_mappings.referral_in import referral_from_fhir
 from fhir_mappings.task import referral_task
+from referral_service.domain.assessment import AssessmentRecord, Instrument
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.careteam import assign_team
 from referral_service.domain.program import Program, SessionKind
@@ -57,6 +59,7 @@ def mapped_resources(member: CastMember, program: Program, referral: Referral) -
     team = assign_team(program, member.track_id, {})
     team_ref = ResourceRef(resource_type="CareTeam", id="careteam-1")
     session = SessionRecord(session_id="s1", date=START, kind=SessionKind.GROUP, minutes=180, attended=True)
+    phq9 = AssessmentRecord(assessment_id="a1", instrument=Instrument.PHQ_9, score=14, date=START)
     return {
         "task-received": referral_task(
             referral,
@@ -103,4 +106,5 @@ def mapped_resources(member: CastMember, program: Program, referral: Referral) -
             referral, key=f"{key}/aftercare-plan", start=START, follow_up_days=[7, 30], care_team=team_ref
         ),
         "encounter": session_encounter(referral, session, key=f"{key}/encounter/s1", organization=org),
+        "observation-phq9": assessment_observation(referral, phq9, key=f"{key}/observation/a1"),
     }
