@@ -459,7 +459,10 @@ class ReferralWorkflow:
         if not task_mapping.can_transition(self._s.task_status, status):
             raise ApplicationError(f"Task cannot go from {self._s.task_status} to {status}", non_retryable=True)
         self._s.task_status = status
-        outputs = [w for w in self._s.writes.values() if w.resource_type in ("CarePlan", "Encounter")]
+        # DocumentReference: a plan or session note where the EHR takes no CarePlan or Encounter.
+        outputs = [
+            w for w in self._s.writes.values() if w.resource_type in ("CarePlan", "Encounter", "DocumentReference")
+        ]
         await self._write(
             WritebackActivities.write_task,
             WriteTaskInput(

@@ -3,6 +3,9 @@
 Each write is a conditional update on the resource's business identifier
 (``PUT Type?identifier=<system>|<key>``), so a retried activity or a replayed workflow finds and updates
 what an earlier try wrote instead of making a duplicate.
+
+A CarePlan or Encounter the EHR does not accept (its CapabilityStatement, read once per source, or the
+source's ``writable`` override) is written as a DocumentReference note instead, never dropped.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from fhir_mappings import careplan, careteam, encounter, observation, task
+from fhir_mappings import capability, careplan, careteam, document, encounter, observation, task
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from referral_service.domain.assessment import AssessmentRecord
 from referral_service.domain.attendance import SessionRecord
@@ -81,6 +84,7 @@ class WritebackActivities:
 
     def __init__(self, clients: Mapping[str, FhirClient]) -> None:
         self._clients = clients
+        self._updatable: dict[str, frozenset[str]] = {}  # per source id, from its CapabilityStatement
 
     def all(self) -> list[Callable[..., Any]]:
         return [
@@ -173,11 +177,14 @@ class WritebackActivities:
                 type="UnknownSource",
                 non_retryable=True,
             )
+        if resource["resourceType"] in document.NOTE_TYPE and not await self._writable(
+            client, resource["resourceType"]
+        ):
+            resource = document.note_instead(request.referral, resource, key=request.key)
         try:
             result = await client.update_conditional(resource, f"identifier={RESOURCE_KEY_SYSTEM}|{request.key}")
         except FhirError as error:
-            # Transient and conflict errors are retried by Temporal; the rest would fail the same way again.
-            raise ApplicationError(str(error), type=type(error).__name__, non_retryable=not error.retryable) from None
+            raise _activity_error(error) from None
         return EhrWrite(
             key=request.key,
             resource_type=result.resource_type,
@@ -185,3 +192,21 @@ class WritebackActivities:
             version=result.version,
             created=result.created,
         )
+
+    async def _writable(self, client: FhirClient, resource_type: str) -> bool:
+        """The source's override if it has one, else whether its CapabilityStatement offers ``update``."""
+        override = client.source.writable.get(resource_type)
+        if override is not None:
+            return override
+        if client.source.id not in self._updatable:
+            try:
+                statement = await client.capabilities()
+            except FhirError as error:
+                raise _activity_error(error) from None
+            self._updatable[client.source.id] = capability.updatable_types(statement)
+        return resource_type in self._updatable[client.source.id]
+
+
+def _activity_error(error: FhirError) -> ApplicationError:
+    # Transient and conflict errors are retried by Temporal; the rest would fail the same way again.
+    return ApplicationError(str(error), type=type(error).__name__, non_retryable=not error.retryable)
