@@ -13,6 +13,7 @@ from referral_service.api import (
     codec_routes,
     dashboard,
     fhir_routes,
+    group_routes,
     health_routes,
     referral_routes,
     subscription_routes,
@@ -30,6 +31,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     fhir_routes.router,
     subscription_routes.router,
     referral_routes.router,
+    group_routes.router,
     dashboard.router,
     codec_routes.router,
 )
