@@ -23,6 +23,9 @@ DECLINE_REASON_SYSTEM = f"{SERVICE_SYSTEM_BASE}/CodeSystem/decline-reason"
 DISCHARGE_REASON_SYSTEM = f"{SERVICE_SYSTEM_BASE}/CodeSystem/discharge-reason"
 CANCEL_REASON_SYSTEM = f"{SERVICE_SYSTEM_BASE}/CodeSystem/cancel-reason"
 OUTPUT_TYPE_SYSTEM = f"{SERVICE_SYSTEM_BASE}/CodeSystem/task-output-type"
+# Work the program asks of the referring side; no standard Task code says "reach out to the patient".
+PROGRAM_TASK_SYSTEM = f"{SERVICE_SYSTEM_BASE}/CodeSystem/program-task"
+OUTREACH = ("outreach", "Reach out to the patient after missed sessions")
 
 # No SNOMED CT concept specific to IOP referral exists; these are the nearby referral concepts we accept.
 REFERRAL_CODES = frozenset({"390866009", "401266006", "306252003", "3457005"})

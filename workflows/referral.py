@@ -24,10 +24,11 @@ with workflow.unsafe.imports_passed_through():
         WriteCareTeamInput,
         WriteEncounterInput,
         WriteObservationInput,
+        WriteOutreachInput,
         WriteTaskInput,
     )
     from referral_service.domain.assessment import score_problem
-    from referral_service.domain.attendance import is_at_risk
+    from referral_service.domain.attendance import absence_streak, is_at_risk
     from referral_service.domain.careteam import TeamUnavailable, assign_team
     from referral_service.domain.deadlines import first_session_deadline
     from referral_service.domain.discharge import DischargeReason
@@ -301,7 +302,31 @@ class ReferralWorkflow:
                 ),
             )
         self._update_risk()
+        await self._request_outreach()
         return self._s
+
+    async def _request_outreach(self) -> None:
+        """Once per absence streak that reaches the threshold: ask the referring side to reach out."""
+        streak = absence_streak(self._s.sessions)
+        if len(streak) < self._s.program.deadlines.absence_threshold:
+            return
+        key = f"{self._s.key}/outreach/{streak[0].session_id}"
+        # Referrals recorded before this change set at-risk without an outreach Task.
+        if key in self._s.writes or not workflow.patched("outreach-task"):
+            return
+        self._s.timeline.append(
+            TimelineEntry(at=workflow.now(), event="outreach requested", detail=f"{len(streak)} sessions missed")
+        )
+        await self._write(
+            WritebackActivities.write_outreach_task,
+            WriteOutreachInput(
+                key=key,
+                referral=self._s.referral,
+                program=self._s.program,
+                missed=len(streak),
+                authored_on=workflow.now(),
+            ),
+        )
 
     @record_session.validator
     def _validate_session(self, update: RecordSessionInput) -> None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from fhir_mappings import capability, careplan, careteam, document, encounter, observation, task
+from fhir_mappings import capability, careplan, careteam, document, encounter, observation, outreach, task
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from referral_service.domain.assessment import AssessmentRecord
 from referral_service.domain.attendance import SessionRecord
@@ -79,6 +79,11 @@ class WriteObservationInput(WriteInput):
     assessment: AssessmentRecord
 
 
+class WriteOutreachInput(WriteInput):
+    missed: int
+    authored_on: datetime
+
+
 class WritebackActivities:
     """Activities bound to one pooled FHIR client per referring EHR (keyed by source id)."""
 
@@ -93,6 +98,7 @@ class WritebackActivities:
             self.write_care_plan,
             self.write_encounter,
             self.write_observation,
+            self.write_outreach_task,
         ]
 
     @activity.defn
@@ -167,6 +173,19 @@ class WritebackActivities:
     async def write_observation(self, request: WriteObservationInput) -> EhrWrite:
         return await self._upsert(
             request, observation.assessment_observation(request.referral, request.assessment, key=request.key)
+        )
+
+    @activity.defn
+    async def write_outreach_task(self, request: WriteOutreachInput) -> EhrWrite:
+        return await self._upsert(
+            request,
+            outreach.outreach_task(
+                request.referral,
+                key=request.key,
+                requester=request.program.organization,
+                missed=request.missed,
+                authored_on=request.authored_on,
+            ),
         )
 
     async def _upsert(self, request: WriteInput, resource: dict[str, Any]) -> EhrWrite:

@@ -62,13 +62,17 @@ def weeks_meeting_minimum(sessions: Iterable[SessionRecord], minimum_hours: floa
     return sum(1 for h in hours.values() if h >= minimum_hours), len(hours)
 
 
-def consecutive_absences(sessions: Iterable[SessionRecord]) -> int:
+def absence_streak(sessions: Iterable[SessionRecord]) -> list[SessionRecord]:
     """Unexcused missed sessions since the last attended one, in session order (excused ones are skipped)."""
-    count = 0
+    streak: list[SessionRecord] = []
     for session in sorted(sessions, key=lambda s: (s.date, s.start_time)):
         if not session.excused:
-            count = 0 if session.attended else count + 1
-    return count
+            streak = [] if session.attended else [*streak, session]
+    return streak
+
+
+def consecutive_absences(sessions: Iterable[SessionRecord]) -> int:
+    return len(absence_streak(sessions))
 
 
 def is_at_risk(sessions: Iterable[SessionRecord], threshold: int) -> bool:

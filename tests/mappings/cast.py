@@ -16,6 +16,7 @@ from fhir_mappings.careteam import care_team
 from fhir_mappings.document import note_instead
 from fhir_mappings.encounter import session_encounter
 from fhir_mappings.observation import assessment_observation
+from fhir_mappings.outreach import outreach_task
 from fhir_mappings.referral_in import referral_from_fhir
 from fhir_mappings.task import referral_task
 from referral_service.domain.assessment import AssessmentRecord, Instrument
@@ -105,6 +106,9 @@ def mapped_resources(member: CastMember, program: Program, referral: Referral) -
                 ResourceRef(resource_type="CarePlan", id="plan-1"),
                 ResourceRef(resource_type="Encounter", id="enc-1"),
             ],
+        ),
+        "task-outreach": outreach_task(
+            referral, key=f"{key}/outreach/s2", requester=org, missed=2, authored_on=RECEIVED
         ),
         "careteam": care_team(referral, team, key=f"{key}/careteam", organization=org, active=True, start=START),
         "careplan": plan,
