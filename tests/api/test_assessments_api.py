@@ -32,14 +32,19 @@ async def api(time_skipping_env, hapi_base_url, hapi_client) -> AsyncIterator[ht
         yield client
 
 
-async def accepted_referral(api: httpx.AsyncClient) -> str:
-    """Submit Ada's referral and accept it into adult-mh; the referral id."""
+async def _submitted(api: httpx.AsyncClient) -> str:
+    """Submit a fresh copy of Ada's referral; the referral id."""
     bundle = referral_bundle(ADA)
     [request] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest"]
     placer = request["identifier"][0]
-    key = referral_key(HAPI_SOURCE_ID, Identifier(system=placer["system"], value=placer["value"]))
     submitted = await api.post("/fhir", content=json.dumps(bundle).encode(), headers=FHIR_JSON)
     assert submitted.status_code == 201, submitted.text
+    return referral_key(HAPI_SOURCE_ID, Identifier(system=placer["system"], value=placer["value"]))
+
+
+async def accepted_referral(api: httpx.AsyncClient) -> str:
+    """Submit Ada's referral and accept it into adult-mh; the referral id."""
+    key = await _submitted(api)
     accepted = await api.post(f"/api/referrals/{key}/decision", json={"decision": "accept", "track_id": "adult-mh"})
     assert accepted.status_code == 200, accepted.text
     return key
@@ -90,7 +95,8 @@ async def test_two_phq9_scores_become_exactly_two_observations_even_when_sent_tw
 
 
 async def test_impossible_assessments_are_refused_with_the_rule_broken(api, time_skipping_env, hapi_client):
-    """Out of range, dated tomorrow or an unknown instrument: refused saying why, nothing written."""
+    """Out of range, dated tomorrow, an unknown instrument or before acceptance: refused saying why, nothing
+    written."""
     bundle_key = await accepted_referral(api)
     today = (await time_skipping_env.get_current_time()).date()
 
@@ -109,6 +115,10 @@ async def test_impossible_assessments_are_refused_with_the_rule_broken(api, time
     unknown = await api.post(f"/api/referrals/{bundle_key}/assessments", json=body(instrument="BDI-II"))
     assert unknown.status_code == 422
     assert [e["loc"] for e in unknown.json()["detail"]] == [["body", "assessment", "instrument"]]
+    unscreened = await _submitted(api)
+    early = await api.post(f"/api/referrals/{unscreened}/assessments", json=body())
+    assert early.status_code == 409
+    assert early.json()["detail"].startswith("assessments are recorded from acceptance to discharge, not in phase")
     state = (await api.get(f"/api/referrals/{bundle_key}")).json()
     assert state["assessments"] == []
     assert (
