@@ -528,6 +528,7 @@ class ReferralWorkflow:
                 start=self._s.treatment_start or workflow.now().date(),
                 end=end,
                 care_team=self._s.writes.get(f"{self._s.key}/careteam"),
+                assessments=[w for w in self._s.writes.values() if w.resource_type == "Observation"],
             ),
         )
 

@@ -69,6 +69,7 @@ class WriteCarePlanInput(WriteInput):
     end: date | None = None  # None: the planned end (program length, or the last follow-up)
     care_team: EhrWrite | None = None
     follow_up_days: list[int] = Field(default_factory=list)
+    assessments: list[EhrWrite] = Field(default_factory=list)  # Observations the treatment plan lists
 
 
 class WriteEncounterInput(WriteInput):
@@ -154,6 +155,7 @@ class WritebackActivities:
                 start=request.start,
                 end=request.end,
                 care_team=care_team,
+                assessments=[w.ref() for w in request.assessments],
             )
         return await self._upsert(request, resource)
 

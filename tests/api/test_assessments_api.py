@@ -57,6 +57,8 @@ def _versions(state: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
 async def test_two_phq9_scores_become_exactly_two_observations_even_when_sent_twice(
     api, time_skipping_env, hapi_client
 ):
+    """Each score recorded twice (a client retrying): two Observations in HAPI, each at version 1, listed by
+    the treatment plan."""
     key = await accepted_referral(api)
     today = (await time_skipping_env.get_current_time()).date()
     scores = {"phq9-intake": (today - timedelta(days=1), 17), "phq9-week1": (today, 12)}
@@ -92,6 +94,14 @@ async def test_two_phq9_scores_become_exactly_two_observations_even_when_sent_tw
         assert observation["meta"]["versionId"] == "1"
         write = state["writes"][f"{key}/observation/{assessment_id}"]
         assert (write["resource_type"], write["id"]) == ("Observation", observation["id"])
+
+    # The treatment plan lists the scores once it is next written (here: completed at discharge).
+    discharge = {"discharge": {"reason": "completed", "date": str(today)}}
+    assert (await api.post(f"/api/referrals/{key}/discharge", json=discharge)).status_code == 200
+    [plan] = await hapi_client.search("CarePlan", {"identifier": f"{RESOURCE_KEY_SYSTEM}|{key}/careplan"})
+    assert plan["status"] == "completed"
+    listed = {ref.get("reference") for ref in plan["supportingInfo"]}
+    assert {f"Observation/{o['id']}" for o in observations} <= listed
 
 
 async def test_impossible_assessments_are_refused_with_the_rule_broken(api, time_skipping_env, hapi_client):

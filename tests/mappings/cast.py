@@ -69,6 +69,7 @@ def mapped_resources(member: CastMember, program: Program, referral: Referral) -
         status="active",
         start=START,
         care_team=team_ref,
+        assessments=[ResourceRef(resource_type="Observation", id="obs-1")],
     )
     aftercare = aftercare_plan(
         referral, key=f"{key}/aftercare-plan", start=START, follow_up_days=[7, 30], care_team=team_ref
