@@ -5,6 +5,7 @@ Real uvicorn API, a real worker on the time-skipping Temporal server, the real H
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.service import RPCError
 
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from referral_service.domain.referral import Identifier, referral_key
@@ -21,6 +23,7 @@ from tests.referrals import referral_bundle
 
 ADA = "ada-testpatient-adult-inpatient"
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
+STARTED: list[str] = []  # referrals this module's current test submitted
 
 
 @pytest.fixture
@@ -30,6 +33,11 @@ async def api(time_skipping_env, hapi_base_url, hapi_client) -> AsyncIterator[ht
         httpx.AsyncClient(base_url=base_url, timeout=60) as client,
     ):
         yield client
+        # A referral left waiting once its worker is gone would hold the time-skipping clock for later tests.
+        for key in STARTED:
+            with contextlib.suppress(RPCError):
+                await time_skipping_env.client.get_workflow_handle(key).terminate("test ended")
+        STARTED.clear()
 
 
 async def _submitted(api: httpx.AsyncClient) -> str:
@@ -39,7 +47,9 @@ async def _submitted(api: httpx.AsyncClient) -> str:
     placer = request["identifier"][0]
     submitted = await api.post("/fhir", content=json.dumps(bundle).encode(), headers=FHIR_JSON)
     assert submitted.status_code == 201, submitted.text
-    return referral_key(HAPI_SOURCE_ID, Identifier(system=placer["system"], value=placer["value"]))
+    key = referral_key(HAPI_SOURCE_ID, Identifier(system=placer["system"], value=placer["value"]))
+    STARTED.append(key)
+    return key
 
 
 async def accepted_referral(api: httpx.AsyncClient) -> str:

@@ -6,12 +6,14 @@ Real uvicorn API, a real worker on the time-skipping Temporal server, the real H
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
 import pytest
+from temporalio.service import RPCError
 
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from referral_service.domain.referral import Identifier, referral_key
@@ -20,6 +22,7 @@ from tests.conftest import HAPI_SOURCE_ID
 from tests.referrals import referral_bundle
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
+STARTED: list[str] = []  # referrals this module's current test submitted
 
 
 @pytest.fixture
@@ -29,6 +32,11 @@ async def api(time_skipping_env, hapi_base_url, hapi_client) -> AsyncIterator[ht
         httpx.AsyncClient(base_url=base_url, timeout=60) as client,
     ):
         yield client
+        # A referral left waiting once its worker is gone would hold the time-skipping clock for later tests.
+        for key in STARTED:
+            with contextlib.suppress(RPCError):
+                await time_skipping_env.client.get_workflow_handle(key).terminate("test ended")
+        STARTED.clear()
 
 
 async def submitted_referral(api: httpx.AsyncClient) -> str:
@@ -37,7 +45,9 @@ async def submitted_referral(api: httpx.AsyncClient) -> str:
     placer = request["identifier"][0]
     submitted = await api.post("/fhir", content=json.dumps(bundle).encode(), headers=FHIR_JSON)
     assert submitted.status_code == 201, submitted.text
-    return referral_key(HAPI_SOURCE_ID, Identifier(system=placer["system"], value=placer["value"]))
+    key = referral_key(HAPI_SOURCE_ID, Identifier(system=placer["system"], value=placer["value"]))
+    STARTED.append(key)
+    return key
 
 
 async def test_a_roster_is_recorded_per_referral_and_again_changes_nothing(api, time_skipping_env, hapi_client):
@@ -89,6 +99,9 @@ async def test_a_roster_is_recorded_per_referral_and_again_changes_nothing(api, 
     )
 
     next_day = {**roster, "date": str(day + timedelta(days=1)), "entries": roster["entries"][:2]}
-    everyone = await api.post("/api/groups/dbt-skills/sessions", json=next_day)
+    everyone = await api.post("/api/groups/dbt-skills/sessions", json={**next_day, "track_id": "adult-mh"})
     assert everyone.status_code == 200, everyone.text
     assert all(r["ok"] for r in everyone.json()["results"])
+    wrong_track = await api.post("/api/groups/sud-evening/sessions", json={**next_day, "track_id": "sud"})
+    assert wrong_track.status_code == 207
+    assert [r["error"] for r in wrong_track.json()["results"]] == ["this referral is on track adult-mh, not sud"] * 2

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import timedelta
 
 from fhir_mappings.capability import updatable_types
 from referral_service.domain.discharge import Discharge, DischargeReason
@@ -14,9 +13,9 @@ from referral_service.ehr.client import FhirClient
 from referral_service.ehr.source import SourceConfig
 from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID
-from tests.workflows.stories import end_leftovers, session, start_referral, written
+from tests.workflows.stories import end_leftovers, session, start_referral, wait_for_phase, written
 from workflows.referral import ReferralWorkflow
-from workflows.referral_types import DischargeInput, ScreeningDecisionInput
+from workflows.referral_types import DischargeInput, FollowUpInput, ScreeningDecisionInput
 
 
 async def test_hapi_says_it_takes_care_plans_and_encounters(hapi_client):
@@ -39,7 +38,9 @@ async def test_no_careplan_writes_means_plan_notes_instead(time_skipping_env, ha
             today = (await time_skipping_env.get_current_time()).date()
             done = Discharge(reason=DischargeReason.COMPLETED, date=today)
             await handle.execute_update(ReferralWorkflow.discharge, DischargeInput(discharge=done))
-            await time_skipping_env.sleep(timedelta(days=31))  # both follow-ups pass: the referral closes
+            await wait_for_phase(handle, Phase.AFTERCARE)
+            for day in (7, 30):  # both aftercare follow-ups reached: the referral closes
+                await handle.execute_update(ReferralWorkflow.record_follow_up, FollowUpInput(day=day, reached=True))
             final = await handle.result()
         finally:
             await end_leftovers(queue)
