@@ -5,6 +5,7 @@ Real uvicorn API, a real worker on the time-skipping Temporal server, the real H
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -105,11 +106,14 @@ async def test_two_phq9_scores_become_exactly_two_observations_even_when_sent_tw
         write = state["writes"][f"{key}/observation/{assessment_id}"]
         assert (write["resource_type"], write["id"]) == ("Observation", observation["id"])
 
-    # The treatment plan lists the scores once it is next written (here: completed at discharge).
-    discharge = {"discharge": {"reason": "completed", "date": str(today)}}
-    assert (await api.post(f"/api/referrals/{key}/discharge", json=discharge)).status_code == 200
+    # The treatment plan lists the scores once it is next written (here: revoked when the referrer cancels).
+    assert (await api.post(f"/api/referrals/{key}/cancel", json={})).status_code == 202
+    for _ in range(300):
+        if (await api.get(f"/api/referrals/{key}")).json()["phase"] == "cancelled":
+            break
+        await asyncio.sleep(0.1)
     [plan] = await hapi_client.search("CarePlan", {"identifier": f"{RESOURCE_KEY_SYSTEM}|{key}/careplan"})
-    assert plan["status"] == "completed"
+    assert plan["status"] == "revoked"
     listed = {ref.get("reference") for ref in plan["supportingInfo"]}
     assert {f"Observation/{o['id']}" for o in observations} <= listed
 
