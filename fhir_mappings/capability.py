@@ -1,4 +1,4 @@
-"""The intake endpoint's own CapabilityStatement: what a referring system may send us."""
+"""CapabilityStatements: our intake endpoint's own, and reading what a referring EHR accepts."""
 
 from __future__ import annotations
 
@@ -12,6 +12,18 @@ DOCUMENTATION = (
     "discharge Encounter, Coverage and referrer. The answer is the closed-loop Task; sending the same "
     "referral again returns the same Task."
 )
+
+
+def updatable_types(statement: dict[str, Any]) -> frozenset[str]:
+    """Resource types a server's CapabilityStatement lets us update. Every write is a conditional update
+    (``PUT Type?identifier=...``), so a type offering only ``create`` (or read/search) is not writable."""
+    return frozenset(
+        str(resource["type"])
+        for rest in statement.get("rest") or []
+        if rest.get("mode") == "server"
+        for resource in rest.get("resource") or []
+        if any(i.get("code") == "update" for i in resource.get("interaction") or [])
+    )
 
 
 def intake_capability_statement(*, base_url: str) -> dict[str, Any]:

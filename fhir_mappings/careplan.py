@@ -24,13 +24,15 @@ def _plan(
     end: date | None,
     care_team: ResourceRef | None,
     activities: list[dict[str, Any]],
+    assessments: list[ResourceRef],
 ) -> dict[str, Any]:
     period = {"start": start.isoformat(), **({"end": end.isoformat()} if end else {})}
     plan: dict[str, Any] = {
         "resourceType": "CarePlan",
         "identifier": business_identifier(key),
         # R4 CarePlan.basedOn may only point at a CarePlan; the referral is information the plan rests on.
-        "supportingInfo": [reference(referral.service_request)],
+        # The assessment Observations recorded so far follow it: the plan rests on their scores too.
+        "supportingInfo": [reference(referral.service_request), *(reference(a) for a in assessments)],
         "status": status,
         "intent": "plan",
         "category": [concept(codes.US_CORE_CAREPLAN_CATEGORY, "assess-plan", "Assessment and Plan of Treatment")],
@@ -53,8 +55,10 @@ def treatment_plan(
     start: date,
     care_team: ResourceRef | None,
     end: date | None = None,
+    assessments: list[ResourceRef] | None = None,
 ) -> dict[str, Any]:
-    """One activity per session kind on the track's days and hours; ``end`` defaults to the planned end."""
+    """One activity per session kind on the track's days and hours; ``end`` defaults to the planned end;
+    ``assessments`` (Observations) are listed in ``supportingInfo``."""
     timing = {
         "repeat": {
             "dayOfWeek": [WEEKDAYS[d - 1] for d in track.days],
@@ -85,6 +89,7 @@ def treatment_plan(
         end=end or start + timedelta(weeks=track.length_weeks),
         care_team=care_team,
         activities=activities,
+        assessments=assessments or [],
     )
 
 
@@ -118,4 +123,5 @@ def aftercare_plan(
         end=start + timedelta(days=max(follow_up_days)),
         care_team=care_team,
         activities=activities,
+        assessments=[],
     )

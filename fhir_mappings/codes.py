@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from referral_service.domain.assessment import Instrument
 from referral_service.domain.discharge import DeclineReason, DischargeReason
 from referral_service.domain.program import SessionKind, StaffRole
 
@@ -13,6 +14,7 @@ HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 TASK_CODE = "http://hl7.org/fhir/CodeSystem/task-code"
 US_CORE_CAREPLAN_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/careplan-category"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 
 SERVICE_SYSTEM_BASE = "https://iop-referrals.example.org/fhir"
 RESOURCE_KEY_SYSTEM = f"{SERVICE_SYSTEM_BASE}/sid/resource-key"
@@ -21,6 +23,9 @@ DECLINE_REASON_SYSTEM = f"{SERVICE_SYSTEM_BASE}/CodeSystem/decline-reason"
 DISCHARGE_REASON_SYSTEM = f"{SERVICE_SYSTEM_BASE}/CodeSystem/discharge-reason"
 CANCEL_REASON_SYSTEM = f"{SERVICE_SYSTEM_BASE}/CodeSystem/cancel-reason"
 OUTPUT_TYPE_SYSTEM = f"{SERVICE_SYSTEM_BASE}/CodeSystem/task-output-type"
+# Work the program asks of the referring side; no standard Task code says "reach out to the patient".
+PROGRAM_TASK_SYSTEM = f"{SERVICE_SYSTEM_BASE}/CodeSystem/program-task"
+OUTREACH = ("outreach", "Reach out to the patient after missed sessions")
 
 # No SNOMED CT concept specific to IOP referral exists; these are the nearby referral concepts we accept.
 REFERRAL_CODES = frozenset({"390866009", "401266006", "306252003", "3457005"})
@@ -57,6 +62,15 @@ SESSION_CPT = {
     SessionKind.FAMILY: ("90847", "Family psychotherapy with patient present"),
     SessionKind.PSYCHOEDUCATION: ("90853", "Group psychotherapy (psychoeducation)"),
     SessionKind.MEDICATION_MANAGEMENT: ("99214", "Office visit, established patient (medication management)"),
+}
+
+# The score each instrument is written as (LOINC; DOMAIN.md "Measures"). C-SSRS: the screener code, its
+# display unverified, so none is sent (the instrument name goes in CodeableConcept.text).
+ASSESSMENT_LOINC: dict[Instrument, tuple[str, str | None]] = {
+    Instrument.PHQ_9: ("44261-6", "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]"),
+    Instrument.GAD_7: ("70274-6", "Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]"),
+    Instrument.AUDIT_C: ("75626-2", "Total score [AUDIT-C]"),
+    Instrument.C_SSRS: ("93373-9", None),
 }
 
 MODALITY_CLASS = {"in_person": ("AMB", "ambulatory"), "telehealth": ("VR", "virtual")}

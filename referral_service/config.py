@@ -45,6 +45,7 @@ class SourceSettings(BaseModel):
             id=self.id,
             base_url=str(self.base_url).rstrip("/"),
             timeout_seconds=timeout_seconds or self.timeout_seconds,
+            writable=dict(self.writable),
         )
 
 

@@ -23,9 +23,12 @@ with workflow.unsafe.imports_passed_through():
         WriteCarePlanInput,
         WriteCareTeamInput,
         WriteEncounterInput,
+        WriteObservationInput,
+        WriteOutreachInput,
         WriteTaskInput,
     )
-    from referral_service.domain.attendance import is_at_risk
+    from referral_service.domain.assessment import score_problem
+    from referral_service.domain.attendance import absence_streak, is_at_risk
     from referral_service.domain.careteam import TeamUnavailable, assign_team
     from referral_service.domain.deadlines import first_session_deadline
     from referral_service.domain.discharge import DischargeReason
@@ -36,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         DischargeInput,
         FollowUp,
         FollowUpInput,
+        RecordAssessmentInput,
         RecordSessionInput,
         ReferralState,
         ScreeningDecisionInput,
@@ -49,6 +53,7 @@ EHR_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=10)
 )
 DECIDABLE = frozenset({Phase.RECEIVED, Phase.SCREENING, Phase.WAITLISTED})
+ASSESSABLE = frozenset({Phase.ACCEPTED, Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT, Phase.DISCHARGED})
 ENDED = frozenset({Phase.CLOSED, Phase.DECLINED, Phase.CANCELLED, Phase.TRANSFERRED})
 
 
@@ -297,7 +302,31 @@ class ReferralWorkflow:
                 ),
             )
         self._update_risk()
+        await self._request_outreach()
         return self._s
+
+    async def _request_outreach(self) -> None:
+        """Once per absence streak that reaches the threshold: ask the referring side to reach out."""
+        streak = absence_streak(self._s.sessions)
+        if len(streak) < self._s.program.deadlines.absence_threshold:
+            return
+        key = f"{self._s.key}/outreach/{streak[0].session_id}"
+        # Referrals recorded before this change set at-risk without an outreach Task.
+        if key in self._s.writes or not workflow.patched("outreach-task"):
+            return
+        self._s.timeline.append(
+            TimelineEntry(at=workflow.now(), event="outreach requested", detail=f"{len(streak)} sessions missed")
+        )
+        await self._write(
+            WritebackActivities.write_outreach_task,
+            WriteOutreachInput(
+                key=key,
+                referral=self._s.referral,
+                program=self._s.program,
+                missed=len(streak),
+                authored_on=workflow.now(),
+            ),
+        )
 
     @record_session.validator
     def _validate_session(self, update: RecordSessionInput) -> None:
@@ -306,6 +335,43 @@ class ReferralWorkflow:
         discharge = self._s.referral.discharge
         if discharge and discharge.discharge_date and update.session.date < discharge.discharge_date:
             raise ApplicationError("a session cannot be before the hospital discharge date")
+
+    # A new update: recorded histories hold none, so its commands need no ``patched`` guard to replay.
+    @workflow.update
+    async def record_assessment(self, update: RecordAssessmentInput) -> ReferralState:
+        """Record a PHQ-9, GAD-7, AUDIT-C or C-SSRS score; it becomes an Observation in the EHR."""
+        assessment = update.assessment
+        kept = [a for a in self._s.assessments if a.assessment_id != assessment.assessment_id]
+        self._s.assessments = [*kept, assessment]
+        self._s.timeline.append(
+            TimelineEntry(
+                at=workflow.now(),
+                event="assessment recorded",
+                detail=f"{assessment.instrument} {assessment.date.isoformat()}",
+            )
+        )
+        await self._write(
+            WritebackActivities.write_observation,
+            WriteObservationInput(
+                key=f"{self._s.key}/observation/{assessment.assessment_id}",
+                referral=self._s.referral,
+                program=self._s.program,
+                assessment=assessment,
+            ),
+        )
+        return self._s
+
+    @record_assessment.validator
+    def _validate_assessment(self, update: RecordAssessmentInput) -> None:
+        if self._s.phase not in ASSESSABLE:
+            raise ApplicationError(
+                f"assessments are recorded from acceptance to discharge, not in phase {self._s.phase}"
+            )
+        problem = score_problem(update.assessment)
+        if problem is not None:
+            raise ApplicationError(problem)
+        if update.assessment.date > workflow.now().date():
+            raise ApplicationError("an assessment cannot be dated in the future")
 
     @workflow.update
     async def discharge(self, update: DischargeInput) -> ReferralState:
@@ -418,7 +484,10 @@ class ReferralWorkflow:
         if not task_mapping.can_transition(self._s.task_status, status):
             raise ApplicationError(f"Task cannot go from {self._s.task_status} to {status}", non_retryable=True)
         self._s.task_status = status
-        outputs = [w for w in self._s.writes.values() if w.resource_type in ("CarePlan", "Encounter")]
+        # DocumentReference: a plan or session note where the EHR takes no CarePlan or Encounter.
+        outputs = [
+            w for w in self._s.writes.values() if w.resource_type in ("CarePlan", "Encounter", "DocumentReference")
+        ]
         await self._write(
             WritebackActivities.write_task,
             WriteTaskInput(
@@ -459,6 +528,7 @@ class ReferralWorkflow:
                 start=self._s.treatment_start or workflow.now().date(),
                 end=end,
                 care_team=self._s.writes.get(f"{self._s.key}/careteam"),
+                assessments=[w for w in self._s.writes.values() if w.resource_type == "Observation"],
             ),
         )
 

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from referral_service.activities.writeback import EhrWrite
+from referral_service.domain.assessment import AssessmentRecord
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.careteam import CareTeamAssignment
 from referral_service.domain.discharge import DeclineReason, Discharge
@@ -47,6 +48,9 @@ class ReferralState(BaseModel):
     team: CareTeamAssignment | None = None
     team_history: list[CareTeamAssignment] = Field(default_factory=list)
     sessions: list[SessionRecord] = Field(default_factory=list)
+    # PHQ-9 / GAD-7 / AUDIT-C / C-SSRS scores in the order recorded (one per assessment_id); each is an
+    # Observation in the EHR under the write key "<key>/observation/<assessment_id>".
+    assessments: list[AssessmentRecord] = Field(default_factory=list)
     discharge: Discharge | None = None
     follow_ups: list[FollowUp] = Field(default_factory=list)
     task_status: str = "requested"
@@ -83,6 +87,10 @@ class ScreeningDecisionInput(BaseModel):
 
 class RecordSessionInput(BaseModel):
     session: SessionRecord
+
+
+class RecordAssessmentInput(BaseModel):
+    assessment: AssessmentRecord
 
 
 class DischargeInput(BaseModel):

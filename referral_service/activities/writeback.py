@@ -3,6 +3,9 @@
 Each write is a conditional update on the resource's business identifier
 (``PUT Type?identifier=<system>|<key>``), so a retried activity or a replayed workflow finds and updates
 what an earlier try wrote instead of making a duplicate.
+
+A CarePlan or Encounter the EHR does not accept (its CapabilityStatement, read once per source, or the
+source's ``writable`` override) is written as a DocumentReference note instead, never dropped.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from fhir_mappings import careplan, careteam, encounter, task
+from fhir_mappings import capability, careplan, careteam, document, encounter, observation, outreach, task
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
+from referral_service.domain.assessment import AssessmentRecord
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.careteam import CareTeamAssignment
 from referral_service.domain.program import Program
@@ -65,10 +69,20 @@ class WriteCarePlanInput(WriteInput):
     end: date | None = None  # None: the planned end (program length, or the last follow-up)
     care_team: EhrWrite | None = None
     follow_up_days: list[int] = Field(default_factory=list)
+    assessments: list[EhrWrite] = Field(default_factory=list)  # Observations the treatment plan lists
 
 
 class WriteEncounterInput(WriteInput):
     session: SessionRecord
+
+
+class WriteObservationInput(WriteInput):
+    assessment: AssessmentRecord
+
+
+class WriteOutreachInput(WriteInput):
+    missed: int
+    authored_on: datetime
 
 
 class WritebackActivities:
@@ -76,9 +90,17 @@ class WritebackActivities:
 
     def __init__(self, clients: Mapping[str, FhirClient]) -> None:
         self._clients = clients
+        self._updatable: dict[str, frozenset[str]] = {}  # per source id, from its CapabilityStatement
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.write_task, self.write_care_team, self.write_care_plan, self.write_encounter]
+        return [
+            self.write_task,
+            self.write_care_team,
+            self.write_care_plan,
+            self.write_encounter,
+            self.write_observation,
+            self.write_outreach_task,
+        ]
 
     @activity.defn
     async def write_task(self, request: WriteTaskInput) -> EhrWrite:
@@ -133,6 +155,7 @@ class WritebackActivities:
                 start=request.start,
                 end=request.end,
                 care_team=care_team,
+                assessments=[w.ref() for w in request.assessments],
             )
         return await self._upsert(request, resource)
 
@@ -148,6 +171,25 @@ class WritebackActivities:
             ),
         )
 
+    @activity.defn
+    async def write_observation(self, request: WriteObservationInput) -> EhrWrite:
+        return await self._upsert(
+            request, observation.assessment_observation(request.referral, request.assessment, key=request.key)
+        )
+
+    @activity.defn
+    async def write_outreach_task(self, request: WriteOutreachInput) -> EhrWrite:
+        return await self._upsert(
+            request,
+            outreach.outreach_task(
+                request.referral,
+                key=request.key,
+                requester=request.program.organization,
+                missed=request.missed,
+                authored_on=request.authored_on,
+            ),
+        )
+
     async def _upsert(self, request: WriteInput, resource: dict[str, Any]) -> EhrWrite:
         client = self._clients.get(request.referral.source_id)
         if client is None:
@@ -156,11 +198,14 @@ class WritebackActivities:
                 type="UnknownSource",
                 non_retryable=True,
             )
+        if resource["resourceType"] in document.NOTE_TYPE and not await self._writable(
+            client, resource["resourceType"]
+        ):
+            resource = document.note_instead(request.referral, resource, key=request.key)
         try:
             result = await client.update_conditional(resource, f"identifier={RESOURCE_KEY_SYSTEM}|{request.key}")
         except FhirError as error:
-            # Transient and conflict errors are retried by Temporal; the rest would fail the same way again.
-            raise ApplicationError(str(error), type=type(error).__name__, non_retryable=not error.retryable) from None
+            raise _activity_error(error) from None
         return EhrWrite(
             key=request.key,
             resource_type=result.resource_type,
@@ -168,3 +213,21 @@ class WritebackActivities:
             version=result.version,
             created=result.created,
         )
+
+    async def _writable(self, client: FhirClient, resource_type: str) -> bool:
+        """The source's override if it has one, else whether its CapabilityStatement offers ``update``."""
+        override = client.source.writable.get(resource_type)
+        if override is not None:
+            return override
+        if client.source.id not in self._updatable:
+            try:
+                statement = await client.capabilities()
+            except FhirError as error:
+                raise _activity_error(error) from None
+            self._updatable[client.source.id] = capability.updatable_types(statement)
+        return resource_type in self._updatable[client.source.id]
+
+
+def _activity_error(error: FhirError) -> ApplicationError:
+    # Transient and conflict errors are retried by Temporal; the rest would fail the same way again.
+    return ApplicationError(str(error), type=type(error).__name__, non_retryable=not error.retryable)

@@ -30,6 +30,8 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/referrals/{key}"): STAFF,
     ("POST", "/api/referrals/{key}/decision"): SCREENERS,
     ("POST", "/api/referrals/{key}/sessions"): CARE,
+    ("POST", "/api/groups/{group}/sessions"): CARE,
+    ("POST", "/api/referrals/{key}/assessments"): CARE,
     ("POST", "/api/referrals/{key}/discharge"): CARE,
     ("POST", "/api/referrals/{key}/follow-ups"): CARE,
     ("POST", "/api/referrals/{key}/cancel"): CARE,

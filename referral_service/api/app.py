@@ -13,6 +13,7 @@ from referral_service.api import (
     codec_routes,
     dashboard,
     fhir_routes,
+    group_routes,
     health_routes,
     measures_routes,
     referral_routes,
@@ -32,6 +33,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     subscription_routes.router,
     referral_routes.router,
     measures_routes.router,
+    group_routes.router,
     dashboard.router,
     codec_routes.router,
 )

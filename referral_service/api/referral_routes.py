@@ -19,6 +19,7 @@ from workflows.referral_types import (
     CancelInput,
     DischargeInput,
     FollowUpInput,
+    RecordAssessmentInput,
     RecordSessionInput,
     ReferralState,
     ScreeningDecisionInput,
@@ -143,6 +144,14 @@ async def decide(key: str, body: ScreeningDecisionInput, services: StateDep) -> 
 async def record_session(key: str, body: RecordSessionInput, services: StateDep) -> ReferralState:
     """Record a session (attended or missed); an attended one is written to the EHR as an Encounter."""
     return await run_update(services, key, ReferralWorkflow.record_session, body)
+
+
+@router.post("/{key}/assessments")
+async def record_assessment(key: str, body: RecordAssessmentInput, services: StateDep) -> ReferralState:
+    """Record an assessment score (PHQ-9, GAD-7, AUDIT-C, C-SSRS); it is written to the EHR as an Observation.
+    The same ``assessment_id`` again replaces it (same Observation); a score out of the instrument's range, a
+    date in the future or a referral not between acceptance and discharge answers 409 saying which."""
+    return await run_update(services, key, ReferralWorkflow.record_assessment, body)
 
 
 @router.post("/{key}/discharge")

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import date, time
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from referral_service.domain.program import SessionKind
 from referral_service.domain.referral import Frozen
@@ -22,6 +22,24 @@ class SessionRecord(Frozen):
     attended: bool
     modality: Literal["in_person", "telehealth"] = "in_person"
     staff_id: str | None = None
+    late: bool = False  # attended, but late
+    excused: bool = False  # missed with an excuse: not an absence in the streak that puts a referral at risk
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SessionRecord:
+        if self.late and not self.attended:
+            raise ValueError("a late arrival is an attended session")
+        if self.excused and self.attended:
+            raise ValueError("only a missed session can be excused")
+        return self
+
+
+AttendanceStatus = Literal["attended", "absent", "excused", "late"]
+
+
+def attendance_flags(status: AttendanceStatus) -> dict[str, bool]:
+    """``SessionRecord`` fields for a roster's attendance status."""
+    return {"attended": status in ("attended", "late"), "late": status == "late", "excused": status == "excused"}
 
 
 def iso_week(day: date) -> str:
@@ -44,12 +62,17 @@ def weeks_meeting_minimum(sessions: Iterable[SessionRecord], minimum_hours: floa
     return sum(1 for h in hours.values() if h >= minimum_hours), len(hours)
 
 
-def consecutive_absences(sessions: Iterable[SessionRecord]) -> int:
-    """Missed sessions since the last attended one, in session order."""
-    count = 0
+def absence_streak(sessions: Iterable[SessionRecord]) -> list[SessionRecord]:
+    """Unexcused missed sessions since the last attended one, in session order (excused ones are skipped)."""
+    streak: list[SessionRecord] = []
     for session in sorted(sessions, key=lambda s: (s.date, s.start_time)):
-        count = 0 if session.attended else count + 1
-    return count
+        if not session.excused:
+            streak = [] if session.attended else [*streak, session]
+    return streak
+
+
+def consecutive_absences(sessions: Iterable[SessionRecord]) -> int:
+    return len(absence_streak(sessions))
 
 
 def is_at_risk(sessions: Iterable[SessionRecord], threshold: int) -> bool:

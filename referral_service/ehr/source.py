@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -13,13 +14,15 @@ class SourceConfig:
 
     ``auth`` is the hook for credentials: ``None`` for the HAPI test server; a production EHR plugs in an
     ``httpx.Auth`` that performs SMART Backend Services (client-credentials with a signed JWT) here.
-    ``base_url`` must be an absolute http(s) URL; a trailing slash is removed.
+    ``base_url`` must be an absolute http(s) URL; a trailing slash is removed. ``writable`` overrides what
+    the server's CapabilityStatement says it accepts, by resource type (e.g. ``{"CarePlan": False}``).
     """
 
     id: str
     base_url: str
     timeout_seconds: float = 30.0
     auth: httpx.Auth | None = field(default=None, repr=False, compare=False)
+    writable: Mapping[str, bool] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if not self.id.strip():

@@ -13,9 +13,13 @@ from typing import Any
 
 from fhir_mappings.careplan import aftercare_plan, treatment_plan
 from fhir_mappings.careteam import care_team
+from fhir_mappings.document import note_instead
 from fhir_mappings.encounter import session_encounter
+from fhir_mappings.observation import assessment_observation
+from fhir_mappings.outreach import outreach_task
 from fhir_mappings.referral_in import referral_from_fhir
 from fhir_mappings.task import referral_task
+from referral_service.domain.assessment import AssessmentRecord, Instrument
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.careteam import assign_team
 from referral_service.domain.program import Program, SessionKind
@@ -57,6 +61,20 @@ def mapped_resources(member: CastMember, program: Program, referral: Referral) -
     team = assign_team(program, member.track_id, {})
     team_ref = ResourceRef(resource_type="CareTeam", id="careteam-1")
     session = SessionRecord(session_id="s1", date=START, kind=SessionKind.GROUP, minutes=180, attended=True)
+    phq9 = AssessmentRecord(assessment_id="a1", instrument=Instrument.PHQ_9, score=14, date=START)
+    plan = treatment_plan(
+        referral,
+        program.track(member.track_id),
+        key=f"{key}/careplan",
+        status="active",
+        start=START,
+        care_team=team_ref,
+        assessments=[ResourceRef(resource_type="Observation", id="obs-1")],
+    )
+    aftercare = aftercare_plan(
+        referral, key=f"{key}/aftercare-plan", start=START, follow_up_days=[7, 30], care_team=team_ref
+    )
+    visit = session_encounter(referral, session, key=f"{key}/encounter/s1", organization=org)
     return {
         "task-received": referral_task(
             referral,
@@ -90,17 +108,15 @@ def mapped_resources(member: CastMember, program: Program, referral: Referral) -
                 ResourceRef(resource_type="Encounter", id="enc-1"),
             ],
         ),
+        "task-outreach": outreach_task(
+            referral, key=f"{key}/outreach/s2", requester=org, missed=2, authored_on=RECEIVED
+        ),
         "careteam": care_team(referral, team, key=f"{key}/careteam", organization=org, active=True, start=START),
-        "careplan": treatment_plan(
-            referral,
-            program.track(member.track_id),
-            key=f"{key}/careplan",
-            status="active",
-            start=START,
-            care_team=team_ref,
-        ),
-        "aftercare-plan": aftercare_plan(
-            referral, key=f"{key}/aftercare-plan", start=START, follow_up_days=[7, 30], care_team=team_ref
-        ),
-        "encounter": session_encounter(referral, session, key=f"{key}/encounter/s1", organization=org),
+        "careplan": plan,
+        "careplan-note": note_instead(referral, plan, key=f"{key}/careplan"),
+        "aftercare-plan": aftercare,
+        "aftercare-plan-note": note_instead(referral, aftercare, key=f"{key}/aftercare-plan"),
+        "encounter": visit,
+        "encounter-note": note_instead(referral, visit, key=f"{key}/encounter/s1"),
+        "observation-phq9": assessment_observation(referral, phq9, key=f"{key}/observation/a1"),
     }

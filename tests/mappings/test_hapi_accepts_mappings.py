@@ -14,8 +14,14 @@ from referral_service.domain.program import Program
 from referral_service.ehr.client import FhirClient
 from tests.mappings.cast import CAST, CastMember, mapped_resources, referral_of, submission
 
-# The ids the cast's outputs point at (Task.output, CarePlan.careTeam): written first, under those ids.
-TARGETS = {"careteam": "CareTeam/careteam-1", "careplan": "CarePlan/plan-1", "encounter": "Encounter/enc-1"}
+# The ids the cast's outputs point at (Task.output, CarePlan.careTeam and .supportingInfo): written first,
+# under those ids, in this order.
+TARGETS = {
+    "careteam": "CareTeam/careteam-1",
+    "observation-phq9": "Observation/obs-1",
+    "careplan": "CarePlan/plan-1",
+    "encounter": "Encounter/enc-1",
+}
 
 
 def _as_transaction(payload: dict[str, Any], base_url: str) -> dict[str, Any] | None:

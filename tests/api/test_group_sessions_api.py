@@ -1,0 +1,107 @@
+"""A group's roster recorded at once (``POST /api/groups/{group}/sessions``): each referral gets its session,
+one refusal does not stop the others, and the same roster again changes nothing.
+
+Real uvicorn API, a real worker on the time-skipping Temporal server, the real HAPI server read back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from temporalio.service import RPCError
+
+from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
+from referral_service.domain.referral import Identifier, referral_key
+from tests.api_server import running_api
+from tests.conftest import HAPI_SOURCE_ID
+from tests.referrals import referral_bundle
+
+FHIR_JSON = {"Content-Type": "application/fhir+json"}
+STARTED: list[str] = []  # referrals this module's current test submitted
+
+
+@pytest.fixture
+async def api(time_skipping_env, hapi_base_url, hapi_client) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        running_api(time_skipping_env, hapi_base_url, hapi_client, queue_prefix="groups") as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=60) as client,
+    ):
+        yield client
+        # A referral left waiting once its worker is gone would hold the time-skipping clock for later tests.
+        for key in STARTED:
+            with contextlib.suppress(RPCError):
+                await time_skipping_env.client.get_workflow_handle(key).terminate("test ended")
+        STARTED.clear()
+
+
+async def submitted_referral(api: httpx.AsyncClient) -> str:
+    bundle = referral_bundle("ada-testpatient-adult-inpatient")
+    [request] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest"]
+    placer = request["identifier"][0]
+    submitted = await api.post("/fhir", content=json.dumps(bundle).encode(), headers=FHIR_JSON)
+    assert submitted.status_code == 201, submitted.text
+    key = referral_key(HAPI_SOURCE_ID, Identifier(system=placer["system"], value=placer["value"]))
+    STARTED.append(key)
+    return key
+
+
+async def test_a_roster_is_recorded_per_referral_and_again_changes_nothing(api, time_skipping_env, hapi_client):
+    present, missing, unscreened = [await submitted_referral(api) for _ in range(3)]
+    for key in (present, missing):
+        accepted = await api.post(f"/api/referrals/{key}/decision", json={"decision": "accept", "track_id": "adult-mh"})
+        assert accepted.status_code == 200, accepted.text
+    day = (await time_skipping_env.get_current_time()).date()
+    roster = {
+        "date": str(day),
+        "kind": "group",
+        "minutes": 180,
+        "entries": [
+            {"referral_id": present, "status": "late", "minutes": 150},
+            {"referral_id": missing, "status": "absent"},
+            {"referral_id": unscreened, "status": "attended"},
+        ],
+    }
+
+    first = await api.post("/api/groups/dbt-skills/sessions", json=roster)
+    again = await api.post("/api/groups/dbt-skills/sessions", json=roster)
+
+    assert (first.status_code, again.status_code) == (207, 207), first.text
+    assert first.json() == again.json()
+    assert first.json()["session_id"] == f"dbt-skills-{day}"
+    results = {r["referral_id"]: r for r in first.json()["results"]}
+    assert (results[present]["ok"], results[present]["phase"], results[present]["at_risk"]) == (
+        True,
+        "in_treatment",
+        False,
+    )
+    assert (results[missing]["ok"], results[missing]["phase"]) == (True, "intake_scheduled")
+    assert (results[unscreened]["ok"], results[unscreened]["status"]) == (False, 409)
+    assert "not in phase screening" in results[unscreened]["error"]
+
+    attended = (await api.get(f"/api/referrals/{present}")).json()["sessions"]
+    assert [(s["session_id"], s["minutes"], s["attended"], s["late"]) for s in attended] == [
+        (f"dbt-skills-{day}", 150, True, True)
+    ]
+    [encounter] = await hapi_client.search(
+        "Encounter", {"identifier": f"{RESOURCE_KEY_SYSTEM}|{present}/encounter/dbt-skills-{day}"}
+    )
+    assert encounter["meta"]["versionId"] == "1"  # the repeat rewrote nothing
+    assert (
+        await hapi_client.search(
+            "Encounter", {"identifier": f"{RESOURCE_KEY_SYSTEM}|{missing}/encounter/dbt-skills-{day}"}
+        )
+        == []
+    )
+
+    next_day = {**roster, "date": str(day + timedelta(days=1)), "entries": roster["entries"][:2]}
+    everyone = await api.post("/api/groups/dbt-skills/sessions", json={**next_day, "track_id": "adult-mh"})
+    assert everyone.status_code == 200, everyone.text
+    assert all(r["ok"] for r in everyone.json()["results"])
+    wrong_track = await api.post("/api/groups/sud-evening/sessions", json={**next_day, "track_id": "sud"})
+    assert wrong_track.status_code == 207
+    assert [r["error"] for r in wrong_track.json()["results"]] == ["this referral is on track adult-mh, not sud"] * 2
