@@ -392,6 +392,12 @@ class ReferralWorkflow:
         self._require_transition(
             Phase.TRANSFERRED if update.discharge.reason == DischargeReason.TRANSFERRED else Phase.DISCHARGED
         )
+        start = self._s.treatment_start
+        if start is not None and update.discharge.date < start:  # the plan's period would end before it began
+            raise ApplicationError(
+                f"the discharge date {update.discharge.date.isoformat()} is before the program started"
+                f" ({start.isoformat()})"
+            )
 
     @workflow.update
     async def record_follow_up(self, update: FollowUpInput) -> ReferralState:

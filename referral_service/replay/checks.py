@@ -28,6 +28,8 @@ WRITTEN = (
     Written("care_plan", "CarePlan", lambda _: ["careplan"]),
     Written("aftercare_plan", "CarePlan", lambda _: ["aftercare-plan"]),
     Written("encounters", "Encounter", lambda sessions: [f"encounter/{s}" for s in sessions], single=False),
+    Written("care_plan_note", "DocumentReference", lambda _: ["careplan"]),
+    Written("aftercare_plan_note", "DocumentReference", lambda _: ["aftercare-plan"]),
 )
 _PER_SEARCH = 25
 _FIELDS: dict[str, Callable[[dict[str, Any]], object]] = {

@@ -108,12 +108,13 @@ async def replay(
 ) -> list[ScenarioResult]:
     """Replay each (file, scenario) in turn with one worker; a result per scenario, failures spelled out."""
     recorder = _Recorder()
-    sources = sorted({scenario.referral.source for _, scenario in scenarios})
+    writable = _writable_by_source(scenarios)
     clients = {
         source: FhirClient(
-            SourceConfig(id=source, base_url=fhir_url, timeout_seconds=REQUEST_TIMEOUT_S), observer=recorder
+            SourceConfig(id=source, base_url=fhir_url, timeout_seconds=REQUEST_TIMEOUT_S, writable=overrides),
+            observer=recorder,
         )
-        for source in sources
+        for source, overrides in writable.items()
     }
     shared = _Shared(env, program, f"replay-{run_id}", run_id, progress, recorder)
     results = []
@@ -316,3 +317,13 @@ def _describe(step: Step) -> str:
         case Cancel():
             return f"cancelled by the referrer: {step.reason}"
     return step.do
+
+
+def _writable_by_source(scenarios: Sequence[tuple[str, Scenario]]) -> dict[str, dict[str, bool]]:
+    """Each source's capability overrides; one worker serves every scenario, so they must agree per source."""
+    by_source: dict[str, dict[str, bool]] = {}
+    for file, scenario in scenarios:
+        spec = scenario.referral
+        if by_source.setdefault(spec.source, spec.writable) != spec.writable:
+            raise ScenarioError(f"{file}: source {spec.source!r} has other writable overrides in another scenario")
+    return by_source

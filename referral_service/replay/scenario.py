@@ -37,6 +37,9 @@ class ReferralSpec(_Strict):
     source: str = Field(default="hapi-test", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     # The story's dates move so the hospital discharge falls on this day of the replay (0: the day received).
     hospital_discharge_day: int = Field(default=0, ge=-30, le=1)
+    # The source's capability overrides, as in the sources file (e.g. {CarePlan = false} for an EHR whose
+    # CarePlan is read-only): scenarios sharing a source must agree on them.
+    writable: dict[str, bool] = Field(default_factory=dict)
 
 
 class _Event(_Strict):
@@ -144,10 +147,13 @@ class Checkpoint(_Strict):
     care_plan: ResourceCheck | None = None
     aftercare_plan: ResourceCheck | None = None
     encounters: ResourceCheck | None = None
+    # DocumentReference notes written instead of plans an EHR does not take.
+    care_plan_note: ResourceCheck | None = None
+    aftercare_plan_note: ResourceCheck | None = None
 
     @model_validator(mode="after")
     def _task_only_fields(self) -> Checkpoint:
-        for name in ("care_team", "care_plan", "aftercare_plan", "encounters"):
+        for name in ("care_team", "care_plan", "aftercare_plan", "encounters", "care_plan_note", "aftercare_plan_note"):
             check: ResourceCheck | None = getattr(self, name)
             if check is not None and (check.business_status or check.status_reason):
                 raise ValueError(f"{name}: business_status and status_reason are Task fields")

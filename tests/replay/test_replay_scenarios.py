@@ -36,7 +36,7 @@ async def test_every_shipped_scenario_meets_its_expectations(
     logged = capfd.readouterr()
 
     assert code == EXIT_OK, out
-    assert "7 scenarios, 7 passed, 0 failed" in out
+    assert "8 scenarios, 8 passed, 0 failed" in out
     assert "UNMET" not in out
     # Every write is reported with its resource id and version, and progress went to stderr.
     assert "PUT  [base]/CarePlan?identifier=" in out
@@ -47,6 +47,7 @@ async def test_every_shipped_scenario_meets_its_expectations(
     assert phases == {
         "adolescent-php-iop": "closed",
         "adult-step-down": "closed",
+        "careplan-read-only": "closed",
         "referrer-cancel": "cancelled",
         "co-occurring-transfer": "transferred",
         "decline-capacity": "declined",
@@ -60,7 +61,8 @@ async def test_every_shipped_scenario_meets_its_expectations(
     bundle = json.loads(report.with_name("run.bundle.json").read_text())
     assert bundle["type"] == "transaction"
     types = [entry["resource"]["resourceType"] for entry in bundle["entry"]]
-    assert types.count("Encounter") == 35 + 30 + 9 + 9 + 6 + 6  # every attended session, once
+    assert types.count("Encounter") == 35 + 30 + 12 + 9 + 9 + 6 + 6  # every attended session, once
+    assert types.count("DocumentReference") == 2  # the read-only-CarePlan EHR's plan and aftercare notes
     assert [entry for entry in bundle["entry"] if "id" in entry["resource"] or "meta" in entry["resource"]] == []
     assert [word for word in PATIENT_DATA if word in out or word in err] == []
     # Nothing about the patients in any log line, nor in the raw bytes Temporal stores for each referral

@@ -99,6 +99,17 @@ async def test_impossible_moves_are_rejected_with_a_clear_message(time_skipping_
             DischargeInput(discharge=Discharge(reason=DischargeReason.COMPLETED, date=date(2026, 12, 1))),
         )
     assert "cannot go from screening to discharged" in str(discharge.value.cause)
+    accepted = await handle.execute_update(
+        ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh")
+    )
+    assert accepted.treatment_start is not None
+    before_start = accepted.treatment_start - timedelta(days=1)
+    with pytest.raises(WorkflowUpdateFailedError) as backdated:
+        await handle.execute_update(
+            ReferralWorkflow.discharge,
+            DischargeInput(discharge=Discharge(reason=DischargeReason.COMPLETED, date=before_start)),
+        )
+    assert "is before the program started" in str(backdated.value.cause)
     await handle.signal(ReferralWorkflow.cancel, CancelInput())
     assert (await handle.result()).phase == Phase.CANCELLED
 
