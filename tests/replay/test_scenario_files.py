@@ -53,6 +53,7 @@ def test_every_shipped_scenario_is_valid_and_covers_the_stories() -> None:
         "decline-capacity",
         "waitlist-accept",
         "referrer-cancel",
+        "careplan-read-only",
     }
 
 
