@@ -77,6 +77,11 @@ async def test_mark_a_tracks_roster_in_one_form_and_see_each_session_on_the_refe
         "data-status", "absent"
     )
 
+    await page.set_viewport_size({"width": 390, "height": 844})  # a narrow window: nothing scrolls sideways
+    for path in (f"/referrals/{missing}", f"/groups?track={TRACK}&date={session_day.isoformat()}"):
+        await page.goto(api_url + path)
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), path
+
     async with httpx.AsyncClient(base_url=api_url, timeout=60) as http:
         for key, attended in ((present, True), (missing, False)):
             snapshot = (await http.get(f"/api/referrals/{key}")).json()
