@@ -41,6 +41,11 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/measures"): STAFF,
     ("POST", "/referrals/{key}/decision"): SCREENERS,
     ("GET", "/referrals/{key}"): STAFF,
+    ("POST", "/referrals/{key}/assessments"): CARE,
+    ("POST", "/referrals/{key}/discharge"): CARE,
+    ("POST", "/referrals/{key}/cancel"): CARE,
+    ("GET", "/groups"): STAFF,
+    ("POST", "/groups"): CARE,
     ("POST", "/codec/decode"): ADMINS,
     ("POST", "/codec/encode"): ADMINS,
 }

@@ -64,6 +64,13 @@ async def record_group_session(
     """Record one group session for its whole roster. The session id is ``<group>-<date>``, so sending the
     same roster again replaces each record with itself and changes nothing. Answers 200 when every referral
     took it, else 207 (Multi-Status) with the same body: each referral's result says what happened to it."""
+    answer = await record_roster(services, group, body)
+    status = 200 if all(result.ok for result in answer.results) else 207
+    return JSONResponse(answer.model_dump(mode="json"), status_code=status)
+
+
+async def record_roster(services: AppState, group: str, body: GroupSessionInput) -> GroupSessionResult:
+    """One ``record_session`` update per roster entry (also the dashboard's group attendance form)."""
     session_id = f"{group}-{body.date.isoformat()}"
     limit = asyncio.Semaphore(CONCURRENT_UPDATES)
 
@@ -72,9 +79,7 @@ async def record_group_session(
             return await _record(services, session_id, body, entry)
 
     results = list(await asyncio.gather(*(one(entry) for entry in body.entries)))
-    answer = GroupSessionResult(session_id=session_id, results=results)
-    status = 200 if all(result.ok for result in results) else 207
-    return JSONResponse(answer.model_dump(mode="json"), status_code=status)
+    return GroupSessionResult(session_id=session_id, results=results)
 
 
 async def _record(services: AppState, session_id: str, body: GroupSessionInput, entry: RosterEntry) -> RosterResult:

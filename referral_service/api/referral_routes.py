@@ -167,11 +167,16 @@ async def record_follow_up(key: str, body: FollowUpInput, services: StateDep) ->
 @router.post("/{key}/cancel", status_code=202)
 async def cancel(key: str, body: CancelInput, services: StateDep) -> dict[str, str]:
     """Cancel (a signal: accepted at once, applied by the workflow)."""
+    await send_cancel(services, key, body)
+    return {"status": "accepted"}
+
+
+async def send_cancel(services: AppState, key: str, body: CancelInput) -> None:
+    """The ``cancel`` signal (also the dashboard's cancel form); HTTPException 404 or 503 when not delivered."""
     try:
         await _handle(services, key).signal(ReferralWorkflow.cancel, body)
     except RPCError as error:
         raise _http_error(error) from None
-    return {"status": "accepted"}
 
 
 def _handle(services: AppState, key: str) -> WorkflowHandle[Any, Any]:

@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from referral_service.api.dashboard.routes import _templates
-from referral_service.api.dashboard.views import countdown, weekly_chart
+from referral_service.api.dashboard.views import assessment_chart, countdown, weekly_chart
+from referral_service.domain.assessment import AssessmentRecord, Instrument
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.program import SessionKind
 
@@ -63,3 +64,23 @@ def test_templates_escape_what_they_show():
     assert "<script>alert(1)" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;b&gt;no&lt;/b&gt;" in html
+
+
+def test_assessment_chart_has_one_line_per_instrument_on_a_shared_date_axis():
+    day = date(2026, 11, 2)
+    scores = [
+        AssessmentRecord(assessment_id="b", instrument=Instrument.PHQ_9, score=9, date=day + timedelta(days=10)),
+        AssessmentRecord(assessment_id="a", instrument=Instrument.PHQ_9, score=27, date=day),
+        AssessmentRecord(assessment_id="c", instrument=Instrument.GAD_7, score=0, date=day + timedelta(days=5)),
+    ]
+    chart = assessment_chart(scores)
+    assert chart is not None
+    assert (chart.first, chart.last) == (day, day + timedelta(days=10))
+    phq, gad = chart.series
+    assert [(p.date, p.score) for p in phq.points] == [(day, 27), (day + timedelta(days=10), 9)]
+    assert (phq.points[0].x, phq.points[1].x) == (chart.left, chart.right_x)  # first and last date at the edges
+    assert phq.points[0].y == 16  # the top of the range is the top of the plot
+    assert gad.points[0].y == chart.plot_bottom  # 0 is the bottom
+    assert gad.points[0].x == (chart.left + chart.right_x) / 2  # day 5 of 10
+    assert (phq.ticks[0][0], phq.ticks[-1][0], gad.ticks[-1][0]) == (0, 27, 21)
+    assert assessment_chart([]) is None

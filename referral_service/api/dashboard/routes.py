@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,15 @@ from pydantic import ValidationError
 from referral_service.api.dashboard.views import (
     CaseloadFilters,
     CaseloadRow,
+    assessment_chart,
     count_matrix,
     countdown,
     follow_up_chart,
     percent_text,
     weekly_chart,
 )
-from referral_service.api.deps import StateDep
+from referral_service.api.deps import AppState, StateDep
+from referral_service.api.group_routes import GroupSessionInput, GroupSessionResult, RosterEntry, record_roster
 from referral_service.api.measures_routes import default_period, measure
 from referral_service.api.referral_routes import (
     ReferralSummary,
@@ -37,12 +40,20 @@ from referral_service.api.referral_routes import (
     read_snapshot,
     read_snapshots,
     run_update,
+    send_cancel,
 )
-from referral_service.domain.discharge import DeclineReason
+from referral_service.domain.assessment import AssessmentRecord, Instrument
+from referral_service.domain.discharge import DeclineReason, Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase
-from referral_service.domain.program import StaffMember, StaffRole
-from workflows.referral import ReferralWorkflow
-from workflows.referral_types import ReferralState, ScreeningDecisionInput
+from referral_service.domain.program import LevelOfCare, SessionKind, StaffMember, StaffRole, Track
+from workflows.referral import ASSESSABLE, ENDED, ReferralWorkflow
+from workflows.referral_types import (
+    CancelInput,
+    DischargeInput,
+    RecordAssessmentInput,
+    ReferralState,
+    ScreeningDecisionInput,
+)
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -57,6 +68,12 @@ CASELOAD_PHASES = (
     Phase.AFTERCARE,
 )
 CASELOAD_LIMIT = 1000
+# Which forms the referral page offers (the workflow still decides, and its refusal is shown).
+DISCHARGEABLE = (Phase.ACCEPTED, Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT)
+NOT_CANCELLABLE = ENDED | {Phase.DISCHARGED, Phase.AFTERCARE}  # discharged: the referral is the program's now
+# A group session's roster: referrals on the track that are expected in the room.
+ROSTER_PHASES = (Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT)
+ATTENDANCE_STATUSES = ("attended", "absent", "excused", "late")
 _FLASH_COOKIE = "iop_dashboard_flash"
 _FORM_LIMIT = 4096
 
@@ -152,6 +169,142 @@ async def referral_page(key: str, request: Request, services: StateDep) -> Respo
         writes=sorted(state.writes.values(), key=lambda w: (w.resource_type, w.id)),
         workflow_url=workflow_url,
         deadline=countdown(state.next_deadline, datetime.now(UTC)),
+        scores=assessment_chart(state.assessments),
+        may_assess=state.phase in ASSESSABLE,
+        may_discharge=state.phase in DISCHARGEABLE,
+        may_cancel=state.phase not in NOT_CANCELLABLE,
+        instruments=list(Instrument),
+        discharge_reasons=[(reason.value, reason.value.replace("_", " ")) for reason in DischargeReason],
+        today=datetime.now(UTC).date(),
+    )
+
+
+@router.post("/referrals/{key}/assessments")
+async def record_assessment(key: str, request: Request, services: StateDep) -> Response:
+    """The referral page's assessment form: the ``record_assessment`` update. One instrument a day per referral:
+    recording it again the same day replaces the score (same assessment id, same Observation)."""
+    _same_origin(request)
+    form = await _form(request)
+    back = f"/referrals/{quote(key, safe='')}"
+    try:
+        instrument = Instrument(form.get("instrument", ""))
+        day = date.fromisoformat(form.get("date", ""))
+        assessment = AssessmentRecord(
+            assessment_id=f"{instrument.value}-{day.isoformat()}",
+            instrument=instrument,
+            score=int(form.get("score", "")),
+            date=day,
+        )
+    except ValueError:  # ValidationError is one: a bad instrument, date or score
+        return _redirect(back, "error", "an assessment needs an instrument, a whole-number score and a date")
+    try:
+        await run_update(
+            services, key, ReferralWorkflow.record_assessment, RecordAssessmentInput(assessment=assessment)
+        )
+    except HTTPException as refused:
+        return _redirect(back, "error", f"{instrument.value} not recorded: {refused.detail}")
+    return _redirect(back, "notice", f"{instrument.value} {assessment.score} on {day.isoformat()} recorded")
+
+
+@router.post("/referrals/{key}/discharge")
+async def discharge(key: str, request: Request, services: StateDep) -> Response:
+    """The referral page's discharge form: the ``discharge`` update with a coded reason (and, for a transfer,
+    the level of care the patient goes to)."""
+    _same_origin(request)
+    form = await _form(request)
+    back = f"/referrals/{quote(key, safe='')}"
+    try:
+        level = form.get("destination_level", "").strip()
+        destination = LevelOfCare(framework=form.get("destination_framework", "ASAM"), level=level) if level else None
+        body = DischargeInput(
+            discharge=Discharge(
+                reason=DischargeReason(form.get("reason", "")),
+                date=date.fromisoformat(form.get("date", "")),
+                destination_level=destination,
+                note=form.get("note", ""),
+            )
+        )
+    except ValueError:
+        return _redirect(back, "error", "a discharge needs a coded reason and a date")
+    try:
+        state = await run_update(services, key, ReferralWorkflow.discharge, body)
+    except HTTPException as refused:
+        return _redirect(back, "error", f"not discharged: {refused.detail}")
+    return _redirect(back, "notice", f"discharged ({body.discharge.reason.value}); phase is now {state.phase}")
+
+
+@router.post("/referrals/{key}/cancel")
+async def cancel(key: str, request: Request, services: StateDep) -> Response:
+    """The referral page's cancel form: the ``cancel`` signal (the workflow applies it a moment later)."""
+    _same_origin(request)
+    form = await _form(request)
+    back = f"/referrals/{quote(key, safe='')}"
+    try:
+        body = CancelInput(reason=form.get("reason", "").strip())
+    except ValidationError:
+        return _redirect(back, "error", "a cancellation needs a reason (one line of text)")
+    try:
+        await send_cancel(services, key, body)
+    except HTTPException as refused:
+        return _redirect(back, "error", f"not cancelled: {refused.detail}")
+    return _redirect(back, "notice", "cancellation sent; the phase changes once the workflow applies it")
+
+
+@router.get("/groups", response_class=HTMLResponse)
+async def groups(request: Request, services: StateDep) -> Response:
+    """Pick a group session (track, date, kind, minutes); the roster of that track to mark in one form."""
+    chosen = _session_choice(request.query_params, services.program.tracks)
+    roster: list[ReferralState] = []
+    error = None
+    if chosen["track"]:
+        roster, error = await _roster(services, chosen["track"])
+    return _page(
+        request,
+        "groups.html",
+        title="Group attendance",
+        roster=roster,
+        results=None,
+        list_error=error,
+        **_group_context(services, chosen),
+    )
+
+
+@router.post("/groups", response_class=HTMLResponse)
+async def mark_group(request: Request, services: StateDep) -> Response:
+    """Mark the whole roster: the same roster logic as ``POST /api/groups/{group}/sessions`` (the group is the
+    track and session kind, so the session id is ``<track>-<kind>-<date>``); shows each referral's result."""
+    _same_origin(request)
+    form = await _form(request)
+    chosen = _session_choice(form, services.program.tracks)
+    entries = [
+        RosterEntry.model_validate({"referral_id": name.removeprefix("status:"), "status": value})
+        for name, value in form.items()
+        if name.startswith("status:") and value in ATTENDANCE_STATUSES
+    ]
+    results: GroupSessionResult | None = None
+    problem = None
+    try:
+        body = GroupSessionInput(
+            date=chosen["date"],
+            kind=chosen["kind"],
+            minutes=chosen["minutes"],
+            track_id=chosen["track"],
+            entries=entries,
+        )
+    except ValidationError:
+        problem = "pick a track, a date, minutes between 1 and 600, and at least one referral"
+    else:
+        results = await record_roster(services, f"{chosen['track']}-{chosen['kind']}", body)
+    roster, error = await _roster(services, chosen["track"]) if chosen["track"] else ([], None)
+    return _page(
+        request,
+        "groups.html",
+        title="Group attendance",
+        roster=roster,
+        results=results,
+        list_error=problem or error,
+        status=400 if problem else 200,
+        **_group_context(services, chosen),
     )
 
 
@@ -244,6 +397,46 @@ async def measures(request: Request, services: StateDep) -> Response:
 
 
 # ---- helpers -----------------------------------------------------------------------------------------
+
+
+def _session_choice(given: Mapping[str, str], tracks: list[Track]) -> dict[str, Any]:
+    """The group session picked in the form or the query; unknown values fall back to defaults."""
+    track = given.get("track", "")
+    kind = given.get("kind", "")
+    try:
+        day = date.fromisoformat(given.get("date", ""))
+    except ValueError:
+        day = datetime.now(UTC).date()
+    try:
+        minutes = int(given.get("minutes", "") or 180)
+    except ValueError:
+        minutes = 180
+    return {
+        "track": track if track in {t.id for t in tracks} else "",
+        "date": day,
+        "kind": kind if kind in {k.value for k in SessionKind} else SessionKind.GROUP.value,
+        "minutes": minutes,
+    }
+
+
+def _group_context(services: AppState, chosen: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "chosen": chosen,
+        "tracks": services.program.tracks,
+        "kinds": [(kind.value, kind.value.replace("_", " ")) for kind in SessionKind],
+        "statuses": ATTENDANCE_STATUSES,
+    }
+
+
+async def _roster(services: AppState, track: str) -> tuple[list[ReferralState], str | None]:
+    """Referrals on ``track`` expected in the room, by their snapshot (fresher than the search index)."""
+    try:
+        summaries = await find_referrals(services, phases=[phase.value for phase in ROSTER_PHASES], track=track)
+    except Exception:  # the visibility store out of reach: show the page, say so
+        return [], "the workflow service is unavailable; reload to retry"
+    snapshots = await read_snapshots(services, (row.key for row in summaries))
+    roster = [s for s in snapshots.values() if s and s.track_id == track and s.phase in ROSTER_PHASES]
+    return sorted(roster, key=lambda s: s.key), None
 
 
 def _team_by_role(state: ReferralState) -> list[tuple[StaffRole, StaffMember]]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
+from referral_service.domain.assessment import SCORE_RANGE, AssessmentRecord, Instrument
 from referral_service.domain.attendance import SessionRecord, weekly_hours
 from referral_service.domain.measures import GroupMeasures, Rate
 
@@ -108,6 +109,88 @@ def weekly_chart(sessions: list[SessionRecord], minimum_hours: float) -> WeeklyC
         minimum_hours=minimum_hours,
         minimum_y=y_of(minimum_hours),
         ticks=ticks,
+    )
+
+
+@dataclass(frozen=True)
+class ScorePoint:
+    assessment_id: str
+    date: date
+    score: int
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class ScoreSeries:
+    """One instrument's scores in date order, on a y axis spanning the instrument's whole score range."""
+
+    instrument: Instrument
+    points: list[ScorePoint]
+    ticks: list[tuple[int, float]]  # (score, y)
+
+    @property
+    def slug(self) -> str:
+        return self.instrument.value.lower().replace("-", "")
+
+    @property
+    def polyline(self) -> str:
+        return " ".join(f"{p.x},{p.y}" for p in self.points)
+
+
+@dataclass(frozen=True)
+class AssessmentChart:
+    """Geometry of the "scores over time" charts: one small line chart per instrument, a shared date axis."""
+
+    width: int
+    height: int
+    left: int
+    right_x: int
+    plot_bottom: int
+    first: date
+    last: date
+    series: list[ScoreSeries]
+
+
+def assessment_chart(assessments: list[AssessmentRecord]) -> AssessmentChart | None:
+    """Scores per instrument over time; x from the first to the last assessment date (any instrument), so the
+    charts line up; None when nothing is recorded yet."""
+    if not assessments:
+        return None
+    width, height, left, right, top, bottom = 640, 200, 44, 24, 16, 40
+    plot_width, plot_height = width - left - right, height - top - bottom
+    first = min(a.date for a in assessments)
+    last = max(a.date for a in assessments)
+    span = (last - first).days
+
+    def x_of(day: date) -> float:
+        return round(left + (plot_width * (day - first).days / span if span else plot_width / 2), 2)
+
+    series = []
+    for instrument in Instrument:
+        recorded = sorted(
+            (a for a in assessments if a.instrument == instrument), key=lambda a: (a.date, a.assessment_id)
+        )
+        if not recorded:
+            continue
+        high = SCORE_RANGE[instrument][1]
+
+        def y_of(score: float, high: int = high) -> float:
+            return round(top + plot_height * (1 - score / high), 2)
+
+        points = [ScorePoint(a.assessment_id, a.date, a.score, x_of(a.date), y_of(a.score)) for a in recorded]
+        step = max(1, math.ceil(high / 4))
+        ticks = [(score, y_of(score)) for score in sorted({*range(0, high, step), high})]
+        series.append(ScoreSeries(instrument=instrument, points=points, ticks=ticks))
+    return AssessmentChart(
+        width=width,
+        height=height,
+        left=left,
+        right_x=width - right,
+        plot_bottom=top + plot_height,
+        first=first,
+        last=last,
+        series=series,
     )
 
 
