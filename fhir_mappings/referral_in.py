@@ -227,6 +227,10 @@ def _patient(sr: dict[str, Any], index: ResourceIndex, issues: list[OutcomeIssue
     if not subject:
         issues.append(required("the referral needs a subject (the patient)", "ServiceRequest.subject"))
         return None
+    local = isinstance(subject, dict) and str(subject.get("reference") or "").startswith(("#", "urn:"))
+    if local and index.resolve(subject) is None:
+        issues.append(invalid("the subject names a resource the submission does not carry", "ServiceRequest.subject"))
+        return None
     if reference_type(subject, index) != "Patient":
         issues.append(invalid("the subject must be a Patient", "ServiceRequest.subject"))
         return None

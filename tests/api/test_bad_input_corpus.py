@@ -1,9 +1,9 @@
 """Every submission in the bad-input corpus (tests/fixtures/bad_input) is refused as its file says.
 
 Each file holds one bad submission and the outcome a hospital should get, written by hand (see
-make_corpus.py there): the HTTP status, the OperationOutcome issue code and the element named. The app runs
-in-process against the real Temporal dev server; a refusal must start no workflow and must not echo the
-patient's name, MRN or birth date.
+make_corpus.py there): the HTTP status, the OperationOutcome issue code, the element named and, where the
+wording matters, a phrase of the diagnostics. The app runs in-process against the real Temporal dev server;
+a refusal must start no workflow and must not echo the patient's name, MRN or birth date.
 """
 
 from __future__ import annotations
@@ -75,5 +75,7 @@ async def test_bad_submission_gets_its_expected_outcome_and_starts_nothing(path,
     assert all(issue["severity"] in ("error", "fatal") for issue in outcome["issue"])
     if expect["expression"] is not None:
         assert any(expect["expression"] in named for named in expressions(outcome)), response.text
+    if "diagnostics" in expect:
+        assert any(expect["diagnostics"] in issue["diagnostics"] for issue in outcome["issue"]), response.text
     assert echoed(phi, response.text) == [], "the error response echoes patient data"
     await assert_not_started(temporal_env.client, key, settings.task_queue)
