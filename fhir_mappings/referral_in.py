@@ -5,6 +5,7 @@ Every problem is collected as an OperationOutcome issue naming the element at fa
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -27,8 +28,11 @@ from referral_service.domain.referral import (
 REQUEST_STATUSES = frozenset({"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"})
 # A referral asks the program to do something: an order, or a plan the hospital made for the patient.
 REFERRAL_INTENTS = frozenset({"order", "original-order", "reflex-order", "filler-order", "instance-order", "plan"})
+PRIORITIES = frozenset({"routine", "urgent", "asap", "stat"})  # a required binding: nothing else means anything
 BUNDLE_TYPES = frozenset({"transaction", "collection", "batch", "message", "document"})
 MAX_FUTURE = timedelta(days=1)
+# FHIR strings may hold tab, CR and LF but no other control character; lone surrogates are not Unicode.
+_UNREADABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 MAX_DEPTH = 64  # real referral Bundles nest about 10 levels
 
 
@@ -43,8 +47,12 @@ def referral_from_fhir(
     source_id: str,
     program_org: ResourceRef | None = None,
     received_at: datetime | None = None,
+    source_base_url: str | None = None,
 ) -> Referral:
-    """Map a submission to a Referral, or raise ``UnusableReferral`` with every issue found."""
+    """Map a submission to a Referral, or raise ``UnusableReferral`` with every issue found.
+
+    ``source_base_url``: the referring EHR's FHIR base; a subject it does not hold and the submission does
+    not carry cannot be read, so it is refused."""
     if _deeper_than(payload, MAX_DEPTH):  # validation recurses per level: refuse before it runs out of stack
         raise UnusableReferral([invalid(f"the resource is nested more than {MAX_DEPTH} levels deep", "")])
     issues: list[OutcomeIssue] = []
@@ -62,6 +70,11 @@ def referral_from_fhir(
     if issues:  # the rules below read elements as FHIR types, so structure must be right first
         raise UnusableReferral(issues)
     referral_or_none = _build(service_request, index, source_id, program_org, received_at, issues)
+    carried = index.resolve(service_request.get("subject")) is not None  # its details came with the submission
+    if referral_or_none is not None and not carried and _elsewhere(referral_or_none.patient.ref, source_base_url):
+        issues.append(
+            business_rule("the subject is on another FHIR server than the sender's", "ServiceRequest.subject")
+        )
     if issues or referral_or_none is None:
         raise UnusableReferral(issues)
     return referral_or_none
@@ -122,10 +135,13 @@ def _schema_issues(resource: dict[str, Any], path: str) -> list[OutcomeIssue]:
     if model is None:  # the value itself is never echoed: a sender may have put anything there
         return [invalid("missing or unknown resourceType", f"{path}.resourceType")]
     body = {k: v for k, v in resource.items() if k != "contained"} if rtype == "ServiceRequest" else resource
+    prefix = "ServiceRequest" if rtype == "ServiceRequest" else path
+    unreadable = _unreadable_strings(body, prefix)
+    if unreadable:
+        return [invalid("control characters or broken Unicode in a string", where) for where in unreadable]
     try:
         model.model_validate(body)
     except ValidationError as error:
-        prefix = "ServiceRequest" if rtype == "ServiceRequest" else path
         return [invalid(_describe(err["type"]), _fhirpath(prefix, err["loc"])) for err in error.errors()]
     return []
 
@@ -157,6 +173,12 @@ def _build(
         issues.append(value("status must be a FHIR request status", "ServiceRequest.status"))
     if intent not in REFERRAL_INTENTS:
         issues.append(business_rule("a referral's intent must be an order or a plan", "ServiceRequest.intent"))
+    if sr.get("priority") is not None and sr["priority"] not in PRIORITIES:
+        issues.append(value("priority must be routine, urgent, asap or stat", "ServiceRequest.priority"))
+    if sr.get("doNotPerform") is not None and not isinstance(sr["doNotPerform"], bool):
+        issues.append(invalid("a FHIR boolean is true or false", "ServiceRequest.doNotPerform"))
+    elif sr.get("doNotPerform"):
+        issues.append(business_rule("the request says not to perform the service", "ServiceRequest.doNotPerform"))
     patient = _patient(sr, index, issues)
     _check_performer(sr, index, program_org, issues)
     authored = _checked_datetime(sr.get("authoredOn"), "ServiceRequest.authoredOn", issues)
@@ -205,6 +227,10 @@ def _patient(sr: dict[str, Any], index: ResourceIndex, issues: list[OutcomeIssue
     if not subject:
         issues.append(required("the referral needs a subject (the patient)", "ServiceRequest.subject"))
         return None
+    local = isinstance(subject, dict) and str(subject.get("reference") or "").startswith(("#", "urn:"))
+    if local and index.resolve(subject) is None:
+        issues.append(invalid("the subject names a resource the submission does not carry", "ServiceRequest.subject"))
+        return None
     if reference_type(subject, index) != "Patient":
         issues.append(invalid("the subject must be a Patient", "ServiceRequest.subject"))
         return None
@@ -241,6 +267,13 @@ def _check_performer(
                 "the referral is addressed to another performer, not this program", "ServiceRequest.performer"
             )
         )
+
+
+def _elsewhere(ref: ResourceRef, source_base_url: str | None) -> bool:
+    """Whether ``ref`` is an absolute reference outside the source's server (contained and urn refs have no base)."""
+    if ref.base_url is None or source_base_url is None:
+        return False
+    return ref.base_url.rstrip("/") != source_base_url.rstrip("/")
 
 
 def _same(a: ResourceRef, b: ResourceRef) -> bool:
@@ -363,3 +396,18 @@ def _deeper_than(value: Any, limit: int) -> bool:
         children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+def _unreadable_strings(value: Any, path: str) -> list[str]:
+    """Paths of strings FHIR forbids: control characters other than tab, CR and LF, or lone surrogates."""
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((child, f"{where}.{key}") for key, child in node.items())
+        elif isinstance(node, list):
+            stack.extend((child, f"{where}[{position}]") for position, child in enumerate(node))
+        elif isinstance(node, str) and _UNREADABLE.search(node):
+            found.append(where)
+    return sorted(found)

@@ -97,7 +97,13 @@ async def _submit(request: Request, services: StateDep, *, expected: str) -> Res
         busy = outcomes.throttled(f"too many referrals from {source}; retry after {wait} s")
         return outcome_response([busy], headers={"Retry-After": str(wait)})
     try:
-        referral = referral_from_fhir(payload, source_id=source, program_org=services.program.organization)
+        referral = referral_from_fhir(
+            payload,
+            source_id=source,
+            program_org=services.program.organization,
+            received_at=datetime.now(UTC),
+            source_base_url=_base_url_of(source, services),
+        )
     except outcomes.UnusableReferral as error:
         return outcome_response(error.issues)
     if not acceptable_for_intake(referral.status):
@@ -206,9 +212,13 @@ def _task_of(state: ReferralState) -> dict[str, Any]:
     )
 
 
+def _base_url_of(source_id: str, services: AppState) -> str | None:
+    return next((str(s.base_url) for s in services.settings.sources if s.id == source_id), None)
+
+
 def _parse_json(body: bytes) -> tuple[dict[str, Any] | None, list[outcomes.OutcomeIssue]]:
     try:
-        payload = json.loads(body)
+        payload = json.loads(body, parse_constant=_not_json)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None, [outcomes.structure("the body is not valid JSON", "")]
     except RecursionError:
@@ -216,3 +226,8 @@ def _parse_json(body: bytes) -> tuple[dict[str, Any] | None, list[outcomes.Outco
     if not isinstance(payload, dict):
         return None, [outcomes.structure("the body must be a JSON object (a FHIR resource)", "")]
     return payload, []
+
+
+def _not_json(constant: str) -> Any:
+    """NaN and Infinity: Python reads them, but they are not JSON and FHIR has no such numbers."""
+    raise json.JSONDecodeError(f"{constant} is not a JSON value", constant, 0)

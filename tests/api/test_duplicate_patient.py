@@ -22,7 +22,8 @@ from referral_service.api.app import create_app
 from referral_service.config import Settings
 from referral_service.ehr.client import FhirClient
 from referral_service.worker import create_worker
-from tests.api.test_fhir_intake import ADA, _eventually, _key, _phi, _post, _resource
+from tests.api.intake_checks import resource_of_type
+from tests.api.test_fhir_intake import ADA, _eventually, _key, _phi, _post
 from tests.api_server import service_settings
 from tests.conftest import HAPI_SOURCE_ID
 from tests.referrals import referral_bundle
@@ -74,7 +75,7 @@ async def _snapshot(api: httpx.AsyncClient, key: str) -> dict[str, Any]:
 def _same_patient_new_order(bundle: dict[str, Any]) -> dict[str, Any]:
     """The same Bundle (same patient, same MRN) with another order number: a second referral."""
     again = copy.deepcopy(bundle)
-    _resource(again, "ServiceRequest")["identifier"][0]["value"] += "-second"
+    resource_of_type(again, "ServiceRequest")["identifier"][0]["value"] += "-second"
     return again
 
 
@@ -99,7 +100,7 @@ async def test_same_name_and_birth_date_with_another_mrn_is_flagged(api, tempora
     first_bundle = referral_bundle(ADA)
     first = await _submit_visible(api, temporal_env, first_bundle)
     other_chart = referral_bundle(ADA)
-    patient = _resource(other_chart, "Patient")
+    patient = resource_of_type(other_chart, "Patient")
     assert patient["identifier"][0]["value"] not in _phi(first_bundle)  # a fresh MRN
     patient["name"][0]["family"] = f"  {patient['name'][0]['family'].upper()} "
 
@@ -112,7 +113,7 @@ async def test_an_unrelated_patient_is_not_flagged(api, temporal_env):
     """A patient sharing neither an identifier nor name and birth date with an open referral: no flag."""
     await _submit_visible(api, temporal_env, referral_bundle(ADA))
     unrelated = referral_bundle(ADA)
-    _resource(unrelated, "Patient")["name"][0]["family"] = f"Unrelated{uuid.uuid4().hex[:8]}"
+    resource_of_type(unrelated, "Patient")["name"][0]["family"] = f"Unrelated{uuid.uuid4().hex[:8]}"
 
     key = await _submit_visible(api, temporal_env, unrelated)
 

@@ -13,64 +13,37 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import WorkflowEnvironment
 
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from referral_service.api.app import create_app
-from referral_service.config import IntakeLimits, Settings
+from referral_service.config import IntakeLimits
 from referral_service.domain.referral import Identifier, referral_key
 from referral_service.ehr.client import FhirClient
 from referral_service.worker import create_worker
+from tests.api.intake_checks import FHIR_JSON, assert_not_started, echoed, expressions, patient_phi, resource_of_type
 from tests.api_server import service_settings
 from tests.conftest import HAPI_SOURCE_ID
 from tests.referrals import referral_bundle
 from workflows import search_attributes
 
 ADA = "ada-testpatient-adult-inpatient"
-FHIR_JSON = {"Content-Type": "application/fhir+json"}
 # How a contained ServiceRequest names what the fixture Bundle addresses by fullUrl.
 CONTAINED_IDS = {"Patient": "pat", "Practitioner": "doc", "Encounter": "stay", "Condition": "dx"}
 
 Body = bytes | dict[str, Any]
 
 
-# ---- fixtures ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def settings(hapi_base_url: str) -> Settings:
-    """One referring EHR (HAPI) and a task queue no other test uses."""
-    return service_settings(hapi_base_url, "intake")
-
-
-@pytest.fixture
-async def api(settings: Settings, temporal_env: WorkflowEnvironment) -> AsyncIterator[httpx.AsyncClient]:
-    """The app in-process; its lifespan (start-up and shut-down) runs around the test, as under uvicorn."""
-    app = create_app(settings, temporal_env.client)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
-    ):
-        yield client
-
-
 # ---- helpers -----------------------------------------------------------------------------------------
 
 
-def _resource(bundle: dict[str, Any], resource_type: str) -> dict[str, Any]:
-    [resource] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == resource_type]
-    return resource
-
-
 def _placer(bundle: dict[str, Any]) -> dict[str, str]:
-    identifier = _resource(bundle, "ServiceRequest")["identifier"][0]
+    identifier = resource_of_type(bundle, "ServiceRequest")["identifier"][0]
     return {"system": identifier["system"], "value": identifier["value"]}
 
 
@@ -80,10 +53,7 @@ def _key(bundle: dict[str, Any]) -> str:
 
 
 def _phi(bundle: dict[str, Any]) -> list[str]:
-    """What identifies the patient: family and given name, MRN, birth date."""
-    patient = _resource(bundle, "Patient")
-    name = patient["name"][0]
-    return [name["family"], *name["given"], patient["identifier"][0]["value"], patient["birthDate"]]
+    return patient_phi(resource_of_type(bundle, "Patient"))
 
 
 def _absolute(resource: Any, base_url: str) -> Any:
@@ -129,14 +99,6 @@ async def _seed(hapi_client: FhirClient, bundle: dict[str, Any]) -> dict[str, st
     return {parts[0]: parts[1] for parts in locations}
 
 
-async def _assert_not_started(client: Client, key: str, task_queue: str) -> None:
-    """The Temporal server has no workflow for ``key``, nor any on the app's task queue."""
-    with pytest.raises(RPCError) as missing:
-        await client.get_workflow_handle(key).describe()
-    assert missing.value.status == RPCStatusCode.NOT_FOUND
-    assert (await client.count_workflows(f"TaskQueue = '{task_queue}'")).count == 0
-
-
 async def _eventually(probe: Callable[[], Any], what: str, patience_s: float = 60.0) -> Any:
     """Poll ``probe`` until it returns something other than None."""
     deadline = time.monotonic() + patience_s
@@ -145,10 +107,6 @@ async def _eventually(probe: Callable[[], Any], what: str, patience_s: float = 6
             raise AssertionError(f"timed out after {patience_s:.0f}s waiting for {what}")
         await asyncio.sleep(0.25)
     return result
-
-
-def _expressions(outcome: dict[str, Any]) -> list[str]:
-    return [expression for issue in outcome["issue"] for expression in issue.get("expression") or []]
 
 
 # ---- submitting a referral ---------------------------------------------------------------------------
@@ -229,7 +187,7 @@ async def test_service_request_alone_is_accepted(form, api, settings, temporal_e
         submission = _contained(bundle)
         assert submission["subject"] == {"reference": "#pat"}
         expected_focus = {"type": "ServiceRequest", "identifier": _placer(bundle)}
-        expected_for = {"type": "Patient", "identifier": _resource(bundle, "Patient")["identifier"][0]}
+        expected_for = {"type": "Patient", "identifier": resource_of_type(bundle, "Patient")["identifier"][0]}
 
     response = await _post(api, "/fhir/ServiceRequest", submission)
 
@@ -251,7 +209,7 @@ def _truncated(bundle: dict[str, Any]) -> Body:
 
 
 def _without_subject(bundle: dict[str, Any]) -> Body:
-    del _resource(bundle, "ServiceRequest")["subject"]
+    del resource_of_type(bundle, "ServiceRequest")["subject"]
     return bundle
 
 
@@ -263,33 +221,33 @@ def _contained_without_subject(bundle: dict[str, Any]) -> Body:
 
 def _with(element: str, value: Any) -> Callable[[dict[str, Any]], Body]:
     def mutate(bundle: dict[str, Any]) -> Body:
-        _resource(bundle, "ServiceRequest")[element] = value
+        resource_of_type(bundle, "ServiceRequest")[element] = value
         return bundle
 
     return mutate
 
 
 def _patient_alone(bundle: dict[str, Any]) -> Body:
-    return _resource(bundle, "Patient")
+    return resource_of_type(bundle, "Patient")
 
 
 def _patient_name_as_birth_date(bundle: dict[str, Any]) -> Body:
     """The patient's name typed into a date element: the value must not come back in the error."""
-    patient = _resource(bundle, "Patient")
+    patient = resource_of_type(bundle, "Patient")
     patient["birthDate"] = f"{patient['name'][0]['given'][0]} {patient['name'][0]['family']}"
     return bundle
 
 
 def _patient_details_as_note(bundle: dict[str, Any]) -> Body:
     """Name, MRN and birth date pasted into the note as a string (FHIR wants a list of Annotations)."""
-    service_request = _resource(bundle, "ServiceRequest")
+    service_request = resource_of_type(bundle, "ServiceRequest")
     service_request["note"] = " ".join(_phi(bundle))
     return bundle
 
 
 def _oversized(bundle: dict[str, Any]) -> Body:
     """A referral padded past the 1 MB intake limit (a pasted discharge summary, say)."""
-    _resource(bundle, "ServiceRequest")["note"] = [{"text": "x" * 1_100_000}]
+    resource_of_type(bundle, "ServiceRequest")["note"] = [{"text": "x" * 1_100_000}]
     return bundle
 
 
@@ -303,7 +261,7 @@ def _nested_extensions(bundle: dict[str, Any]) -> Body:
     innermost: dict[str, Any] = {"url": "http://example.org/x", "valueString": "x"}
     for _ in range(300):
         innermost = {"url": "http://example.org/x", "extension": [innermost]}
-    _resource(bundle, "ServiceRequest")["extension"] = [innermost]
+    resource_of_type(bundle, "ServiceRequest")["extension"] = [innermost]
     return bundle
 
 
@@ -395,10 +353,10 @@ async def test_unusable_submission_is_refused_with_the_element_named_and_nothing
     assert code in [issue["code"] for issue in outcome["issue"]]
     assert all(issue["severity"] in ("error", "fatal") for issue in outcome["issue"])
     if expression is not None:
-        assert any(expression in named for named in _expressions(outcome)), _expressions(outcome)
-    leaked = [value for value in phi if re.search(rf"\b{re.escape(value)}\b", response.text)]
+        assert any(expression in named for named in expressions(outcome)), expressions(outcome)
+    leaked = echoed(phi, response.text)
     assert leaked == [], f"the error response echoes patient data: {leaked}"
-    await _assert_not_started(temporal_env.client, key, settings.task_queue)
+    await assert_not_started(temporal_env.client, key, settings.task_queue)
 
 
 async def test_a_source_over_its_rate_gets_429_with_retry_after_and_other_sources_go_on(hapi_base_url, temporal_env):
@@ -452,4 +410,4 @@ async def test_unknown_task_is_a_404_operation_outcome(api):
     outcome = response.json()
     assert outcome["resourceType"] == "OperationOutcome"
     assert [issue["code"] for issue in outcome["issue"]] == ["not-found"]
-    assert _expressions(outcome) == ["Task.id"]
+    assert expressions(outcome) == ["Task.id"]
