@@ -23,7 +23,7 @@ CONCURRENT_UPDATES = 8
 
 
 class RosterEntry(BaseModel):
-    referral_id: str
+    referral_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,120}$")  # a referral key's shape (domain.referral)
     status: AttendanceStatus
     minutes: int | None = Field(default=None, gt=0, le=600)  # when this patient's time differs (late arrival)
 
