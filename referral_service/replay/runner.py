@@ -26,6 +26,7 @@ from referral_service.ehr.client import FhirClient, FhirExchange
 from referral_service.ehr.errors import FhirError
 from referral_service.ehr.source import SourceConfig
 from referral_service.replay import checks, seeding
+from referral_service.replay.clock import skip_time
 from referral_service.replay.scenario import (
     Accept,
     Attend,
@@ -205,7 +206,7 @@ class _ScenarioRun:
         self.recorder.day = day
         wait = self.day0 + timedelta(days=day) - await self.env.get_current_time()
         if wait > timedelta(0):
-            await self.env.sleep(wait)
+            await skip_time(self.env.client, wait)
 
     async def _apply(self, day: int, step: Step) -> bool:
         self.progress(f"  day {day:<3} {_describe(step)}")

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
@@ -27,12 +28,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from referral_service.api.app import create_app
+from referral_service.codec import KeyRing
 from referral_service.config import Settings
 from referral_service.domain.referral import Identifier, referral_key
 from referral_service.ehr.client import FhirClient
+from referral_service.replay.clock import skip_time
 from referral_service.worker import create_worker
 from tests.api_server import service_settings
-from tests.conftest import HAPI_SOURCE_ID
+from tests.conftest import HAPI_SOURCE_ID, time_skipping_server
 from tests.referrals import referral_bundle
 
 ADA = "ada-testpatient-adult-inpatient"
@@ -61,6 +64,14 @@ async def _serving(client: Client, settings: Settings, hapi_client: FhirClient) 
         create_worker(client, settings.task_queue, {source.id: hapi_client for source in settings.sources}),
     ):
         yield api
+
+
+@pytest_asyncio.fixture(scope="module")
+async def time_skipping_env(key_ring: KeyRing) -> AsyncIterator[WorkflowEnvironment]:
+    """This module's own time-skipping server: its 12-week program skips months of virtual time, which any
+    referral another module left waiting on the shared server would stall."""
+    async with time_skipping_server(key_ring) as env:
+        yield env
 
 
 @pytest.fixture
@@ -168,7 +179,7 @@ async def _advance_to(env: WorkflowEnvironment, moment: datetime) -> None:
     """Move the time-skipping server's clock forward to ``moment`` (timers due on the way fire)."""
     now = await env.get_current_time()
     if moment > now:
-        await env.sleep(moment - now)
+        await skip_time(env.client, moment - now)
 
 
 async def _written(hapi_client: FhirClient, resource_type: str, key: str) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from referral_service.codec import EncryptionCodec
 from referral_service.domain.discharge import DeclineReason, Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase
+from referral_service.replay.clock import skip_time
 from tests.workflows.stories import keep_history, session, start_referral, wait_for_phase, written
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import (
@@ -120,7 +121,7 @@ async def test_unanswered_referral_is_flagged_when_the_response_deadline_passes(
     """No decision within 24 hours: the referral is at risk with the response overdue, and still waits."""
     handle = await start_referral(time_skipping_env, hapi_client, program, task_queue)
     await wait_for_phase(handle, Phase.SCREENING)
-    await time_skipping_env.sleep(timedelta(hours=25))
+    await skip_time(time_skipping_env.client, timedelta(hours=25))
     state = await handle.query(ReferralWorkflow.snapshot)
     assert (state.phase, state.at_risk, state.overdue) == (Phase.SCREENING, True, ["response"])
     await handle.signal(ReferralWorkflow.cancel, CancelInput())

@@ -14,6 +14,7 @@ from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import LevelOfCare
 from referral_service.ehr.client import FhirClient
 from referral_service.ehr.source import SourceConfig
+from referral_service.replay.clock import skip_time
 from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID
 from tests.workflows.stories import end_leftovers, keep_history, session, start_referral, wait_for_phase, written
@@ -34,7 +35,7 @@ async def test_waitlisted_then_accepted(time_skipping_env, hapi_client, program,
     waiting = await handle.execute_update(ReferralWorkflow.decide, ScreeningDecisionInput(decision="waitlist"))
     assert waiting.phase == Phase.WAITLISTED
     assert await _task(hapi_client, handle.id) == ("received", "waitlisted")
-    await time_skipping_env.sleep(timedelta(days=3))  # no response deadline while waitlisted
+    await skip_time(time_skipping_env.client, timedelta(days=3))  # no response deadline while waitlisted
     assert "response" not in (await handle.query(ReferralWorkflow.snapshot)).overdue
     accepted = await handle.execute_update(ReferralWorkflow.decide, ACCEPT_ADULT)
     assert accepted.phase == Phase.INTAKE_SCHEDULED
@@ -72,7 +73,7 @@ async def test_missed_first_session_deadline_escalates(time_skipping_env, hapi_c
     assert accepted.next_deadline is not None
     assert accepted.next_deadline.date() == today + timedelta(days=8)  # the end of day 7
     assert "first session" not in accepted.overdue
-    await time_skipping_env.sleep(timedelta(days=9))
+    await skip_time(time_skipping_env.client, timedelta(days=9))
     late = await handle.query(ReferralWorkflow.snapshot)
     assert (late.phase, late.at_risk, late.overdue) == (Phase.INTAKE_SCHEDULED, True, ["first session"])
     await handle.signal(ReferralWorkflow.cancel, CancelInput())
