@@ -22,15 +22,19 @@ class Api:
 
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
+        self.submitted: list[str] = []  # referral ids, so a test can end what it left running
 
-    async def submit(self, discharged_on: date) -> str:
-        """Ada's referral (fresh identifiers) leaving hospital on ``discharged_on``, through ``POST /fhir``."""
+    async def submit(self, discharged_on: date | None = None) -> str:
+        """Ada's referral (fresh identifiers) through ``POST /fhir``, leaving hospital on ``discharged_on``
+        (default: the fixture's own date)."""
         bundle = referral_bundle(ADA, discharged_on=discharged_on)
         [request] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest"]
         response = await self.http.post("/fhir", json=bundle, headers={"Content-Type": "application/fhir+json"})
         assert response.status_code == 201, response.text
         placer = request["identifier"][0]
-        return referral_key(HAPI_SOURCE_ID, Identifier(system=placer["system"], value=placer["value"]))
+        key = referral_key(HAPI_SOURCE_ID, Identifier(system=placer["system"], value=placer["value"]))
+        self.submitted.append(key)
+        return key
 
     async def accept(self, key: str, track: str) -> None:
         response = await self.http.post(

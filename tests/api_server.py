@@ -8,7 +8,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 import uvicorn
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.api.app import create_app
@@ -17,6 +19,7 @@ from referral_service.devstack.process import free_port
 from referral_service.ehr.client import FhirClient
 from referral_service.runners import QuietApiServer
 from referral_service.worker import create_worker
+from tests.api_driver import Api
 from tests.conftest import HAPI_SOURCE_ID
 
 
@@ -56,3 +59,20 @@ async def running_api(
         finally:
             server.should_exit = True
             await serving
+
+
+@contextlib.asynccontextmanager
+async def driven_api(
+    env: WorkflowEnvironment, hapi_base_url: str, hapi_client: FhirClient, *, queue_prefix: str
+) -> AsyncIterator[Api]:
+    """The API (with its worker) driven over HTTP; what the test submitted is terminated afterwards, since a
+    referral left waiting once its worker is gone would hold the time-skipping clock for later tests."""
+    async with (
+        running_api(env, hapi_base_url, hapi_client, queue_prefix=queue_prefix) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=60) as http,
+    ):
+        api = Api(http)
+        yield api
+        for key in api.submitted:
+            with contextlib.suppress(RPCError):
+                await env.client.get_workflow_handle(key).terminate("test ended")

@@ -102,7 +102,7 @@ async def _submit(request: Request, services: StateDep, *, expected: str) -> Res
             source_id=source,
             program_org=services.program.organization,
             received_at=datetime.now(UTC),
-            source_base_url=_base_url_of(source, services),
+            source_base_url=str(services.settings.source(source).base_url),
         )
     except outcomes.UnusableReferral as error:
         return outcome_response(error.issues)
@@ -210,10 +210,6 @@ def _task_of(state: ReferralState) -> dict[str, Any]:
         last_modified=state.timeline[-1].at if state.timeline else state.received_at,
         outputs=[w.ref() for w in state.writes.values() if w.resource_type in ("CarePlan", "Encounter")],
     )
-
-
-def _base_url_of(source_id: str, services: AppState) -> str | None:
-    return next((str(s.base_url) for s in services.settings.sources if s.id == source_id), None)
 
 
 def _parse_json(body: bytes) -> tuple[dict[str, Any] | None, list[outcomes.OutcomeIssue]]:

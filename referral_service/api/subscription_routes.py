@@ -33,13 +33,14 @@ router = APIRouter(prefix="/subscriptions", tags=["FHIR intake"])
 @router.put("/{source_id}/ServiceRequest/{request_id}")
 async def deliver(source_id: str, request_id: str, request: Request, services: StateDep) -> Response:
     """A rest-hook delivery of one ServiceRequest from ``source_id``."""
-    known = [s for s in services.settings.sources if s.id == source_id]
-    if not known:
+    try:
+        source = services.settings.source(source_id)
+    except KeyError:
         return outcome_response([outcomes.not_found(f"no referring EHR {source_id!r} is configured", None)])
     if not may_act_for_source(principal_of(request), source_id):
         return outcome_response([outcomes.security(f"this token may not deliver for {source_id}", login=False)])
     try:
-        async with FhirClient(known[0].connection()) as ehr:
+        async with FhirClient(source.connection()) as ehr:
             page = await anext(
                 ehr.search_pages("ServiceRequest", {"_id": request_id, "_include": list(searchset.INCLUDES)})
             )

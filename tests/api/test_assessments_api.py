@@ -6,58 +6,33 @@ Real uvicorn API, a real worker on the time-skipping Temporal server, the real H
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from temporalio.service import RPCError
 
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
-from referral_service.domain.referral import Identifier, referral_key
-from tests.api_server import running_api
-from tests.conftest import HAPI_SOURCE_ID
-from tests.referrals import referral_bundle
-
-ADA = "ada-testpatient-adult-inpatient"
-FHIR_JSON = {"Content-Type": "application/fhir+json"}
-STARTED: list[str] = []  # referrals this module's current test submitted
+from tests.api_driver import Api
+from tests.api_server import driven_api
 
 
 @pytest.fixture
-async def api(time_skipping_env, hapi_base_url, hapi_client) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        running_api(time_skipping_env, hapi_base_url, hapi_client, queue_prefix="assessments") as base_url,
-        httpx.AsyncClient(base_url=base_url, timeout=60) as client,
-    ):
-        yield client
-        # A referral left waiting once its worker is gone would hold the time-skipping clock for later tests.
-        for key in STARTED:
-            with contextlib.suppress(RPCError):
-                await time_skipping_env.client.get_workflow_handle(key).terminate("test ended")
-        STARTED.clear()
+async def driver(time_skipping_env, hapi_base_url, hapi_client) -> AsyncIterator[Api]:
+    async with driven_api(time_skipping_env, hapi_base_url, hapi_client, queue_prefix="assessments") as api:
+        yield api
 
 
-async def _submitted(api: httpx.AsyncClient) -> str:
-    """Submit a fresh copy of Ada's referral; the referral id."""
-    bundle = referral_bundle(ADA)
-    [request] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest"]
-    placer = request["identifier"][0]
-    submitted = await api.post("/fhir", content=json.dumps(bundle).encode(), headers=FHIR_JSON)
-    assert submitted.status_code == 201, submitted.text
-    key = referral_key(HAPI_SOURCE_ID, Identifier(system=placer["system"], value=placer["value"]))
-    STARTED.append(key)
-    return key
+@pytest.fixture
+def api(driver: Api) -> httpx.AsyncClient:
+    return driver.http
 
 
-async def accepted_referral(api: httpx.AsyncClient) -> str:
-    """Submit Ada's referral and accept it into adult-mh; the referral id."""
-    key = await _submitted(api)
-    accepted = await api.post(f"/api/referrals/{key}/decision", json={"decision": "accept", "track_id": "adult-mh"})
-    assert accepted.status_code == 200, accepted.text
+async def _accepted(driver: Api) -> str:
+    """Ada's referral submitted and accepted into adult-mh; the referral id."""
+    key = await driver.submit()
+    await driver.accept(key, "adult-mh")
     return key
 
 
@@ -66,11 +41,11 @@ def _versions(state: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
 
 
 async def test_two_phq9_scores_become_exactly_two_observations_even_when_sent_twice(
-    api, time_skipping_env, hapi_client
+    api, driver, time_skipping_env, hapi_client
 ):
     """Each score recorded twice (a client retrying): two Observations in HAPI, each at version 1, listed by
     the treatment plan."""
-    key = await accepted_referral(api)
+    key = await _accepted(driver)
     today = (await time_skipping_env.get_current_time()).date()
     scores = {"phq9-intake": (today - timedelta(days=1), 17), "phq9-week1": (today, 12)}
     answers = []
@@ -118,10 +93,10 @@ async def test_two_phq9_scores_become_exactly_two_observations_even_when_sent_tw
     assert {f"Observation/{o['id']}" for o in observations} <= listed
 
 
-async def test_impossible_assessments_are_refused_with_the_rule_broken(api, time_skipping_env, hapi_client):
+async def test_impossible_assessments_are_refused_with_the_rule_broken(api, driver, time_skipping_env, hapi_client):
     """Out of range, dated tomorrow, an unknown instrument or before acceptance: refused saying why, nothing
     written."""
-    bundle_key = await accepted_referral(api)
+    bundle_key = await _accepted(driver)
     today = (await time_skipping_env.get_current_time()).date()
 
     def body(**change: Any) -> dict[str, Any]:
@@ -139,7 +114,7 @@ async def test_impossible_assessments_are_refused_with_the_rule_broken(api, time
     unknown = await api.post(f"/api/referrals/{bundle_key}/assessments", json=body(instrument="BDI-II"))
     assert unknown.status_code == 422
     assert [e["loc"] for e in unknown.json()["detail"]] == [["body", "assessment", "instrument"]]
-    unscreened = await _submitted(api)
+    unscreened = await driver.submit()
     early = await api.post(f"/api/referrals/{unscreened}/assessments", json=body())
     assert early.status_code == 409
     assert early.json()["detail"].startswith("assessments are recorded from acceptance to discharge, not in phase")

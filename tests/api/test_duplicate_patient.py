@@ -23,9 +23,10 @@ from referral_service.config import Settings
 from referral_service.ehr.client import FhirClient
 from referral_service.worker import create_worker
 from tests.api.intake_checks import resource_of_type
-from tests.api.test_fhir_intake import ADA, _eventually, _key, _phi, _post
+from tests.api.test_fhir_intake import ADA, _key, _phi, _post
 from tests.api_server import service_settings
 from tests.conftest import HAPI_SOURCE_ID
+from tests.polling import eventually
 from tests.referrals import referral_bundle
 from workflows import search_attributes
 
@@ -59,7 +60,7 @@ async def _submit_visible(api: httpx.AsyncClient, temporal_env: WorkflowEnvironm
         found = [run.id async for run in temporal_env.client.list_workflows(f"WorkflowId = '{key}'")]
         return True if found else None
 
-    await _eventually(listed, f"{key} in visibility")
+    await eventually(listed, f"{key} in visibility")
     return key
 
 
@@ -68,7 +69,7 @@ async def _snapshot(api: httpx.AsyncClient, key: str) -> dict[str, Any]:
         response = await api.get(f"/api/referrals/{key}")
         return response.json() if response.status_code == 200 else None
 
-    snapshot: dict[str, Any] = await _eventually(read, f"the snapshot of {key}")
+    snapshot: dict[str, Any] = await eventually(read, f"the snapshot of {key}")
     return snapshot
 
 
@@ -133,7 +134,7 @@ async def test_match_attribute_holds_no_patient_data_and_survives_upserts(api, t
         phase = description.typed_search_attributes.get(search_attributes.PHASE)
         return description if phase == "screening" else None
 
-    description = await _eventually(screening, f"{key} to reach screening")
+    description = await eventually(screening, f"{key} to reach screening")
 
     keys = description.typed_search_attributes.get(search_attributes.PATIENT_MATCH)
     assert keys is not None

@@ -7,11 +7,9 @@ has its own task queue and each referral its own identifiers, so tests never see
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +27,7 @@ from referral_service.worker import create_worker
 from tests.api.intake_checks import FHIR_JSON, assert_not_started, echoed, expressions, patient_phi, resource_of_type
 from tests.api_server import service_settings
 from tests.conftest import HAPI_SOURCE_ID
+from tests.polling import eventually
 from tests.referrals import referral_bundle
 from workflows import search_attributes
 
@@ -99,16 +98,6 @@ async def _seed(hapi_client: FhirClient, bundle: dict[str, Any]) -> dict[str, st
     return {parts[0]: parts[1] for parts in locations}
 
 
-async def _eventually(probe: Callable[[], Any], what: str, patience_s: float = 60.0) -> Any:
-    """Poll ``probe`` until it returns something other than None."""
-    deadline = time.monotonic() + patience_s
-    while (result := await probe()) is None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {patience_s:.0f}s waiting for {what}")
-        await asyncio.sleep(0.25)
-    return result
-
-
 # ---- submitting a referral ---------------------------------------------------------------------------
 
 
@@ -140,7 +129,7 @@ async def test_bundle_gets_a_requested_task_and_the_referral_reads_back_once_a_w
 
     # The API answered without a worker; reading the Task needs one to answer the workflow's query.
     async with create_worker(temporal_env.client, settings.task_queue, {HAPI_SOURCE_ID: hapi_client}):
-        read = await _eventually(read_task, f"GET /fhir/Task/{key} to answer 200")
+        read = await eventually(read_task, f"GET /fhir/Task/{key} to answer 200")
     task = read.json()
     assert (task["resourceType"], task["id"]) == ("Task", key)
     assert task["status"] in ("requested", "received")
@@ -167,7 +156,7 @@ async def test_same_bundle_again_returns_the_same_task_and_starts_no_second_refe
         runs = [run async for run in temporal_env.client.list_workflows(f"WorkflowId = '{key}'")]
         return runs if current.run_id in {run.run_id for run in runs} else None
 
-    runs = await _eventually(runs_once_visible, f"the run of {key} in visibility")
+    runs = await eventually(runs_once_visible, f"the run of {key} in visibility")
     assert [run.run_id for run in runs] == [current.run_id]
 
 

@@ -6,52 +6,30 @@ Real uvicorn API, a real worker on the time-skipping Temporal server, the real H
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
 import pytest
-from temporalio.service import RPCError
 
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
-from referral_service.domain.referral import Identifier, referral_key
-from tests.api_server import running_api
-from tests.conftest import HAPI_SOURCE_ID
-from tests.referrals import referral_bundle
-
-FHIR_JSON = {"Content-Type": "application/fhir+json"}
-STARTED: list[str] = []  # referrals this module's current test submitted
+from tests.api_driver import Api
+from tests.api_server import driven_api
 
 
 @pytest.fixture
-async def api(time_skipping_env, hapi_base_url, hapi_client) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        running_api(time_skipping_env, hapi_base_url, hapi_client, queue_prefix="groups") as base_url,
-        httpx.AsyncClient(base_url=base_url, timeout=60) as client,
-    ):
-        yield client
-        # A referral left waiting once its worker is gone would hold the time-skipping clock for later tests.
-        for key in STARTED:
-            with contextlib.suppress(RPCError):
-                await time_skipping_env.client.get_workflow_handle(key).terminate("test ended")
-        STARTED.clear()
+async def driver(time_skipping_env, hapi_base_url, hapi_client) -> AsyncIterator[Api]:
+    async with driven_api(time_skipping_env, hapi_base_url, hapi_client, queue_prefix="groups") as api:
+        yield api
 
 
-async def submitted_referral(api: httpx.AsyncClient) -> str:
-    bundle = referral_bundle("ada-testpatient-adult-inpatient")
-    [request] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest"]
-    placer = request["identifier"][0]
-    submitted = await api.post("/fhir", content=json.dumps(bundle).encode(), headers=FHIR_JSON)
-    assert submitted.status_code == 201, submitted.text
-    key = referral_key(HAPI_SOURCE_ID, Identifier(system=placer["system"], value=placer["value"]))
-    STARTED.append(key)
-    return key
+@pytest.fixture
+def api(driver: Api) -> httpx.AsyncClient:
+    return driver.http
 
 
-async def test_a_roster_is_recorded_per_referral_and_again_changes_nothing(api, time_skipping_env, hapi_client):
-    present, missing, unscreened = [await submitted_referral(api) for _ in range(3)]
+async def test_a_roster_is_recorded_per_referral_and_again_changes_nothing(api, driver, time_skipping_env, hapi_client):
+    present, missing, unscreened = [await driver.submit() for _ in range(3)]
     for key in (present, missing):
         accepted = await api.post(f"/api/referrals/{key}/decision", json={"decision": "accept", "track_id": "adult-mh"})
         assert accepted.status_code == 200, accepted.text

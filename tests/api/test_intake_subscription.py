@@ -4,14 +4,7 @@ HAPI cancels the referral. Temporal is the real dev server, with a real worker."
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 import pytest
-from temporalio.client import Client
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.domain.lifecycle import Phase
@@ -19,26 +12,11 @@ from referral_service.domain.referral import Identifier, referral_key
 from referral_service.ehr.client import FhirClient
 from tests.api_server import running_api
 from tests.conftest import HAPI_SOURCE_ID
+from tests.polling import eventually
 from tests.referrals import referral_bundle
-from tests.workflows.stories import written
-from workflows.referral import ReferralWorkflow
+from tests.workflows.stories import in_phase, referral_phase, written
 
 pytestmark = pytest.mark.timeout(300)
-
-
-async def _eventually(probe: Callable[[], Awaitable[Any]], what: str, patience_s: float = 120) -> Any:
-    deadline = time.monotonic() + patience_s
-    while not (result := await probe()):
-        assert time.monotonic() < deadline, f"timed out after {patience_s:.0f}s waiting for {what}"
-        await asyncio.sleep(0.5)
-    return result
-
-
-async def _phase(client: Client, key: str) -> Phase | None:
-    try:
-        return (await client.get_workflow_handle_for(ReferralWorkflow.run, key).query(ReferralWorkflow.snapshot)).phase
-    except RPCError:
-        return None
 
 
 async def test_a_rest_hook_subscription_delivers_a_referral_and_its_revocation(
@@ -65,15 +43,21 @@ async def test_a_rest_hook_subscription_delivers_a_referral_and_its_revocation(
             }
         )
         try:
-            await _eventually(lambda: _active(hapi_client, subscription.id), "HAPI to activate the Subscription")
+            await eventually(
+                lambda: _active(hapi_client, subscription.id), "HAPI to activate the Subscription", patience_s=120
+            )
             await hapi_client.transaction(bundle)
-            await _eventually(lambda: _phase(client, key), "the delivered referral's workflow")
-            [task] = await _eventually(lambda: written(hapi_client, "Task", f"{key}/task"), "the referral's Task")
+            await eventually(lambda: referral_phase(client, key), "the delivered referral's workflow", patience_s=120)
+            [task] = await eventually(
+                lambda: written(hapi_client, "Task", f"{key}/task"), "the referral's Task", patience_s=120
+            )
             assert task["status"] == "received"
 
             [stored] = await hapi_client.search("ServiceRequest", {"identifier": f"{placer.system}|{placer.value}"})
             await hapi_client.update({**stored, "status": "revoked"}, if_match_version=stored["meta"]["versionId"])
-            await _eventually(lambda: _is(client, key, Phase.CANCELLED), "the revoked referral to be cancelled")
+            await eventually(
+                lambda: in_phase(client, key, Phase.CANCELLED), "the revoked referral to be cancelled", patience_s=120
+            )
         finally:  # switched off, so later tests' ServiceRequests are not delivered to a stopped API
             current = await hapi_client.read("Subscription", subscription.id)
             await hapi_client.update({**current, "status": "off"}, if_match_version=current["meta"]["versionId"])
@@ -82,7 +66,3 @@ async def test_a_rest_hook_subscription_delivers_a_referral_and_its_revocation(
 
 async def _active(hapi: FhirClient, subscription_id: str) -> bool:
     return (await hapi.read("Subscription", subscription_id)).get("status") == "active"
-
-
-async def _is(client: Client, key: str, phase: Phase) -> bool:
-    return await _phase(client, key) == phase

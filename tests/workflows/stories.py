@@ -8,7 +8,7 @@ import os
 from datetime import date, timedelta
 from typing import Any
 
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -69,6 +69,18 @@ def session(n: int, *, attended: bool = True, after: date = ADA_DISCHARGED) -> R
             attended=attended,
         )
     )
+
+
+async def referral_phase(client: Client, key: str) -> Phase | None:
+    """The referral's phase from its snapshot; None while it does not exist (or no worker answers)."""
+    try:
+        return (await client.get_workflow_handle_for(ReferralWorkflow.run, key).query(ReferralWorkflow.snapshot)).phase
+    except RPCError:
+        return None
+
+
+async def in_phase(client: Client, key: str, phase: Phase) -> bool:
+    return await referral_phase(client, key) == phase
 
 
 async def wait_for_phase(handle: ReferralHandle, phase: Phase) -> ReferralState:

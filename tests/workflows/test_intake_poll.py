@@ -8,15 +8,11 @@ ServiceRequest in HAPI is addressed to another performer and is skipped.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from temporalio.client import Client
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.config import Settings, SourceSettings
@@ -26,20 +22,12 @@ from referral_service.domain.referral import Identifier, ResourceRef, referral_k
 from referral_service.ehr.client import FhirClient
 from referral_service.temporal_client import ensure_poll_schedules
 from referral_service.worker import create_worker
+from tests.polling import eventually
 from tests.referrals import referral_bundle
-from tests.workflows.stories import written
-from workflows.referral import ReferralWorkflow
+from tests.workflows.stories import in_phase, referral_phase, written
 
 NPI = "http://hl7.org/fhir/sid/us-npi"
 pytestmark = pytest.mark.timeout(300)
-
-
-async def _eventually(probe: Callable[[], Awaitable[Any]], what: str, patience_s: float = 90) -> Any:
-    deadline = time.monotonic() + patience_s
-    while not (result := await probe()):
-        assert time.monotonic() < deadline, f"timed out after {patience_s:.0f}s waiting for {what}"
-        await asyncio.sleep(0.5)
-    return result
 
 
 def _addressed_to(bundle: dict[str, Any], organization: ResourceRef) -> dict[str, Any]:
@@ -47,13 +35,6 @@ def _addressed_to(bundle: dict[str, Any], organization: ResourceRef) -> dict[str
     assert organization.identifier is not None
     request["performer"] = [{"type": "Organization", "identifier": organization.identifier.model_dump()}]
     return request
-
-
-async def _phase(client: Client, key: str) -> Phase | None:
-    try:
-        return (await client.get_workflow_handle_for(ReferralWorkflow.run, key).query(ReferralWorkflow.snapshot)).phase
-    except RPCError:
-        return None
 
 
 async def test_a_referral_written_in_the_ehr_is_taken_in_by_the_poll_once_and_cancelled_when_revoked(
@@ -80,15 +61,21 @@ async def test_a_referral_written_in_the_ehr_is_taken_in_by_the_poll_once_and_ca
     async with create_worker(client, settings.task_queue, {source_id: hapi_client}):
         [schedule_id] = await ensure_poll_schedules(client, settings, our_program)
         try:
-            await _eventually(lambda: _phase(client, key), "the polled referral's workflow")
-            tasks = await _eventually(lambda: written(hapi_client, "Task", f"{key}/task"), "the referral's Task")
+            await eventually(lambda: referral_phase(client, key), "the polled referral's workflow", patience_s=90)
+            tasks = await eventually(
+                lambda: written(hapi_client, "Task", f"{key}/task"), "the referral's Task", patience_s=90
+            )
             polls_before = await _polls(client, schedule_id)
-            await _eventually(lambda: _polled(client, schedule_id, polls_before + 2), "two more polls of the EHR")
+            await eventually(
+                lambda: _polled(client, schedule_id, polls_before + 2), "two more polls of the EHR", patience_s=90
+            )
             assert (await client.count_workflows(f"WorkflowId = '{key}'")).count == 1  # not started again
 
             [stored] = await hapi_client.search("ServiceRequest", {"identifier": f"{placer.system}|{placer.value}"})
             await hapi_client.update({**stored, "status": "revoked"}, if_match_version=stored["meta"]["versionId"])
-            await _eventually(lambda: _is(client, key, Phase.CANCELLED), "the revoked referral to be cancelled")
+            await eventually(
+                lambda: in_phase(client, key, Phase.CANCELLED), "the revoked referral to be cancelled", patience_s=90
+            )
         finally:
             await client.get_schedule_handle(schedule_id).delete()
     assert [task["status"] for task in tasks] == ["received"]
@@ -102,7 +89,3 @@ async def _polls(client: Client, schedule_id: str) -> int:
 
 async def _polled(client: Client, schedule_id: str, at_least: int) -> bool:
     return await _polls(client, schedule_id) >= at_least
-
-
-async def _is(client: Client, key: str, phase: Phase) -> bool:
-    return await _phase(client, key) == phase
