@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 
 import httpx
 import uvicorn
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.api.app import create_app
 from referral_service.config import AuthSettings, Settings, SourceSettings
 from referral_service.devstack.process import free_port
 from referral_service.ehr.client import FhirClient
+from referral_service.replay.clock import terminate_when_idle
 from referral_service.runners import QuietApiServer
 from referral_service.worker import create_worker
 from tests.api_driver import Api
@@ -74,5 +74,4 @@ async def driven_api(
         api = Api(http)
         yield api
         for key in api.submitted:
-            with contextlib.suppress(RPCError):
-                await env.client.get_workflow_handle(key).terminate("test ended")
+            await terminate_when_idle(env.client.get_workflow_handle(key), "test ended")

@@ -112,9 +112,11 @@ async def time_skipping_server(key_ring: KeyRing) -> AsyncIterator[WorkflowEnvir
         await env.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def time_skipping_env(key_ring: KeyRing) -> AsyncIterator[WorkflowEnvironment]:
-    """The session's time-skipping server (a 12-week program in seconds)."""
+    """A time-skipping server per test module (a 12-week program in seconds). One clock serves every
+    workflow on a server, and it stands still while any of them has work no worker takes: a module's
+    leftover (its worker gone) could otherwise stall every later module's time skips."""
     async with time_skipping_server(key_ring) as env:
         yield env
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from datetime import date, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import Program, SessionKind
 from referral_service.domain.referral import referral_key
 from referral_service.ehr.client import FhirClient
+from referral_service.replay.clock import terminate_when_idle
 from tests.conftest import HAPI_SOURCE_ID
 from tests.referrals import ADA_DISCHARGED, FIXTURES, referral_bundle
 from workflows.referral import ReferralWorkflow
@@ -49,8 +49,7 @@ async def start_referral(
 async def end_leftovers(queue: str) -> None:
     """Terminate what a test on ``queue`` left running (nothing, when it passed)."""
     for handle in STARTED.pop(queue, []):
-        with contextlib.suppress(RPCError):
-            await handle.terminate("test ended")
+        await terminate_when_idle(handle, "test ended")
 
 
 async def written(hapi: FhirClient, resource_type: str, key: str) -> list[dict[str, Any]]:
