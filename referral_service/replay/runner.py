@@ -7,50 +7,32 @@ driven with the updates and the signal the case-manager API uses, the clock skip
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from referral_service.domain.attendance import SessionRecord
-from referral_service.domain.discharge import Discharge as DischargeRecord
 from referral_service.domain.program import Program
 from referral_service.domain.referral import referral_key
 from referral_service.ehr.client import FhirClient, FhirExchange
 from referral_service.ehr.errors import FhirError
 from referral_service.ehr.source import SourceConfig
 from referral_service.replay import checks, seeding
-from referral_service.replay.clock import skip_time
+from referral_service.replay.clock import skip_time, terminate_when_idle
 from referral_service.replay.scenario import (
-    Accept,
-    Attend,
-    Cancel,
     Checkpoint,
-    Decline,
-    Discharge,
-    FollowUp,
-    Miss,
     Scenario,
     ScenarioError,
-    Sessions,
-    Waitlist,
-    session_id,
 )
+from referral_service.replay.steps import Handle, Step, describe, send_step, steps
 from referral_service.worker import create_worker
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import (
-    CancelInput,
-    DischargeInput,
-    FollowUpInput,
-    RecordSessionInput,
-    ReferralState,
-    ScreeningDecisionInput,
     StartReferralInput,
 )
 
@@ -60,8 +42,6 @@ EVENT_TIMEOUT_S = 120.0
 # Per FHIR request: a test server's first validated transaction can take a while on a busy machine.
 REQUEST_TIMEOUT_S = 90.0
 Progress = Callable[[str], None]
-Handle = WorkflowHandle[ReferralWorkflow, ReferralState]
-Step = Accept | Decline | Waitlist | Attend | Miss | Discharge | FollowUp | Cancel
 
 
 @dataclass(frozen=True)
@@ -190,7 +170,7 @@ class _ScenarioRun:
 
     async def _play(self) -> None:
         checkpoints = sorted(self.scenario.after, key=lambda point: point.day)
-        for day, step in _steps(self.scenario):
+        for day, step in steps(self.scenario):
             while checkpoints and checkpoints[0].day < day:
                 point = checkpoints.pop(0)
                 await self._check(f"after day {point.day}", point, point.day)
@@ -209,9 +189,10 @@ class _ScenarioRun:
             await skip_time(self.env.client, wait)
 
     async def _apply(self, day: int, step: Step) -> bool:
-        self.progress(f"  day {day:<3} {_describe(step)}")
+        self.progress(f"  day {day:<3} {describe(step)}")
         try:
-            await asyncio.wait_for(self._send(day, step), EVENT_TIMEOUT_S)
+            assert self.handle is not None
+            await asyncio.wait_for(send_step(self.handle, self.day0, day, step), EVENT_TIMEOUT_S)
         except WorkflowUpdateFailedError as error:
             self.result.problems.append(f"day {day} {step.do}: the workflow refused it: {error.cause}")
             return False
@@ -225,40 +206,6 @@ class _ScenarioRun:
             )
             return False
         return True
-
-    async def _send(self, day: int, step: Step) -> None:
-        handle = self.handle
-        assert handle is not None
-        on_day = self.day0.date() + timedelta(days=day)
-        match step:
-            case Accept():
-                intake = None if step.intake_day is None else self.day0 + timedelta(days=step.intake_day)
-                decision = ScreeningDecisionInput(decision="accept", track_id=step.track, intake_at=intake)
-                await handle.execute_update(ReferralWorkflow.decide, decision)
-            case Decline():
-                decision = ScreeningDecisionInput(decision="decline", decline_reason=step.reason)
-                await handle.execute_update(ReferralWorkflow.decide, decision)
-            case Waitlist():
-                await handle.execute_update(ReferralWorkflow.decide, ScreeningDecisionInput(decision="waitlist"))
-            case Attend() | Miss():
-                session = SessionRecord(
-                    session_id=session_id(day, step.kind, step.session_id),
-                    date=on_day,
-                    kind=step.kind,
-                    minutes=step.minutes,
-                    attended=isinstance(step, Attend),
-                )
-                await handle.execute_update(ReferralWorkflow.record_session, RecordSessionInput(session=session))
-            case Discharge():
-                record = DischargeRecord(
-                    reason=step.reason, date=on_day, destination_level=step.to_level, note=step.note
-                )
-                await handle.execute_update(ReferralWorkflow.discharge, DischargeInput(discharge=record))
-            case FollowUp():
-                update = FollowUpInput(day=step.checkpoint, reached=step.reached, note=step.note)
-                await handle.execute_update(ReferralWorkflow.record_follow_up, update)
-            case Cancel():
-                await handle.signal(ReferralWorkflow.cancel, CancelInput(reason=step.reason))
 
     async def _check(self, label: str, checkpoint: Checkpoint, day: int, *, final: bool = False) -> None:
         """Checked when ``day`` is over: the clock at the start of the next day."""
@@ -283,41 +230,7 @@ class _ScenarioRun:
         """A referral still open when its timeline ends is terminated, so it holds no timer on the server."""
         if self.handle is None:
             return
-        with contextlib.suppress(RPCError):
-            await self.handle.terminate("scenario timeline ended")
-
-
-def _steps(scenario: Scenario) -> list[tuple[int, Step]]:
-    """The timeline's events by day (stable: same-day events keep the file's order), series expanded."""
-    steps: list[tuple[int, Step]] = []
-    for event in scenario.timeline.events:
-        if isinstance(event, Sessions):
-            for day in event.days():
-                fields = {"day": day, "kind": event.kind, "minutes": event.minutes}
-                steps.append(
-                    (day, Miss(do="miss", **fields) if day in event.missed_days else Attend(do="attend", **fields))
-                )
-        else:
-            steps.append((event.day, event))
-    return sorted(steps, key=lambda step: step[0])
-
-
-def _describe(step: Step) -> str:
-    match step:
-        case Accept():
-            return f"accept onto track {step.track}"
-        case Decline():
-            return f"decline: {step.reason}"
-        case Attend() | Miss():
-            return f"{step.do} {step.kind} session, {step.minutes} min"
-        case Discharge():
-            where = f" to {step.to_level.framework} {step.to_level.level}" if step.to_level else ""
-            return f"discharge: {step.reason}{where}"
-        case FollowUp():
-            return f"follow-up day {step.checkpoint}: {'reached' if step.reached else 'not reached'}"
-        case Cancel():
-            return f"cancelled by the referrer: {step.reason}"
-    return step.do
+        await terminate_when_idle(self.handle, "scenario timeline ended")
 
 
 def _writable_by_source(scenarios: Sequence[tuple[str, Scenario]]) -> dict[str, dict[str, bool]]:
