@@ -12,6 +12,10 @@ DOCUMENTATION = (
     "discharge Encounter, Coverage and referrer. The answer is the closed-loop Task; sending the same "
     "referral again returns the same Task."
 )
+TASK_UPDATE_DOCUMENTATION = (
+    "The referrer cancels: businessStatus cancellation-requested (BSeR; the program confirms with status "
+    "cancelled, businessStatus cancellation-confirmed) or status cancelled (Gravity). Nothing else may change."
+)
 
 
 def updatable_types(statement: dict[str, Any]) -> frozenset[str]:
@@ -43,7 +47,13 @@ def intake_capability_statement(*, base_url: str) -> dict[str, Any]:
                     "documentation": DOCUMENTATION,
                     "resource": [
                         {"type": "ServiceRequest", "interaction": [{"code": "create"}]},
-                        {"type": "Task", "interaction": [{"code": "read"}]},
+                        {
+                            "type": "Task",
+                            "interaction": [
+                                {"code": "read"},
+                                {"code": "update", "documentation": TASK_UPDATE_DOCUMENTATION},
+                            ],
+                        },
                     ],
                     "interaction": [{"code": "transaction"}],
                 }

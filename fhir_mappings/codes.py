@@ -43,6 +43,7 @@ BUSINESS_STATUS = {
     "event-scheduled": "Intake scheduled",
     "in-treatment": "Attending the program",
     "unattended": "Session not attended",
+    "cancellation-requested": "Cancellation requested",
     "cancellation-confirmed": "Cancellation confirmed",
     "transferred": "Transferred to another level of care",
     "fulfillment-completed": "Program completed",

@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--ui-port", type=int, default=8233, help="Temporal web UI port")
     dev.add_argument("--hapi-port", type=int, default=8080)
     dev.add_argument("--api-port", type=int, default=8000)
+    dev.add_argument(
+        "--demo",
+        action="store_true",
+        help="once the stack is up, load a demo caseload (about thirty referrals in every phase, from scenarios/)",
+    )
 
     commands.add_parser("worker", help="run a Temporal worker against the configured Temporal server")
     commands.add_parser("api", help="serve the FHIR intake endpoint and the case-manager API")
@@ -141,7 +146,9 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
     match args.command:
         case "dev":
-            return await runners.run_dev(settings, args)
+            from referral_service.replay.demo import load_into_stack
+
+            return await runners.run_dev(settings, args, load_into_stack if args.demo else None)
         case "worker":
             return await runners.run_worker_only(settings)
         case "api":

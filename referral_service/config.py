@@ -134,6 +134,10 @@ class Settings(BaseModel):
     intake: IntakeLimits = IntakeLimits()
     # None only for an API on this machine alone (the embedded stack, tests): anywhere else it is required.
     auth: AuthSettings | None = None
+    # host:port where this process serves Prometheus metrics (its own and the Temporal SDK's); off when unset.
+    metrics_address: str | None = Field(default=None, pattern=r"^[^:\s]+:\d{1,5}$")
+    # OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces); tracing is off when unset.
+    otlp_traces_endpoint: HttpUrl | None = None
 
     @model_validator(mode="after")
     def _unique_sources(self) -> Settings:
@@ -174,6 +178,8 @@ ENV_OVERRIDES = {
     "IOP_STATE_DIR": "state_dir",
     "IOP_LOG_FORMAT": "log_format",
     "IOP_PROGRAM_FILE": "program_file",
+    "IOP_METRICS_ADDRESS": "metrics_address",
+    "IOP_OTLP_TRACES_ENDPOINT": "otlp_traces_endpoint",
 }
 
 

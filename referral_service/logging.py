@@ -48,6 +48,7 @@ SAFE_KEYS = frozenset(
         "namespace",
         "address",
         "key_id",
+        "retry_after",
     }
 )
 REDACTED = "[redacted]"
@@ -79,6 +80,8 @@ def configure(fmt: Literal["auto", "json", "console"] = "auto", level: str = "IN
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    # httpx logs every request's URL at INFO; the EHR client logs its own writes, by resource type and id.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def get_logger(**initial: Any) -> structlog.stdlib.BoundLogger:

@@ -6,18 +6,21 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Coroutine, Generator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from temporalio.client import Client
 
-from referral_service.api.app import create_app
+from referral_service.api.app import create_app, create_worker_health_app
 from referral_service.config import Settings
 from referral_service.devstack.stack import DevPorts, servers, stop_on_signals, unless_stopped
 from referral_service.logging import get_logger
 from referral_service.programs import load_program
 from referral_service.temporal_client import connect, ensure_poll_schedules
+from referral_service.tracing import tracing
 from referral_service.worker import build_worker, ehr_clients, replay_histories
 
 log = get_logger()
@@ -33,22 +36,33 @@ class QuietApiServer(uvicorn.Server):
 
 async def run_worker_only(settings: Settings) -> int:
     stop = stop_on_signals()
-    client = await unless_stopped(stop, connect(settings))
-    if client is not None:
-        await _serve(settings, client, stop, worker=True, api=False)
+    with tracing(_endpoint(settings), "worker"):
+        client = await unless_stopped(stop, connect(settings))
+        if client is not None:
+            await _serve(settings, client, stop, worker=True, api=False)
     return 0
 
 
 async def run_api_only(settings: Settings) -> int:
     stop = stop_on_signals()
-    client = await unless_stopped(stop, connect(settings))
-    if client is not None:
-        await _serve(settings, client, stop, worker=False, api=True)
+    with tracing(_endpoint(settings), "api"):
+        client = await unless_stopped(stop, connect(settings))
+        if client is not None:
+            await _serve(settings, client, stop, worker=False, api=True)
     return 0
 
 
-async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
+def _endpoint(settings: Settings) -> str | None:
+    return None if settings.otlp_traces_endpoint is None else str(settings.otlp_traces_endpoint)
+
+
+async def run_dev(
+    settings: Settings,
+    args: argparse.Namespace,
+    on_ready: Callable[[Settings, Client], Coroutine[Any, Any, None]] | None = None,
+) -> int:
     """Temporal dev server + UI, HAPI, a worker and the API; everything stops on Ctrl-C or SIGTERM.
+    ``on_ready`` runs beside them once the servers are up (``--demo`` loads a caseload with it).
 
     The signal handlers go in before the first server starts: a signal during start-up (HAPI takes a minute)
     cancels it, and the servers already launched are stopped, not orphaned.
@@ -70,9 +84,13 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
             "Ctrl-C stops everything.\n",
             flush=True,
         )
-        client = await unless_stopped(stop, connect(dev_settings))
-        if client is not None:
-            await _serve(dev_settings, client, stop, worker=True, api=True)
+        with tracing(_endpoint(dev_settings), "dev"):
+            client = await unless_stopped(stop, connect(dev_settings))
+            if client is not None:
+                extra = asyncio.create_task(on_ready(dev_settings, client)) if on_ready else None
+                await _serve(dev_settings, client, stop, worker=True, api=True)
+                if extra is not None:
+                    extra.cancel()
     return 0
 
 
@@ -83,23 +101,23 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, *, wor
         for fhir_client in clients.values():
             cleanup.push_async_callback(fhir_client.aclose)
         tasks: list[asyncio.Task[None]] = []
+        worker_running: Callable[[], bool] | None = None
         if worker:
             temporal_worker = await build_worker(client, settings, clients)
             await ensure_poll_schedules(client, settings, load_program(settings.program_file))
             tasks.append(asyncio.create_task(temporal_worker.run()))
             cleanup.push_async_callback(temporal_worker.shutdown)
+            worker_running = partial(getattr, temporal_worker, "is_running")
         if api:
-            server = QuietApiServer(
-                uvicorn.Config(
-                    create_app(settings, client),
-                    host=settings.api_host,
-                    port=settings.api_port,
-                    log_config=None,
-                    access_log=False,
-                )
-            )
-            tasks.append(asyncio.create_task(server.serve()))
-            cleanup.callback(setattr, server, "should_exit", True)
+            app = create_app(settings, client, worker_running=worker_running)
+        else:  # a worker alone still answers its orchestrator's health probes, on the API's address
+            assert worker_running is not None
+            app = create_worker_health_app(settings, client, worker_running)
+        server = QuietApiServer(
+            uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
+        )
+        tasks.append(asyncio.create_task(server.serve()))
+        cleanup.callback(setattr, server, "should_exit", True)
         log.info("serving", task_queue=settings.task_queue, address=settings.temporal_address)
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -19,22 +19,40 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+from temporalio.common import MetricMeter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from referral_service.codec import EncryptionCodec, KeyRing, data_converter
 from referral_service.config import Settings
 from referral_service.domain import patient_match
 from referral_service.domain.program import Program
+from referral_service.tracing import temporal_interceptors
 from workflows import search_attributes
 from workflows.source_poll import PollInput, SourcePollWorkflow
 
 
 async def connect(settings: Settings) -> Client:
-    """A client whose payloads are encrypted with the configured (or dev) key ring."""
+    """A client whose payloads are encrypted with the configured (or dev) key ring, on a runtime that serves
+    Prometheus metrics when ``settings.metrics_address`` is set (one per process: call this once), traced
+    when ``settings.otlp_traces_endpoint`` is (its worker too: the interceptor covers both sides)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings.key_ring()),
+        runtime=metrics_runtime(settings.metrics_address) if settings.metrics_address else None,
+        interceptors=temporal_interceptors(settings.otlp_traces_endpoint is not None),
     )
+
+
+def metrics_runtime(bind_address: str) -> Runtime:
+    """A Temporal runtime whose meter (the SDK's worker metrics and ours) is scraped at ``bind_address``."""
+    prometheus = PrometheusConfig(bind_address=bind_address, counters_total_suffix=True, durations_as_seconds=True)
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+
+
+def metric_meter(client: Client) -> MetricMeter:
+    """The meter of the runtime ``client`` runs on (a no-op one when that runtime exports no metrics)."""
+    return (client.service_client.config.runtime or Runtime.default()).metric_meter
 
 
 async def missing_search_attributes(client: Client) -> list[str]:

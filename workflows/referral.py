@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from referral_service.domain.deadlines import first_session_deadline
     from referral_service.domain.discharge import DischargeReason
     from referral_service.domain.lifecycle import ImpossibleTransition, Phase, check_transition
+    from referral_service.domain.metric_names import DEADLINE_ESCALATIONS, PHASE_ENTERED
     from workflows import search_attributes
     from workflows.referral_types import (
         CancelInput,
@@ -55,6 +56,11 @@ EHR_RETRY = RetryPolicy(
 DECIDABLE = frozenset({Phase.RECEIVED, Phase.SCREENING, Phase.WAITLISTED})
 ASSESSABLE = frozenset({Phase.ACCEPTED, Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT, Phase.DISCHARGED})
 ENDED = frozenset({Phase.CLOSED, Phase.DECLINED, Phase.CANCELLED, Phase.TRANSFERRED})
+
+
+def cancellable(phase: Phase) -> bool:
+    """Until discharge: after it, the program is over and the loop closes by follow-up, not cancellation."""
+    return phase not in ENDED and phase not in (Phase.DISCHARGED, Phase.AFTERCARE)
 
 
 def _end_of(day: date) -> datetime:
@@ -147,7 +153,9 @@ class ReferralWorkflow:
 
     async def _start_treatment(self) -> None:
         """Write the care team and plan, tell the referrer, and schedule intake."""
-        self._s.treatment_start = workflow.now().date()
+        # An acceptance entered after the intake it scheduled (late data entry) starts the plan at that intake.
+        today = workflow.now().date()
+        self._s.treatment_start = min(today, self._s.intake_at.date()) if self._s.intake_at else today
         await self._write_team()
         await self._write_plan(status="active")
         await self._tell_referrer("accepted", "accepted")
@@ -235,6 +243,8 @@ class ReferralWorkflow:
 
     async def _cancelled(self) -> None:
         assert self._cancel is not None
+        if self._cancel.requested:  # BSeR: the request is acknowledged before it is confirmed
+            await self._tell_referrer(self._s.task_status, "cancellation-requested")
         if self._s.phase in (Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT):
             await self._write_plan(status="revoked", end=workflow.now().date())
             await self._write_team(active=False)
@@ -292,6 +302,7 @@ class ReferralWorkflow:
                 await self._move(Phase.IN_TREATMENT, "first session attended")
                 self._set_deadline(None)
                 await self._tell_referrer("in-progress", "in-treatment")
+            self._clear_first_session_flag(session.date)
             await self._write(
                 WritebackActivities.write_encounter,
                 WriteEncounterInput(
@@ -304,6 +315,19 @@ class ReferralWorkflow:
         self._update_risk()
         await self._request_outreach()
         return self._s
+
+    def _clear_first_session_flag(self, attended_on: date) -> None:
+        """Attendance is often entered days later: a session attended within the deadline lifts the flag the
+        deadline raised before it was recorded."""
+        discharge = self._s.referral.discharge
+        if "first session" not in self._s.overdue or discharge is None or discharge.discharge_date is None:
+            return
+        if attended_on > first_session_deadline(discharge.discharge_date, self._s.program.deadlines.first_session_days):
+            return
+        self._s.overdue.remove("first session")
+        self._s.timeline.append(
+            TimelineEntry(at=workflow.now(), event="deadline met after all", detail="first session, recorded late")
+        )
 
     async def _request_outreach(self) -> None:
         """Once per absence streak that reaches the threshold: ask the referring side to reach out."""
@@ -423,7 +447,7 @@ class ReferralWorkflow:
     @workflow.signal
     def cancel(self, request: CancelInput) -> None:
         """The referrer revoked the referral. A signal, so it is accepted even while no worker runs."""
-        if self._s.phase not in ENDED and self._s.phase not in (Phase.DISCHARGED, Phase.AFTERCARE):
+        if cancellable(self._s.phase):
             self._cancel = request
 
     # ---- helpers -----------------------------------------------------------------------------------
@@ -440,6 +464,8 @@ class ReferralWorkflow:
         self._s.phase = to
         self._s.timeline.append(TimelineEntry(at=workflow.now(), event=event, detail=detail))
         self._publish()
+        if to != Phase.SCREENING:  # every referral passes through screening; the outcomes are what matter
+            self._count(PHASE_ENTERED, phase=str(to))
 
     def _set_deadline(self, due: datetime | None) -> None:
         self._s.next_deadline = due
@@ -450,6 +476,14 @@ class ReferralWorkflow:
         self._s.at_risk = True
         self._s.timeline.append(TimelineEntry(at=workflow.now(), event="deadline passed", detail=what))
         self._publish()
+        self._count(DEADLINE_ESCALATIONS, deadline=what)
+
+    def _count(self, counter: tuple[str, str], **labels: str) -> None:
+        """One more on a Prometheus counter; the SDK's workflow meter records nothing while replaying."""
+        name, description = counter
+        workflow.metric_meter().create_counter(name, description).add(
+            1, {"source": self._s.referral.source_id, **labels}
+        )
 
     def _update_risk(self) -> None:
         threshold = self._s.program.deadlines.absence_threshold

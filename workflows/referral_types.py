@@ -108,3 +108,6 @@ class CancelInput(BaseModel):
 
     # Shown to the referrer as Task.statusReason: a FHIR string (no control characters), not a document.
     reason: str = Field(default="revoked by referrer", min_length=1, max_length=500, pattern=FHIR_STRING)
+    # BSeR's handshake: the Task shows the request (businessStatus cancellation-requested) before the
+    # confirmation; False for a revoked ServiceRequest or Gravity's direct cancellation.
+    requested: bool = False

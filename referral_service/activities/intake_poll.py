@@ -9,7 +9,7 @@ that are unusable, or addressed to another performer, are logged (ids and issue 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 from temporalio import activity
@@ -68,16 +68,25 @@ class IntakePollActivities:
         try:
             async for page in client.search_pages("ServiceRequest", params):
                 for bundle in searchset.referral_bundles(page):
-                    self._take(bundle, request, found)
+                    self._take(bundle, request, client.source.base_url, found)
                 stamps = [datetime.fromisoformat(stamp) for stamp in searchset.last_updated(page)]
                 found.until = max([*stamps, *([found.until] if found.until else [])], default=None)
         except FhirError as error:
             raise ApplicationError(str(error), type=type(error).__name__, non_retryable=not error.retryable) from None
         return found
 
-    def _take(self, bundle: dict[str, object], request: FindReferralsInput, found: FoundReferrals) -> None:
+    def _take(
+        self, bundle: dict[str, object], request: FindReferralsInput, source_base_url: str, found: FoundReferrals
+    ) -> None:
+        """The same checks as a pushed referral's, against the time it is taken in and the EHR it is in."""
         try:
-            referral = referral_from_fhir(bundle, source_id=request.source_id, program_org=request.program_org)
+            referral = referral_from_fhir(
+                bundle,
+                source_id=request.source_id,
+                program_org=request.program_org,
+                received_at=datetime.now(UTC),
+                source_base_url=source_base_url,
+            )
         except UnusableReferral as unusable:
             log.warning(
                 "polled referral skipped",

@@ -23,10 +23,14 @@ from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from referral_service.domain.assessment import AssessmentRecord
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.careteam import CareTeamAssignment
+from referral_service.domain.metric_names import EHR_WRITES
 from referral_service.domain.program import Program
 from referral_service.domain.referral import Referral, ResourceRef
 from referral_service.ehr.client import FhirClient
 from referral_service.ehr.errors import FhirError
+from referral_service.logging import get_logger
+
+log = get_logger()
 
 
 class EhrWrite(BaseModel):
@@ -205,7 +209,18 @@ class WritebackActivities:
         try:
             result = await client.update_conditional(resource, f"identifier={RESOURCE_KEY_SYSTEM}|{request.key}")
         except FhirError as error:
+            _count_write(client, resource["resourceType"], type(error).__name__)
             raise _activity_error(error) from None
+        _count_write(client, result.resource_type, "created" if result.created else "updated")
+        log.info(
+            "ehr write",
+            workflow_id=activity.info().workflow_id,
+            source_id=client.source.id,
+            resource_type=result.resource_type,
+            resource_id=result.id,
+            version=result.version,
+            created=result.created,
+        )
         return EhrWrite(
             key=request.key,
             resource_type=result.resource_type,
@@ -226,6 +241,13 @@ class WritebackActivities:
                 raise _activity_error(error) from None
             self._updatable[client.source.id] = capability.updatable_types(statement)
         return resource_type in self._updatable[client.source.id]
+
+
+def _count_write(client: FhirClient, resource_type: str, outcome: str) -> None:
+    name, description = EHR_WRITES
+    activity.metric_meter().create_counter(name, description).add(
+        1, {"source": client.source.id, "resource_type": resource_type, "outcome": outcome}
+    )
 
 
 def _activity_error(error: FhirError) -> ApplicationError:

@@ -26,6 +26,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/fhir"): REFERRERS,
     ("PUT", "/subscriptions/{source_id}/ServiceRequest/{request_id}"): REFERRERS,
     ("GET", "/fhir/Task/{task_id}"): REFERRERS | STAFF,
+    ("PUT", "/fhir/Task/{task_id}"): REFERRERS,
     ("GET", "/api/referrals"): STAFF,
     ("GET", "/api/referrals/{key}"): STAFF,
     ("POST", "/api/referrals/{key}/decision"): SCREENERS,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -22,9 +24,12 @@ from referral_service.api import (
 from referral_service.api.access import AccessDenied, authorize, denied_response
 from referral_service.api.deps import AppState
 from referral_service.api.intake_limits import SourceRateLimiter
+from referral_service.api.intake_metrics import IntakeLatency
 from referral_service.api.tokens import TokenVerifier
 from referral_service.config import Settings
 from referral_service.programs import load_program
+from referral_service.temporal_client import metric_meter
+from referral_service.tracing import traced_request
 
 # Every route the app serves; each must have a rule in ``access.POLICY`` or ``access.PUBLIC``.
 ROUTERS: tuple[APIRouter, ...] = (
@@ -39,7 +44,8 @@ ROUTERS: tuple[APIRouter, ...] = (
 )
 
 
-def create_app(settings: Settings, client: Client) -> FastAPI:
+def create_app(settings: Settings, client: Client, *, worker_running: Callable[[], bool] | None = None) -> FastAPI:
+    """The whole API; ``worker_running`` adds the worker to ``/readyz`` where the process also runs one."""
     app = FastAPI(
         title="IOP referral service",
         description="FHIR R4 intake for IOP step-down referrals, the case-manager API and quality measures.",
@@ -48,12 +54,7 @@ def create_app(settings: Settings, client: Client) -> FastAPI:
     )
     app.state.token_verifier = TokenVerifier(settings.auth) if settings.auth else None
     app.add_exception_handler(AccessDenied, _denied)  # type: ignore[arg-type]
-    app.state.services = AppState(
-        settings=settings,
-        temporal=client,
-        program=load_program(settings.program_file),
-        intake_limiter=SourceRateLimiter(settings.intake),
-    )
+    app.state.services = _services(settings, client, worker_running)
 
     for router in ROUTERS:
         app.include_router(router)
@@ -66,8 +67,29 @@ def create_app(settings: Settings, client: Client) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "X-Namespace"],
         allow_credentials=True,
     )
+    app.middleware("http")(IntakeLatency(metric_meter(client)))
+    if settings.otlp_traces_endpoint is not None:
+        app.middleware("http")(traced_request)  # added last, so outermost: the span covers the whole request
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     return app
+
+
+def create_worker_health_app(settings: Settings, client: Client, worker_running: Callable[[], bool]) -> FastAPI:
+    """What a worker-only process serves, for its orchestrator: ``/healthz`` and ``/readyz``, nothing else."""
+    app = FastAPI(title="IOP referral worker", openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.services = _services(settings, client, worker_running)
+    app.include_router(health_routes.router)
+    return app
+
+
+def _services(settings: Settings, client: Client, worker_running: Callable[[], bool] | None) -> AppState:
+    return AppState(
+        settings=settings,
+        temporal=client,
+        program=load_program(settings.program_file),
+        intake_limiter=SourceRateLimiter(settings.intake),
+        worker_running=worker_running,
+    )
 
 
 async def _denied(request: Request, denied: AccessDenied) -> Response:

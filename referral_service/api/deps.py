@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Annotated
@@ -21,6 +22,8 @@ class AppState:
     temporal: Client
     program: Program
     intake_limiter: SourceRateLimiter
+    # Whether this process's Temporal worker is polling; None where the process runs no worker.
+    worker_running: Callable[[], bool] | None = None
 
     @cached_property
     def patient_match_secret(self) -> bytes:

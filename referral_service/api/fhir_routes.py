@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from fhir_mappings import capability, outcomes, task
 from fhir_mappings.referral_in import acceptable_for_intake, referral_from_fhir
+from fhir_mappings.task_cancellation import cancellation_from_task
 from referral_service.api.access import may_act_for_source, principal_of
 from referral_service.api.deps import AppState, StateDep
 from referral_service.api.fhir_responses import fhir_response, outcome_response
@@ -30,8 +31,8 @@ from referral_service.domain.patient_match import match_keys
 from referral_service.domain.referral import Referral, referral_key
 from referral_service.logging import get_logger
 from workflows import search_attributes
-from workflows.referral import ReferralWorkflow
-from workflows.referral_types import ReferralState, StartReferralInput
+from workflows.referral import ReferralWorkflow, cancellable
+from workflows.referral_types import CancelInput, ReferralState, StartReferralInput
 
 router = APIRouter(prefix="/fhir", tags=["FHIR intake"])
 _QUERY_TIMEOUT = timedelta(seconds=5)
@@ -60,6 +61,44 @@ async def submit_bundle(request: Request, services: StateDep) -> Response:
 @router.get("/Task/{task_id}")
 async def read_task(task_id: str, request: Request, services: StateDep) -> Response:
     """The closed-loop Task of a referral, from the workflow's current state."""
+    state = await _referral_state(task_id, request, services)
+    return state if isinstance(state, Response) else fhir_response(_task_of(state))
+
+
+@router.put("/Task/{task_id}")
+async def cancel_by_task(task_id: str, request: Request, services: StateDep) -> Response:
+    """The referrer cancels its referral by sending its Task: with ``businessStatus`` ``cancellation-requested``
+    (BSeR: the program confirms with ``cancelled`` / ``cancellation-confirmed`` once the plan and team are
+    closed) or with ``status`` ``cancelled`` (Gravity). Answers the Task as it stands; the EHR's copy follows."""
+    body = await read_body(request, services.settings.intake.max_body_bytes)
+    if body is None:
+        return outcome_response([outcomes.too_costly("the body is larger than a Task can be")])
+    payload, issues = _parse_json(body)
+    if payload is None:
+        return outcome_response(issues)
+    try:
+        cancellation = cancellation_from_task(payload, task_id)
+    except outcomes.UnusableReferral as error:
+        return outcome_response(error.issues)
+    state = await _referral_state(task_id, request, services)
+    if isinstance(state, Response):
+        return state
+    if not cancellable(state.phase):
+        return outcome_response(
+            [outcomes.conflict(f"the referral is {state.phase}: there is nothing left to cancel", "Task.status")]
+        )
+    handle = services.temporal.get_workflow_handle_for(ReferralWorkflow.run, task_id)
+    try:
+        await handle.signal(
+            ReferralWorkflow.cancel, CancelInput(reason=cancellation.reason, requested=cancellation.requested)
+        )
+    except RPCError:  # it ended a moment ago
+        return outcome_response([outcomes.conflict("the referral has just ended: nothing left to cancel", "Task")])
+    return fhir_response(_task_of(state))
+
+
+async def _referral_state(task_id: str, request: Request, services: AppState) -> ReferralState | Response:
+    """The referral's snapshot, or the OperationOutcome to answer with (unknown, another source's, down)."""
     handle = services.temporal.get_workflow_handle_for(ReferralWorkflow.run, task_id)
     unknown = outcomes.not_found(f"no referral Task with id {task_id}", "Task.id")
     try:
@@ -70,7 +109,7 @@ async def read_task(task_id: str, request: Request, services: StateDep) -> Respo
         return outcome_response([outcomes.transient("the referral's state cannot be read right now; retry")])
     if not may_act_for_source(principal_of(request), state.referral.source_id):
         return outcome_response([unknown])  # another hospital's referral: not even its existence is shown
-    return fhir_response(_task_of(state))
+    return state
 
 
 async def _submit(request: Request, services: StateDep, *, expected: str) -> Response:
@@ -93,7 +132,7 @@ async def _submit(request: Request, services: StateDep, *, expected: str) -> Res
         return outcome_response([outcomes.security(f"this token may not submit for {source}", login=False)])
     wait = services.intake_limiter.retry_after(source)
     if wait:
-        log.warning("intake throttled", source=source, retry_after=wait)
+        log.warning("intake throttled", source_id=source, retry_after=wait)
         busy = outcomes.throttled(f"too many referrals from {source}; retry after {wait} s")
         return outcome_response([busy], headers={"Retry-After": str(wait)})
     try:

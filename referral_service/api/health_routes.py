@@ -1,5 +1,6 @@
 """Health for orchestrators: ``/healthz`` says the process answers; ``/readyz`` says it can do its job
-(Temporal reachable, every configured referring EHR answering ``GET [base]/metadata``)."""
+(Temporal reachable, every configured referring EHR answering ``GET [base]/metadata``, and in a process
+that runs the worker, the worker polling its task queue)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,12 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "a dependency is unreachable; `checks` says which"}})
 async def readyz(services: StateDep) -> JSONResponse:
-    """Ready when Temporal and every configured EHR answer within a few seconds; each check is named."""
+    """Ready when Temporal and every configured EHR answer within a few seconds (and the worker, where this
+    process runs one, is polling); each check is named."""
     results = await asyncio.gather(_temporal(services), *(_ehr(source) for source in services.settings.sources))
     checks = dict(results)
+    if services.worker_running is not None:
+        checks["worker"] = "ok" if services.worker_running() else "not running"
     ready = all(result == "ok" for result in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503

@@ -10,6 +10,7 @@ pushed one, or cancelled when the referrer revoked it. A referral already starte
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -52,7 +53,13 @@ async def deliver(source_id: str, request_id: str, request: Request, services: S
     if not bundles:
         return outcome_response([outcomes.not_found(f"ServiceRequest/{request_id} is not in {source_id}", None)])
     try:
-        referral = referral_from_fhir(bundles[0], source_id=source_id, program_org=services.program.organization)
+        referral = referral_from_fhir(
+            bundles[0],
+            source_id=source_id,
+            program_org=services.program.organization,
+            received_at=datetime.now(UTC),
+            source_base_url=str(source.base_url),
+        )
     except outcomes.UnusableReferral as error:
         return outcome_response(error.issues)
     if acceptable_for_intake(referral.status):

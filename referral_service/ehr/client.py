@@ -14,6 +14,7 @@ from typing import Any, Self
 from urllib.parse import unquote
 
 import httpx
+from opentelemetry.trace import SpanKind, get_tracer
 
 from referral_service.ehr.errors import PermanentError, TransientError, error_from_response
 from referral_service.ehr.responses import (
@@ -27,6 +28,8 @@ from referral_service.ehr.responses import (
     parse_location,
 )
 from referral_service.ehr.source import SourceConfig
+
+_TRACER = get_tracer(__name__)  # a no-op until the process configures tracing (referral_service.tracing)
 
 SearchParams = Mapping[str, str | Sequence[str]]
 """Search parameters as strings; a sequence repeats the name:
@@ -220,15 +223,30 @@ class FhirClient:
         body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """One request; error statuses become ``FhirError``s, transport failures ``TransientError``."""
+        """One request, traced; error statuses become ``FhirError``s, transport failures ``TransientError``.
+
+        The span names the source, method, resource type and status only: never the URL, whose search
+        parameters may carry a patient's identifier.
+        """
         content = json.dumps(body).encode() if body is not None else None
-        try:
-            response = await self._http.request(method, url, params=params, content=content, headers=headers)
-        except httpx.RequestError as exc:
-            where = httpx.URL(url).path or "/"
-            if self._observer is not None:
-                self._observer(FhirExchange(method, self._relative(exc.request.url), None))
-            raise TransientError(f"{type(exc).__name__} on {method} {where}") from exc
+        resource_type = self._relative(httpx.URL(url)).split("/", 1)[0].split("?", 1)[0] or "(base)"
+        with _TRACER.start_as_current_span(
+            f"FHIR {method} {resource_type}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "fhir.source": self.source.id,
+                "http.request.method": method,
+                "fhir.resource_type": resource_type,
+            },
+        ) as span:
+            try:
+                response = await self._http.request(method, url, params=params, content=content, headers=headers)
+            except httpx.RequestError as exc:
+                where = httpx.URL(url).path or "/"
+                if self._observer is not None:
+                    self._observer(FhirExchange(method, self._relative(exc.request.url), None))
+                raise TransientError(f"{type(exc).__name__} on {method} {where}") from exc
+            span.set_attribute("http.response.status_code", response.status_code)
         if self._observer is not None:
             self._observer(_exchange(method, self._relative(response.request.url), response))
         if response.status_code >= 300:

@@ -45,21 +45,27 @@ _WORKFLOW_TASK_OPEN = {_E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, _E.EVENT_TYPE_WORK
 
 
 async def terminate_when_idle(handle: WorkflowHandle[Any, Any], reason: str) -> None:
-    """Terminate a running workflow once its history shows no workflow task and no activity in flight (or
-    after ``IDLE_PATIENCE_S``: an activity waiting to be retried counts as in flight); one that has ended or
-    never existed is left alone. Read from the history: the test server's describe leaves pending work out."""
-    deadline = time.monotonic() + IDLE_PATIENCE_S
+    """Terminate a running workflow once nothing of it is in flight (see ``until_idle``); one that has ended
+    or never existed is left alone."""
     try:
-        while time.monotonic() < deadline:
-            in_flight = _in_flight(await handle.fetch_history())
-            if in_flight is None:
-                return
-            if not in_flight:
-                break
-            await asyncio.sleep(0.1)
-        await handle.terminate(reason)
+        if await until_idle(handle) is not None:
+            await handle.terminate(reason)
     except RPCError:
         return  # it ended meanwhile, or was never started
+
+
+async def until_idle(handle: WorkflowHandle[Any, Any], patience_s: float = IDLE_PATIENCE_S) -> bool | None:
+    """Wait until the workflow's history shows no workflow task and no activity in flight: True then, False
+    after ``patience_s`` (an activity waiting to be retried counts as in flight), None once it has closed.
+    Read from the history: the test server's describe leaves pending work out."""
+    deadline = time.monotonic() + patience_s
+    while (in_flight := _in_flight(await handle.fetch_history())) is not None:
+        if not in_flight:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return None
 
 
 def _in_flight(history: WorkflowHistory) -> bool | None:

@@ -375,7 +375,8 @@ async def test_a_source_over_its_rate_gets_429_with_retry_after_and_other_source
 
 
 async def test_metadata_lists_what_the_endpoint_accepts(api):
-    """GET /fhir/metadata is a CapabilityStatement saying ServiceRequests may be created and Tasks read."""
+    """GET /fhir/metadata is a CapabilityStatement saying ServiceRequests may be created, Tasks read and
+    updated (to cancel)."""
     response = await api.get("/fhir/metadata")
 
     assert response.status_code == 200
@@ -386,7 +387,7 @@ async def test_metadata_lists_what_the_endpoint_accepts(api):
     assert statement["implementation"]["url"] == "http://test/fhir"
     [rest] = statement["rest"]
     interactions = {r["type"]: {i["code"] for i in r["interaction"]} for r in rest["resource"]}
-    assert interactions == {"ServiceRequest": {"create"}, "Task": {"read"}}
+    assert interactions == {"ServiceRequest": {"create"}, "Task": {"read", "update"}}
     assert {"code": "transaction"} in rest["interaction"]
 
 

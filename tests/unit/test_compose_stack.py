@@ -64,9 +64,10 @@ def test_host_ports_do_not_clash_and_the_temporal_ui_leaves_8080_to_hapi() -> No
 
 
 def test_databases_and_servers_have_health_checks_and_named_volumes() -> None:
-    for name in ("temporal-db", "hapi-db", "temporal", "api"):
+    for name in ("temporal-db", "hapi-db", "temporal", "api", "worker"):
         assert "healthcheck" in SERVICES[name], f"{name} has no health check"
     assert "/healthz" in " ".join(SERVICES["api"]["healthcheck"]["test"])
+    assert "/readyz" in " ".join(SERVICES["worker"]["healthcheck"]["test"]), "the worker reports readiness"
     volumes = [v.split(":")[0] for name in ("temporal-db", "hapi-db") for v in SERVICES[name]["volumes"]]
     assert volumes == ["temporal-db", "hapi-db"]
     assert set(COMPOSE["volumes"]) == set(volumes)
@@ -127,6 +128,7 @@ def test_api_and_worker_settings_load_and_reach_the_compose_services(
     assert settings.codec.active == "k1"
     assert settings.auth is not None
     assert settings.auth.issuer == OPERATOR_ENV["IOP_AUTH_ISSUER"]
+    assert settings.metrics_address == "0.0.0.0:9464", "Prometheus must reach each service on the compose network"
 
 
 def test_a_placeholder_key_ring_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,12 +9,14 @@ ServiceRequest in HAPI is addressed to another performer and is skipped.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from referral_service.activities.intake_poll import FindReferralsInput, IntakePollActivities
 from referral_service.config import Settings, SourceSettings
 from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import Program
@@ -89,3 +91,28 @@ async def _polls(client: Client, schedule_id: str) -> int:
 
 async def _polled(client: Client, schedule_id: str, at_least: int) -> bool:
     return await _polls(client, schedule_id) >= at_least
+
+
+async def test_the_poll_refuses_what_a_push_would_refuse(hapi_client: FhirClient) -> None:
+    """A referral authored in the future is skipped by the poll, as ``POST /fhir`` would refuse it, while a
+    good one written at the same moment is taken in."""
+    ours = ResourceRef(
+        resource_type="Organization", identifier=Identifier(system=NPI, value=f"19{uuid.uuid4().int % 10**8:08d}")
+    )
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    good, future = (
+        referral_bundle("ada-testpatient-adult-inpatient"),
+        referral_bundle("ada-testpatient-adult-inpatient"),
+    )
+    _addressed_to(good, ours)
+    _addressed_to(future, ours)["authoredOn"] = "2099-01-01T09:00:00Z"
+    await hapi_client.transaction(good)
+    await hapi_client.transaction(future)
+
+    polling = IntakePollActivities({"ehr": hapi_client}, match_secret=b"test")
+    found = await ActivityEnvironment().run(
+        polling.find_changed_referrals, FindReferralsInput(source_id="ehr", program_org=ours, since=since)
+    )
+
+    placers = [r.referral.placer_identifier.value for r in found.new]
+    assert placers == [_addressed_to(good, ours)["identifier"][0]["value"]], placers

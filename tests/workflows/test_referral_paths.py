@@ -66,7 +66,8 @@ async def test_two_no_shows_put_the_referral_at_risk_and_attending_clears_it(
 
 
 async def test_missed_first_session_deadline_escalates(time_skipping_env, hapi_client, program, task_queue):
-    """Accepted but not seen within 7 days of hospital discharge: flagged at risk with the deadline named."""
+    """Accepted but not seen within 7 days of hospital discharge: flagged at risk with the deadline named; a
+    visit within the 7 days that is entered late lifts the flag, one after them does not."""
     today = (await time_skipping_env.get_current_time()).date()
     handle = await start_referral(time_skipping_env, hapi_client, program, task_queue, discharged_on=today)
     accepted = await handle.execute_update(ReferralWorkflow.decide, ACCEPT_ADULT)
@@ -76,6 +77,12 @@ async def test_missed_first_session_deadline_escalates(time_skipping_env, hapi_c
     await skip_time(time_skipping_env.client, timedelta(days=9))
     late = await handle.query(ReferralWorkflow.snapshot)
     assert (late.phase, late.at_risk, late.overdue) == (Phase.INTAKE_SCHEDULED, True, ["first session"])
+    seen_late = await handle.execute_update(ReferralWorkflow.record_session, session(8, after=today))
+    assert (seen_late.at_risk, seen_late.overdue) == (True, ["first session"])  # day 8 is too late
+    # A day-6 visit entered only now: the deadline was met after all, and the flag it raised is lifted.
+    entered_late = await handle.execute_update(ReferralWorkflow.record_session, session(6, after=today))
+    assert (entered_late.at_risk, entered_late.overdue) == (False, [])
+    assert entered_late.timeline[-1].event == "deadline met after all"
     await handle.signal(ReferralWorkflow.cancel, CancelInput())
     await handle.result()
     await keep_history(handle, "first-session-deadline-missed")

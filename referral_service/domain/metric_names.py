@@ -1,0 +1,10 @@
+"""The service's own Prometheus metrics (name, description): labels are codes and source ids, never patient
+data. Workflows and activities record them through the Temporal SDK's meters, the API through its client's
+runtime, so one ``/metrics`` endpoint per process serves them beside the SDK's worker metrics."""
+
+from __future__ import annotations
+
+PHASE_ENTERED = ("iop_referrals_entered_phase", "Referrals that entered a phase (received, accepted, ...), by source")
+DEADLINE_ESCALATIONS = ("iop_deadline_escalations", "Deadlines that passed unmet (response, first session), by source")
+EHR_WRITES = ("iop_ehr_writes", "Writes to referring EHRs, by source, resource type and outcome")
+INTAKE_LATENCY = ("iop_intake_latency_seconds", "Seconds from a referral's arrival to its acknowledgement, by channel")
