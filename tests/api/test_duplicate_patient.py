@@ -1,4 +1,5 @@
-"""Duplicate-patient check at intake, against the real Temporal dev server (visibility) and HAPI FHIR.
+"""Duplicate-patient check at intake, and the inbox's flags for the intake coordinator, against the real
+Temporal dev server (visibility) and HAPI FHIR.
 
 A referral whose patient matches an open referral by identifier, or by name plus birth date, is flagged for
 the intake coordinator (``possible_duplicates`` in its snapshot, a timeline entry), never merged; the search
@@ -12,6 +13,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import AsyncIterator
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -94,6 +96,10 @@ async def test_same_mrn_is_flagged_with_the_open_referral(api, temporal_env):
     assert first in entry["detail"]
     # The first referral is not changed by the second: nothing is merged.
     assert second not in (await _snapshot(api, first))["possible_duplicates"]
+    # The coordinator sees the flag in the inbox, on the second referral's row, linking to the first.
+    inbox = (await api.get("/inbox")).text
+    row = inbox[inbox.index(f'data-referral="{second}"') :].split("</tr>", 1)[0]
+    assert f'possible duplicate of <a href="/referrals/{first}">{first}</a>' in row
 
 
 async def test_same_name_and_birth_date_with_another_mrn_is_flagged(api, temporal_env):
@@ -144,3 +150,13 @@ async def test_match_attribute_holds_no_patient_data_and_survives_upserts(api, t
     assert all(k in raw for k in keys)
     leaked = [value for value in _phi(bundle) if value in raw]
     assert leaked == [], f"search attributes carry patient data: {leaked}"
+
+
+async def test_a_referral_discharged_weeks_ago_shows_its_step_down_concern_in_the_inbox(api, temporal_env):
+    """Not a duplicate but worth the coordinator's eye: the inbox names why it may not be a step-down."""
+    long_ago = referral_bundle(ADA, discharged_on=date.today() - timedelta(days=40))
+    key = await _submit_visible(api, temporal_env, long_ago)
+
+    inbox = (await api.get("/inbox")).text
+    row = inbox[inbox.index(f'data-referral="{key}"') :].split("</tr>", 1)[0]
+    assert '<span class="flag flag-eligibility">discharged more than 30 days ago</span>' in row

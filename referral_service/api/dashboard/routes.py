@@ -43,6 +43,7 @@ from referral_service.api.referral_routes import (
     send_cancel,
 )
 from referral_service.domain.assessment import AssessmentRecord, Instrument
+from referral_service.domain.deadlines import step_down_ineligibility
 from referral_service.domain.discharge import DeclineReason, Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import LevelOfCare, SessionKind, StaffMember, StaffRole, Track
@@ -487,6 +488,8 @@ def _inbox_row(row: ReferralSummary, snapshot: ReferralState | None, now: dateti
         "countdown": countdown(next_deadline, now),
         "overdue": next_deadline is not None and next_deadline < now,
         "at_risk": snapshot.at_risk if snapshot else row.at_risk,
+        "possible_duplicates": snapshot.possible_duplicates if snapshot else [],
+        "eligibility": step_down_ineligibility(referral, now.date()) if referral else [],
     }
 
 
