@@ -56,8 +56,7 @@ async def _program(servers: Servers, program: Program, queue: str, referral: Ref
     start = StartReferralInput(key=key, referral=referral, program=program, received_at=datetime.now(UTC))
     handle = await servers.temporal.client.start_workflow(ReferralWorkflow.run, start, id=key, task_queue=queue)
     await handle.execute_update(ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh"))
-    discharged = referral.discharge.discharge_date if referral.discharge and referral.discharge.discharge_date else None
-    assert discharged is not None, "the fixture's referral names its hospital discharge"
+    discharged = _discharged_on(referral)
     for day in SESSION_DAYS:
         await handle.execute_update(ReferralWorkflow.record_session, session(day, after=discharged))
     completed = Discharge(reason=DischargeReason.COMPLETED, date=discharged + timedelta(days=PROGRAM_DISCHARGE_DAY))
@@ -68,6 +67,13 @@ async def _program(servers: Servers, program: Program, queue: str, referral: Ref
     state = await handle.result()
     if state.phase != Phase.CLOSED:
         raise RuntimeError(f"a program ended in phase {state.phase}, not closed")
+
+
+def _discharged_on(referral: Referral) -> date:
+    discharge = referral.discharge
+    if discharge is None or discharge.discharge_date is None:
+        raise RuntimeError("the fixture's referral names no hospital discharge date")
+    return discharge.discharge_date
 
 
 async def _in_batches(count: int, one: Any) -> float:
@@ -126,16 +132,14 @@ async def hapi_writes_per_s(servers: Servers, count: int) -> float:
     """Conditional-update writes of new session Encounters for one seeded referral, straight to HAPI."""
     program = load_program()
     _, referral = await seeded(servers, program)
-    discharged = referral.discharge.discharge_date if referral.discharge and referral.discharge.discharge_date else None
+    discharged = _discharged_on(referral)
     numbers = iter(range(count))
 
     async def one() -> None:
         n = next(numbers)
         key = f"bench-direct-{uuid.uuid4().hex}/encounter/{n}"
-        body = encounter.session_encounter(
-            referral, session(1 + n % 80, after=discharged or date.today()).session, key=key,
-            organization=program.organization,
-        )  # fmt: skip
+        attended = session(1 + n % 80, after=discharged).session
+        body = encounter.session_encounter(referral, attended, key=key, organization=program.organization)
         await servers.hapi.update_conditional(body, f"identifier={RESOURCE_KEY_SYSTEM}|{key}")
 
     return count / await _in_batches(count, one)

@@ -36,7 +36,7 @@ class QuietApiServer(uvicorn.Server):
 
 async def run_worker_only(settings: Settings) -> int:
     stop = stop_on_signals()
-    with tracing(_endpoint(settings), "worker"):
+    with tracing(settings.otlp_traces_endpoint, "worker"):
         client = await unless_stopped(stop, connect(settings))
         if client is not None:
             await _serve(settings, client, stop, worker=True, api=False)
@@ -45,15 +45,11 @@ async def run_worker_only(settings: Settings) -> int:
 
 async def run_api_only(settings: Settings) -> int:
     stop = stop_on_signals()
-    with tracing(_endpoint(settings), "api"):
+    with tracing(settings.otlp_traces_endpoint, "api"):
         client = await unless_stopped(stop, connect(settings))
         if client is not None:
             await _serve(settings, client, stop, worker=False, api=True)
     return 0
-
-
-def _endpoint(settings: Settings) -> str | None:
-    return None if settings.otlp_traces_endpoint is None else str(settings.otlp_traces_endpoint)
 
 
 async def run_dev(
@@ -84,7 +80,7 @@ async def run_dev(
             "Ctrl-C stops everything.\n",
             flush=True,
         )
-        with tracing(_endpoint(dev_settings), "dev"):
+        with tracing(dev_settings.otlp_traces_endpoint, "dev"):
             client = await unless_stopped(stop, connect(dev_settings))
             if client is not None:
                 extra = asyncio.create_task(on_ready(dev_settings, client)) if on_ready else None

@@ -13,6 +13,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from pydantic import HttpUrl
 from temporalio.contrib.opentelemetry import TracingInterceptor
 
 SERVICE_NAME = "iop-referral-service"
@@ -20,14 +21,14 @@ _TRACER = trace.get_tracer(__name__)
 
 
 @contextlib.contextmanager
-def tracing(endpoint: str | None, role: str) -> Iterator[None]:
+def tracing(endpoint: HttpUrl | None, role: str) -> Iterator[None]:
     """While the block runs, export this process's spans over OTLP/HTTP to ``endpoint`` (nothing when it is
     None); at the end, flush what is still buffered."""
     if endpoint is None:
         yield
         return
     provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME, "service.role": role}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=str(endpoint))))
     trace.set_tracer_provider(provider)
     try:
         yield

@@ -159,10 +159,8 @@ class ReferralWorkflow:
         await self._write_team()
         await self._write_plan(status="active")
         await self._tell_referrer("accepted", "accepted")
-        discharge = self._s.referral.discharge
-        if discharge is not None and discharge.discharge_date is not None:
-            days = self._s.program.deadlines.first_session_days
-            self._set_deadline(_end_of(first_session_deadline(discharge.discharge_date, days)))
+        if (due := self._first_session_due()) is not None:
+            self._set_deadline(_end_of(due))
         await self._move(
             Phase.INTAKE_SCHEDULED,
             "intake scheduled",
@@ -319,15 +317,20 @@ class ReferralWorkflow:
     def _clear_first_session_flag(self, attended_on: date) -> None:
         """Attendance is often entered days later: a session attended within the deadline lifts the flag the
         deadline raised before it was recorded."""
-        discharge = self._s.referral.discharge
-        if "first session" not in self._s.overdue or discharge is None or discharge.discharge_date is None:
-            return
-        if attended_on > first_session_deadline(discharge.discharge_date, self._s.program.deadlines.first_session_days):
+        due = self._first_session_due()
+        if "first session" not in self._s.overdue or due is None or attended_on > due:
             return
         self._s.overdue.remove("first session")
         self._s.timeline.append(
             TimelineEntry(at=workflow.now(), event="deadline met after all", detail="first session, recorded late")
         )
+
+    def _first_session_due(self) -> date | None:
+        """The last day the first session counts for (None without a known hospital discharge date)."""
+        discharge = self._s.referral.discharge
+        if discharge is None or discharge.discharge_date is None:
+            return None
+        return first_session_deadline(discharge.discharge_date, self._s.program.deadlines.first_session_days)
 
     async def _request_outreach(self) -> None:
         """Once per absence streak that reaches the threshold: ask the referring side to reach out."""

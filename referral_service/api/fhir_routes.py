@@ -70,12 +70,9 @@ async def cancel_by_task(task_id: str, request: Request, services: StateDep) -> 
     """The referrer cancels its referral by sending its Task: with ``businessStatus`` ``cancellation-requested``
     (BSeR: the program confirms with ``cancelled`` / ``cancellation-confirmed`` once the plan and team are
     closed) or with ``status`` ``cancelled`` (Gravity). Answers the Task as it stands; the EHR's copy follows."""
-    body = await read_body(request, services.settings.intake.max_body_bytes)
-    if body is None:
-        return outcome_response([outcomes.too_costly("the body is larger than a Task can be")])
-    payload, issues = _parse_json(body)
-    if payload is None:
-        return outcome_response(issues)
+    payload = await _read_json(request, services)
+    if isinstance(payload, Response):
+        return payload
     try:
         cancellation = cancellation_from_task(payload, task_id)
     except outcomes.UnusableReferral as error:
@@ -113,16 +110,11 @@ async def _referral_state(task_id: str, request: Request, services: AppState) ->
 
 
 async def _submit(request: Request, services: StateDep, *, expected: str) -> Response:
-    limits = services.settings.intake
-    body = await read_body(request, limits.max_body_bytes)
-    if body is None:
-        return outcome_response([outcomes.too_costly(f"the body is larger than {limits.max_body_bytes} bytes")])
-    payload, issues = _parse_json(body)
-    if payload is not None and payload.get("resourceType") != expected:
-        issues = [outcomes.invalid(f"expected a {expected} here", f"{expected}.resourceType")]
-    if issues:
-        return outcome_response(issues)
-    assert payload is not None
+    payload = await _read_json(request, services)
+    if isinstance(payload, Response):
+        return payload
+    if payload.get("resourceType") != expected:
+        return outcome_response([outcomes.invalid(f"expected a {expected} here", f"{expected}.resourceType")])
     principal = principal_of(request)
     declared = request.headers.get("X-Referral-Source") or principal.source
     source = source_for(payload, services.settings, declared)
@@ -249,6 +241,16 @@ def _task_of(state: ReferralState) -> dict[str, Any]:
         last_modified=state.timeline[-1].at if state.timeline else state.received_at,
         outputs=[w.ref() for w in state.writes.values() if w.resource_type in ("CarePlan", "Encounter")],
     )
+
+
+async def _read_json(request: Request, services: AppState) -> dict[str, Any] | Response:
+    """The body as a JSON object, or the OperationOutcome to answer with (too large, not JSON, not an object)."""
+    limit = services.settings.intake.max_body_bytes
+    body = await read_body(request, limit)
+    if body is None:
+        return outcome_response([outcomes.too_costly(f"the body is larger than {limit} bytes")])
+    payload, issues = _parse_json(body)
+    return outcome_response(issues) if payload is None else payload
 
 
 def _parse_json(body: bytes) -> tuple[dict[str, Any] | None, list[outcomes.OutcomeIssue]]:

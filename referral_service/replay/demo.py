@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -28,11 +27,10 @@ from referral_service.ehr.client import FhirClient
 from referral_service.programs import load_program
 from referral_service.replay import seeding
 from referral_service.replay.clock import until_idle
-from referral_service.replay.scenario import Discharge, load_scenario
+from referral_service.replay.scenario import SHIPPED_DIR, Discharge, load_scenario
 from referral_service.replay.steps import send_step, steps
 from workflows.referral import ReferralWorkflow
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 AT_ONCE = 4  # referrals loaded side by side
 
 
@@ -100,7 +98,7 @@ async def load_demo(
 async def _place(
     api: httpx.AsyncClient, temporal: Client, ehr: FhirClient, program: Program, placement: Placement, suffix: str
 ) -> str:
-    scenario = load_scenario(SCENARIOS / f"{placement.scenario}.toml")
+    scenario = load_scenario(SHIPPED_DIR / f"{placement.scenario}.toml")
     spec = scenario.referral.model_copy(update={"source": ehr.source.id})
     day0 = datetime.now(UTC) - timedelta(days=placement.today or 0)
     prepared = seeding.prepare(spec, program, day0=day0, order_suffix=suffix)

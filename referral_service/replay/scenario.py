@@ -22,6 +22,10 @@ FORMAT_VERSION = 1
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
 
+# The scenarios this project ships (scenarios/ at the top of the checkout).
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+
+
 class ScenarioError(ValueError):
     """A scenario file that cannot be used; the message names the file and every field at fault."""
 

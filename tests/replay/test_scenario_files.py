@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from referral_service.replay.scenario import ScenarioError, load_scenario
+from referral_service.replay.scenario import SHIPPED_DIR, ScenarioError, load_scenario
 from tests.referrals import FIXTURES
 
-SHIPPED = sorted((Path(__file__).parents[2] / "scenarios").glob("*.toml"))
+SHIPPED = sorted(SHIPPED_DIR.glob("*.toml"))
 ADA = FIXTURES / "ada-testpatient-adult-inpatient.json"
 
 
