@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import tomllib
@@ -18,10 +19,72 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from referral_service.codec import KeyRing
+from referral_service.ehr.smart_backend_auth import (
+    Algorithm,
+    SigningKey,
+    SmartBackendAuth,
+    SmartCredentials,
+    load_private_key,
+    require_secure_url,
+)
 from referral_service.ehr.source import SourceConfig
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "placeholder", "xxx"})
 DEFAULT_STATE_DIR = Path(".iop-state")
+
+
+class SmartBackendSettings(BaseModel):
+    """SMART Backend Services credentials the EHR registered for this service (``kind = "smart-backend"``).
+
+    The private key stays in its file (PEM, unencrypted, readable by the service alone); it is checked to
+    load and to fit ``algorithm`` at start-up. ``token_url`` is discovered from the EHR's
+    ``.well-known/smart-configuration`` when unset; ``jwks_url`` (the registered JWKS) is sent as ``jku``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    kind: Literal["smart-backend"]
+    client_id: str = Field(min_length=1)
+    private_key_file: Path
+    key_id: str = Field(min_length=1)
+    algorithm: Algorithm
+    scope: str = Field(min_length=1)
+    # Strings, not HttpUrl: the EHR compares them character by character with what it registered.
+    token_url: str | None = None
+    jwks_url: str | None = None
+
+    @model_validator(mode="after")
+    def _usable(self) -> SmartBackendSettings:
+        self.signing_key()
+        for name in ("token_url", "jwks_url"):
+            url = getattr(self, name)
+            if url is not None:
+                require_secure_url(url, f"auth.{name}")
+        return self
+
+    def signing_key(self) -> SigningKey:
+        """The private key from ``private_key_file``; ``ValueError`` naming the file, never its content."""
+        try:
+            pem = self.private_key_file.read_bytes()
+        except OSError as exc:
+            raise ValueError(
+                f"auth.private_key_file {str(self.private_key_file)!r} cannot be read ({exc.strerror})"
+            ) from None
+        try:
+            return load_private_key(pem, self.algorithm)
+        except ValueError as exc:
+            raise ValueError(f"auth.private_key_file {str(self.private_key_file)!r} {exc}") from None
+
+    def credentials(self) -> SmartCredentials:
+        return SmartCredentials(
+            client_id=self.client_id,
+            private_key=self.signing_key(),
+            key_id=self.key_id,
+            algorithm=self.algorithm,
+            scope=" ".join(self.scope.split()),
+            token_url=self.token_url,
+            jwks_url=self.jwks_url,
+        )
 
 
 class SourceSettings(BaseModel):
@@ -31,7 +94,8 @@ class SourceSettings(BaseModel):
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     base_url: HttpUrl
-    auth: Literal["none", "smart-backend-services"] = "none"
+    # None for a server that needs no credentials (the HAPI test server).
+    auth: SmartBackendSettings | None = None
     timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     # Overrides of what the EHR's CapabilityStatement says it accepts, e.g. {"CarePlan": false}.
     writable: dict[str, bool] = Field(default_factory=dict)
@@ -39,13 +103,32 @@ class SourceSettings(BaseModel):
     poll: bool = False
     poll_interval_seconds: int = Field(default=900, ge=1)
 
+    @model_validator(mode="after")
+    def _tokens_stay_encrypted(self) -> SourceSettings:
+        if self.auth is not None:
+            require_secure_url(str(self.base_url), f"source {self.id!r} base_url (it is sent bearer tokens)")
+        return self
+
     def connection(self, *, timeout_seconds: float | None = None) -> SourceConfig:
         """How the EHR client reaches this source (``timeout_seconds`` overrides, e.g. for a quick probe)."""
         return SourceConfig(
             id=self.id,
             base_url=str(self.base_url).rstrip("/"),
             timeout_seconds=timeout_seconds or self.timeout_seconds,
+            auth=self.client_auth,
             writable=dict(self.writable),
+        )
+
+    @functools.cached_property
+    def client_auth(self) -> SmartBackendAuth | None:
+        """This source's credentials, made once: every client of the source shares its cached token."""
+        if self.auth is None:
+            return None
+        return SmartBackendAuth(
+            self.auth.credentials(),
+            source_id=self.id,
+            base_url=str(self.base_url),
+            timeout_seconds=self.timeout_seconds,
         )
 
 

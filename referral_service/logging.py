@@ -49,6 +49,9 @@ SAFE_KEYS = frozenset(
         "address",
         "key_id",
         "retry_after",
+        "scope",  # SMART system scopes granted to the service: no patient data
+        "missing_scope",
+        "expires_in",
     }
 )
 REDACTED = "[redacted]"
