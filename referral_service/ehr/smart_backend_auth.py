@@ -36,7 +36,7 @@ SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME_S = 240  # the spec allows at most 5 minutes; a minute to spare for the EHR's clock
 REFRESH_MARGIN_S = 60.0
-DEFAULT_EXPIRES_IN_S = 300  # the lifetime SMART recommends, for a server that leaves expires_in out
+DEFAULT_EXPIRES_IN_S = 300.0  # the lifetime SMART recommends, for a server that leaves expires_in out
 MIN_RSA_BITS = 2048
 _OAUTH_ERROR = re.compile(r"[a-z_]{1,64}")  # RFC 6749 error codes; anything else is not echoed
 _HINTS = {
@@ -137,13 +137,11 @@ class SmartBackendAuth(httpx.Auth):
         source_id: str,
         base_url: str,
         timeout_seconds: float,
-        refresh_margin_seconds: float = REFRESH_MARGIN_S,
     ) -> None:
         self._credentials = credentials
         self._source_id = source_id
         self._base_url = base_url.rstrip("/")
         self._timeout = httpx.Timeout(timeout_seconds)
-        self._margin = refresh_margin_seconds
         self._token_url = credentials.token_url
         self._token: AccessToken | None = None
         self._refreshing = asyncio.Lock()
@@ -190,7 +188,7 @@ class SmartBackendAuth(httpx.Auth):
                 "client_assertion": client_assertion(self._credentials, token_url, now=time.time()),
             }
             response = await _call(http, "POST", token_url, "token request", data=form)
-        token = _access_token(response, requested_scope=self._credentials.scope, margin=self._margin)
+        token = _access_token(response, requested_scope=self._credentials.scope)
         self._log_grant(token)
         return token
 
@@ -261,9 +259,10 @@ def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
     return body
 
 
-def _access_token(response: httpx.Response, *, requested_scope: str, margin: float) -> AccessToken:
-    """The token of a successful token response; the granted scope is the requested one when the server
-    leaves ``scope`` out (RFC 6749 section 5.1)."""
+def _access_token(response: httpx.Response, *, requested_scope: str) -> AccessToken:
+    """The token of a successful token response, to be replaced ``REFRESH_MARGIN_S`` before it expires (half
+    way through a shorter life, so it still serves more than one request). The granted scope is the
+    requested one when the server leaves ``scope`` out (RFC 6749 section 5.1)."""
     body = _json_object(response, "token response")
     value, token_type, scope = body.get("access_token"), body.get("token_type", "bearer"), body.get("scope")
     if not isinstance(value, str) or not value:
@@ -272,13 +271,17 @@ def _access_token(response: httpx.Response, *, requested_scope: str, margin: flo
         raise PermanentError("token response is not a bearer token", status=response.status_code)
     granted = scope if isinstance(scope, str) else requested_scope
     expires_in = _expires_in(body)
-    return AccessToken(value, granted, expires_in, refresh_at=time.monotonic() + expires_in - margin)
+    refresh_at = time.monotonic() + expires_in - min(REFRESH_MARGIN_S, expires_in / 2)
+    return AccessToken(value, granted, expires_in, refresh_at)
 
 
 def _expires_in(body: dict[str, Any]) -> float:
-    expires_in = body.get("expires_in", DEFAULT_EXPIRES_IN_S)
-    valid = isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and expires_in > 0
-    return float(expires_in) if valid else float(DEFAULT_EXPIRES_IN_S)
+    """``expires_in`` in seconds (some servers send a string), or the default when absent or unusable."""
+    try:
+        seconds = float(body.get("expires_in", DEFAULT_EXPIRES_IN_S))
+    except (TypeError, ValueError):
+        return DEFAULT_EXPIRES_IN_S
+    return seconds if seconds > 0 else DEFAULT_EXPIRES_IN_S
 
 
 def _is_loopback(host: str) -> bool:

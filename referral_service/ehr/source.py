@@ -12,8 +12,8 @@ import httpx
 class SourceConfig:
     """One FHIR R4 server the service talks to.
 
-    ``auth`` is the hook for credentials: ``None`` for the HAPI test server; a production EHR plugs in an
-    ``httpx.Auth`` that performs SMART Backend Services (client-credentials with a signed JWT) here.
+    ``auth`` is the hook for credentials: ``None`` for the HAPI test server; a production EHR plugs in its
+    ``SmartBackendAuth`` (``smart_backend_auth.py``: client credentials with a signed JWT) here.
     ``base_url`` must be an absolute http(s) URL; a trailing slash is removed. ``writable`` overrides what
     the server's CapabilityStatement says it accepts, by resource type (e.g. ``{"CarePlan": False}``).
     """

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 import httpx
 import jwt
@@ -10,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
 
-from referral_service.config import Settings, SourceSettings, load_settings
+from referral_service.config import Settings, SmartBackendSettings, SourceSettings, load_settings
 from referral_service.ehr.smart_backend_auth import SmartCredentials, client_assertion
 from tests.smart_token_server import CLIENT_ID, KEY_IDS, KEYS, SCOPE, smart_auth, write_pem
 
@@ -131,3 +133,22 @@ def test_a_sync_client_cannot_use_the_auth_by_mistake(tmp_path):
     auth = source(smart_auth(tmp_path)).client_auth
     with httpx.Client(auth=auth) as http, pytest.raises(RuntimeError, match="AsyncClient only"):
         http.get(f"{BASE_URL}/metadata")
+
+
+def test_the_commented_example_in_the_deploy_settings_is_valid(tmp_path, monkeypatch):
+    """``deploy/example-service.toml``'s auth block, uncommented with a real key file, loads."""
+    head, marker, tail = (
+        (Path(__file__).parents[2] / "deploy/example-service.toml").read_text().partition("# [sources.auth]\n")
+    )
+    lines = [line.removeprefix("# ") for line in tail.splitlines()]
+    assert marker
+    assert all(line.split(" = ")[0] in SmartBackendSettings.model_fields for line in lines)
+    key_file = write_pem(tmp_path, KEYS["RS384"])
+    block = re.sub(r'private_key_file = "[^"]+"', f'private_key_file = "{key_file}"', "\n".join(lines))
+    config = tmp_path / "service.toml"
+    config.write_text(f"{head}[sources.auth]\n{block}\n")
+    monkeypatch.setenv("IOP_API_HOST", "127.0.0.1")  # the example binds beyond loopback, with [auth] elsewhere
+    [ehr] = load_settings(config).sources
+    assert ehr.auth is not None
+    assert ehr.auth.algorithm == "RS384"
+    assert ehr.client_auth is not None
