@@ -8,7 +8,7 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import StaffRole
-from tests.workflows.stories import session, start_referral, written
+from tests.workflows.stories import keep_history, session, start_referral, written
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import CancelInput, ReassignTeamInput, ScreeningDecisionInput
 
@@ -72,6 +72,7 @@ async def test_reassigning_the_primary_therapist_rewrites_the_care_team_and_revi
 
     await handle.signal(ReferralWorkflow.cancel, CancelInput())
     final = await handle.result()
+    await keep_history(handle, "team-reassigned")
     assert final.phase == Phase.CANCELLED
     [closed] = await written(hapi_client, "CareTeam", f"{handle.id}/careteam")
     assert closed["status"] == "inactive"
