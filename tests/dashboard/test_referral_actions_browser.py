@@ -108,6 +108,7 @@ async def test_reassign_a_care_team_role_and_see_a_refusal(api_url, tab):  # noq
     await expect(page.locator('[data-flash="notice"]')).to_have_text("primary therapist is now David Chen, LMFT")
     await expect(therapist).to_have_text("David Chen, LMFT")
     await expect(page.locator("table.timeline")).to_contain_text("primary_therapist: lcsw-reyes -> lmft-chen")
+    await expect(page.locator('[data-field="team-since"]')).to_contain_text("1 earlier assignment (see the timeline)")
     await expect(page.locator('form.action-team select[name="member"] option[value="ladc-brooks"]')).to_have_count(0)
 
 
