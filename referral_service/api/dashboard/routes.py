@@ -269,8 +269,8 @@ async def reassign_team(key: str, request: Request, services: StateDep) -> Respo
         state = await run_update(services, key, ReferralWorkflow.reassign_team, body)
     except HTTPException as refused:
         return _redirect(back, "error", f"care team not changed: {refused.detail}")
-    member = state.team.members[role].name if state.team and role in state.team.members else body.members[role]
-    return _redirect(back, "notice", f"{role.value.replace('_', ' ')} is now {member}")
+    assert state.team is not None  # the update ran: the referral has a team holding every role of its track
+    return _redirect(back, "notice", f"{role.value.replace('_', ' ')} is now {state.team.members[role].name}")
 
 
 @router.get("/groups", response_class=HTMLResponse)
