@@ -3,14 +3,17 @@ the previous assignment kept. Time-skipping Temporal server, real worker, real H
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from referral_service.domain.discharge import Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import StaffRole
 from tests.workflows.stories import keep_history, session, start_referral, written
 from workflows.referral import ReferralWorkflow
-from workflows.referral_types import CancelInput, ReassignTeamInput, ScreeningDecisionInput
+from workflows.referral_types import CancelInput, DischargeInput, ReassignTeamInput, ScreeningDecisionInput
 
 TO_CHEN = ReassignTeamInput(members={StaffRole.PRIMARY_THERAPIST: "lmft-chen"})
 
@@ -76,3 +79,29 @@ async def test_reassigning_the_primary_therapist_rewrites_the_care_team_and_revi
     assert final.phase == Phase.CANCELLED
     [closed] = await written(hapi_client, "CareTeam", f"{handle.id}/careteam")
     assert closed["status"] == "inactive"
+
+
+async def test_a_discharge_arriving_during_a_reassignment_still_closes_the_team(
+    time_skipping_env, hapi_client, program, task_queue
+):
+    """Sent together: whichever lands first, the EHR ends with the team inactive and the plan completed (a
+    reassignment's writes never reopen a closed team), or the reassignment is refused as the team closes."""
+    handle = await start_referral(time_skipping_env, hapi_client, program, task_queue)
+    await handle.execute_update(ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh"))
+    await handle.execute_update(ReferralWorkflow.record_session, session(1))
+    today = (await time_skipping_env.get_current_time()).date()
+    discharge = DischargeInput(discharge=Discharge(reason=DischargeReason.COMPLETED, date=today))
+
+    reassigned, _ = await asyncio.gather(
+        handle.execute_update(ReferralWorkflow.reassign_team, TO_CHEN),
+        handle.execute_update(ReferralWorkflow.discharge, discharge),
+        return_exceptions=True,
+    )
+
+    if isinstance(reassigned, BaseException):
+        assert isinstance(reassigned, WorkflowUpdateFailedError)
+        assert "its care team is closing" in str(reassigned.cause)
+    [team] = await written(hapi_client, "CareTeam", f"{handle.id}/careteam")
+    [plan] = await written(hapi_client, "CarePlan", f"{handle.id}/careplan")
+    assert (team["status"], plan["status"]) == ("inactive", "completed")
+    await handle.terminate("aftercare not under test")
