@@ -37,7 +37,7 @@ FILTER = {"phase": "screening", "source": HAPI_SOURCE_ID}
 QUERY = (
     f"WorkflowType = 'ReferralWorkflow' AND ({search_attributes.PHASE.name} = 'screening')"
     f" AND {search_attributes.SOURCE.name} = '{HAPI_SOURCE_ID}'"
-)  # what the API builds for FILTER (referral_routes.find_referrals)
+)  # what the API builds for FILTER (referral_routes.referral_query)
 PAGE = 200
 STARTING_AT_ONCE = 50
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ def _plan(
     care_team: ResourceRef | None,
     activities: list[dict[str, Any]],
     assessments: list[ResourceRef],
+    team_members: Sequence[str] = (),
 ) -> dict[str, Any]:
     period = {"start": start.isoformat(), **({"end": end.isoformat()} if end else {})}
     plan: dict[str, Any] = {
@@ -43,6 +45,8 @@ def _plan(
     }
     if care_team is not None:
         plan["careTeam"] = [reference(care_team)]
+    if team_members:  # by name, as in the CareTeam: a reassigned team revises the plan it contributes to
+        plan["contributor"] = [{"display": name} for name in team_members]
     return validated(plan)
 
 
@@ -56,9 +60,11 @@ def treatment_plan(
     care_team: ResourceRef | None,
     end: date | None = None,
     assessments: list[ResourceRef] | None = None,
+    team_members: Sequence[str] = (),
 ) -> dict[str, Any]:
     """One activity per session kind on the track's days and hours; ``end`` defaults to the planned end;
-    ``assessments`` (Observations) are listed in ``supportingInfo``."""
+    ``assessments`` (Observations) are listed in ``supportingInfo``; ``team_members`` (staff names) are its
+    contributors."""
     timing = {
         "repeat": {
             "dayOfWeek": [WEEKDAYS[d - 1] for d in track.days],
@@ -90,6 +96,7 @@ def treatment_plan(
         care_team=care_team,
         activities=activities,
         assessments=assessments or [],
+        team_members=team_members,
     )
 
 

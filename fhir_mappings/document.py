@@ -58,8 +58,10 @@ def _plan_summary(plan: dict[str, Any]) -> str:
     lines = [
         f"{plan['title']} ({plan['status']})",
         f"Period: {period['start']} to {period.get('end', 'open')}",
-        "Activities:",
     ]
+    if "contributor" in plan:
+        lines.append(f"Care team: {', '.join(c['display'] for c in plan['contributor'])}")
+    lines.append("Activities:")
     for activity in plan["activity"]:
         detail = activity["detail"]
         if "code" in detail:

@@ -1,4 +1,5 @@
-"""Client commands: submit a referral, list, show, record a session, discharge, measures; all over the HTTP API."""
+"""Client commands: submit a referral, list, show, record a session, reassign the team, discharge, measures; all
+over the HTTP API."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from referral_service import cli_render as render
 from referral_service.cli_http import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, FHIR_JSON, ApiClient, CliError, body_of
 from referral_service.domain.discharge import DischargeReason
 from referral_service.domain.lifecycle import Phase
-from referral_service.domain.program import SessionKind
+from referral_service.domain.program import SessionKind, StaffRole
 
 DEFAULT_TIMEOUT_S = 30.0
 NO_SUCH_REFERRAL = "no such referral"  # the API's 404 detail, told apart from a wrong URL's 404
 INTAKE_PATHS = {"ServiceRequest": "/fhir/ServiceRequest", "Bundle": "/fhir"}
+NEXT_PAGE_HEADER = "X-Next-Page-Token"  # the list API's paging (referral_routes.NEXT_PAGE_HEADER)
+ROLE_NAMES = [role.value.replace("_", "-") for role in StaffRole]
 Handler = Callable[[argparse.Namespace, ApiClient], int]
 
 
@@ -68,8 +71,14 @@ def add_commands(commands: Any) -> None:
     listing.add_argument("--track", metavar="T", help="only referrals accepted onto this track id")
     listing.add_argument("--source", metavar="S", help="only referrals from this referring EHR (source id)")
     listing.add_argument("--at-risk", action="store_true", help="only referrals flagged at risk")
+    listing.add_argument("--overdue", action="store_true", help="only referrals whose next deadline has passed")
     listing.add_argument(
-        "--limit", type=int, default=200, metavar="N", help="at most N referrals (1-1000; default 200)"
+        "--limit", type=int, default=200, metavar="N", help="at most N referrals a page (1-1000; default 200)"
+    )
+    listing.add_argument(
+        "--page-token",
+        metavar="TOKEN",
+        help="the next page, with the same filters (when more match, the token is printed to stderr)",
     )
     add_client_options(listing, json_help="print the rows as a JSON list")
     listing.set_defaults(handler=_list)
@@ -103,6 +112,30 @@ def add_commands(commands: Any) -> None:
     attend.add_argument("--absent", action="store_true", help="the patient missed the session")
     add_client_options(attend, json_help="print the referral's updated (patient-free) view as JSON")
     attend.set_defaults(handler=_attend)
+
+    team = commands.add_parser(
+        "team",
+        help="reassign care-team roles to named roster members",
+        description="Give one or more roles of an accepted referral's care team (intake scheduled or in "
+        "treatment) to other members of the program's roster, e.g. --role primary-therapist --member lmft-chen "
+        "(repeat the pair for several roles). The CareTeam is rewritten in the referring EHR and the CarePlan "
+        "revised; the previous assignment stays in the referral's history. A member of another role or track, "
+        "a role the track's teams lack, or a member at their caseload limit is refused with the reason (exit 1).",
+    )
+    team.add_argument("id", metavar="ID", help="the referral id")
+    team.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        type=lambda text: text.replace("_", "-"),
+        choices=ROLE_NAMES,
+        help="a role to reassign",
+    )
+    team.add_argument(
+        "--member", action="append", required=True, metavar="STAFF_ID", help="the roster member for that --role"
+    )
+    add_client_options(team, json_help="print the referral's updated (patient-free) view as JSON")
+    team.set_defaults(handler=_team)
 
     discharge = commands.add_parser(
         "discharge",
@@ -194,15 +227,21 @@ def _list(args: argparse.Namespace, client: ApiClient) -> int:
     for name in ("phase", "track", "source"):
         if getattr(args, name):
             params[name] = getattr(args, name)
-    if args.at_risk:
-        params["at_risk"] = "true"
-    rows = body_of(client.request("GET", "/api/referrals", params=params))
+    for flag in ("at_risk", "overdue"):
+        if getattr(args, flag):
+            params[flag] = "true"
+    if args.page_token:
+        params["page_token"] = args.page_token
+    response = client.request("GET", "/api/referrals", params=params)
+    rows = body_of(response)
     if _wants_json(args):
         _print_json(rows)
     elif rows:
         print(render.table(render.LIST_HEADERS, render.summary_rows(rows)))
     else:
         print("no referrals match", file=sys.stderr)
+    if next_page := response.headers.get(NEXT_PAGE_HEADER):
+        print(f"more referrals match: add --page-token {next_page} for the next page", file=sys.stderr)
     return EXIT_OK
 
 
@@ -229,6 +268,22 @@ def _attend(args: argparse.Namespace, client: ApiClient) -> int:
         return _print_view(args, state)
     what = "missed" if args.absent else "attended"
     print(f"recorded session {args.session_id} ({what}, {args.date.isoformat()}): {_status_line(state)}")
+    return EXIT_OK
+
+
+def _team(args: argparse.Namespace, client: ApiClient) -> int:
+    roles = [role.replace("-", "_") for role in args.role]
+    if len(roles) != len(args.member):
+        raise CliError("give one --member for each --role, in the same order", EXIT_USAGE)
+    if len(set(roles)) != len(roles):
+        raise CliError("name each --role once", EXIT_USAGE)
+    state = _referral_call(client, "POST", args.id, "/team", {"members": dict(zip(roles, args.member, strict=True))})
+    if _wants_json(args):
+        return _print_view(args, state)
+    team = render.snapshot_view(state)["team"]
+    for role in roles:
+        print(f"{role.replace('_', ' ')}: {team[role]['name']} ({team[role]['id']})")
+    print(_status_line(state))
     return EXIT_OK
 
 

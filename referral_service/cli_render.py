@@ -147,6 +147,14 @@ def snapshot_view(state: dict[str, Any]) -> dict[str, Any]:
             role: {"id": member.get("id"), "name": member.get("name")}
             for role, member in (team.get("members") or {}).items()
         },
+        # Each assignment in turn (the current one last): when it took effect, staff id by role.
+        "team_history": [
+            {
+                "assigned_at": entry.get("assigned_at"),
+                "members": {role: m.get("id") for role, m in (entry.get("members") or {}).items()},
+            }
+            for entry in state.get("team_history") or []
+        ],
         "sessions": [
             {k: s.get(k) for k in ("session_id", "date", "kind", "minutes", "attended", "modality")}
             for s in state.get("sessions") or []

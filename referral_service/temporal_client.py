@@ -76,11 +76,16 @@ async def register_search_attributes(client: Client) -> None:
 
 
 def patient_match_secret(client: Client, fallback: Callable[[], KeyRing]) -> bytes:
-    """Derived from the active key of the ring the client encrypts payloads with (``connect`` gives every
-    client one; ``fallback`` serves a client without), so every process makes the same match keys."""
+    """Derived from the active codec key (``active_codec_key``), so every process makes the same match keys."""
+    return patient_match.match_secret(active_codec_key(client, fallback))
+
+
+def active_codec_key(client: Client, fallback: Callable[[], KeyRing]) -> bytes:
+    """The active key of the ring the client encrypts payloads with (``connect`` gives every client one;
+    ``fallback`` serves a client without): the one secret every process shares, to derive others from."""
     codec = client.data_converter.payload_codec
     ring = codec.key_ring if isinstance(codec, EncryptionCodec) else fallback()
-    return patient_match.match_secret(ring.active_key)
+    return ring.active_key
 
 
 def poll_schedule_id(source_id: str) -> str:

@@ -29,17 +29,19 @@ with workflow.unsafe.imports_passed_through():
     )
     from referral_service.domain.assessment import score_problem
     from referral_service.domain.attendance import absence_streak, is_at_risk
-    from referral_service.domain.careteam import TeamUnavailable, assign_team
+    from referral_service.domain.careteam import ReassignmentRefused, TeamUnavailable, assign_team, reassign
     from referral_service.domain.deadlines import first_session_deadline
     from referral_service.domain.discharge import DischargeReason
     from referral_service.domain.lifecycle import ImpossibleTransition, Phase, check_transition
     from referral_service.domain.metric_names import DEADLINE_ESCALATIONS, PHASE_ENTERED
+    from referral_service.domain.program import StaffMember
     from workflows import search_attributes
     from workflows.referral_types import (
         CancelInput,
         DischargeInput,
         FollowUp,
         FollowUpInput,
+        ReassignTeamInput,
         RecordAssessmentInput,
         RecordSessionInput,
         ReferralState,
@@ -56,11 +58,17 @@ EHR_RETRY = RetryPolicy(
 DECIDABLE = frozenset({Phase.RECEIVED, Phase.SCREENING, Phase.WAITLISTED})
 ASSESSABLE = frozenset({Phase.ACCEPTED, Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT, Phase.DISCHARGED})
 ENDED = frozenset({Phase.CLOSED, Phase.DECLINED, Phase.CANCELLED, Phase.TRANSFERRED})
+# The phases whose care team is active in the EHR (from the acceptance's writes until discharge).
+TEAM_PHASES = frozenset({Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT})
 
 
 def cancellable(phase: Phase) -> bool:
     """Until discharge: after it, the program is over and the loop closes by follow-up, not cancellation."""
     return phase not in ENDED and phase not in (Phase.DISCHARGED, Phase.AFTERCARE)
+
+
+def _staff_id(member: StaffMember | None) -> str:
+    return member.id if member else "nobody"
 
 
 def _end_of(day: date) -> datetime:
@@ -82,6 +90,7 @@ class ReferralWorkflow:
         self._decision: ScreeningDecisionInput | None = None
         self._applying = False  # a decision taken from ``_decision`` whose effects are still being written
         self._cancel: CancelInput | None = None
+        self._reassigning = False  # a reassignment whose CareTeam and CarePlan writes are in flight
 
     # ---- the lifecycle -------------------------------------------------------------------------------
 
@@ -147,7 +156,8 @@ class ReferralWorkflow:
         else:
             self._s.track_id = decision.track_id
             self._s.intake_at = decision.intake_at
-            self._s.team = assign_team(self._s.program, str(decision.track_id), decision.caseloads)
+            team = assign_team(self._s.program, str(decision.track_id), decision.caseloads)
+            self._s.team = team.model_copy(update={"assigned_at": workflow.now()})
             self._s.team_history.append(self._s.team)
             await self._move(Phase.ACCEPTED, "accepted", f"track {decision.track_id}")
 
@@ -203,6 +213,7 @@ class ReferralWorkflow:
         discharge = self._s.discharge
         assert discharge is not None
         transferred = discharge.reason == DischargeReason.TRANSFERRED
+        await self._team_settled()
         await self._write_plan(status="completed", end=discharge.date)
         await self._write_team(active=False)
         if self._s.task_status == "in-progress":
@@ -244,6 +255,7 @@ class ReferralWorkflow:
         if self._cancel.requested:  # BSeR: the request is acknowledged before it is confirmed
             await self._tell_referrer(self._s.task_status, "cancellation-requested")
         if self._s.phase in (Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT):
+            await self._team_settled()
             await self._write_plan(status="revoked", end=workflow.now().date())
             await self._write_team(active=False)
         await self._tell_referrer("cancelled", "cancellation-confirmed", reason=self._cancel.reason)
@@ -447,6 +459,51 @@ class ReferralWorkflow:
         if update.day not in [f.day for f in self._s.follow_ups]:
             raise ApplicationError(f"no follow-up checkpoint on day {update.day}")
 
+    # A new update: recorded histories hold none, so its commands need no ``patched`` guard to replay.
+    @workflow.update
+    async def reassign_team(self, update: ReassignTeamInput) -> ReferralState:
+        """Give roles to other roster members: the CareTeam is rewritten and the CarePlan revised; the previous
+        assignment stays in ``team_history`` and the timeline says who changed. Nothing changes for roles
+        already held by the member named (so the same request twice writes once)."""
+        assert self._s.team is not None
+        changed = reassign(self._s.program, self._s.team, update.members, update.caseloads)
+        if not changed:
+            return self._s
+        previous = self._s.team.members
+        self._s.team = self._s.team.model_copy(
+            update={"members": {**previous, **changed}, "assigned_at": workflow.now()}
+        )
+        self._s.team_history.append(self._s.team)
+        self._s.timeline.append(
+            TimelineEntry(
+                at=workflow.now(),
+                event="care team reassigned",
+                detail=", ".join(f"{role}: {_staff_id(previous.get(role))} -> {m.id}" for role, m in changed.items()),
+            )
+        )
+        self._reassigning = True
+        try:
+            await self._write_team()
+            await self._write_plan(status="active")
+        finally:
+            self._reassigning = False
+        return self._s
+
+    @reassign_team.validator
+    def _validate_reassign(self, update: ReassignTeamInput) -> None:
+        if self._s.team is None or self._s.phase not in TEAM_PHASES:
+            raise ApplicationError(
+                f"the care team is reassigned between acceptance and discharge, not in phase {self._s.phase}"
+            )
+        if self._s.discharge is not None or self._cancel is not None:
+            raise ApplicationError("this referral is being discharged or cancelled; its care team is closing")
+        if self._reassigning:
+            raise ApplicationError("another reassignment is being written to the EHR; retry in a moment")
+        try:
+            reassign(self._s.program, self._s.team, update.members, update.caseloads)
+        except ReassignmentRefused as error:
+            raise ApplicationError(str(error)) from None
+
     @workflow.signal
     def cancel(self, request: CancelInput) -> None:
         """The referrer revoked the referral. A signal, so it is accepted even while no worker runs."""
@@ -454,6 +511,11 @@ class ReferralWorkflow:
             self._cancel = request
 
     # ---- helpers -----------------------------------------------------------------------------------
+
+    async def _team_settled(self) -> None:
+        """Let an in-flight reassignment's writes land before the team is closed, so they cannot reopen it."""
+        if self._reassigning:  # never so in histories recorded before reassignment: no new wait to replay
+            await workflow.wait_condition(lambda: not self._reassigning)
 
     def _require_transition(self, to: Phase) -> None:
         try:
@@ -571,6 +633,7 @@ class ReferralWorkflow:
                 start=self._s.treatment_start or workflow.now().date(),
                 end=end,
                 care_team=self._s.writes.get(f"{self._s.key}/careteam"),
+                team=self._s.team,
                 assessments=[w for w in self._s.writes.values() if w.resource_type == "Observation"],
             ),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
@@ -12,7 +13,7 @@ from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.careteam import CareTeamAssignment
 from referral_service.domain.discharge import DeclineReason, Discharge
 from referral_service.domain.lifecycle import Phase
-from referral_service.domain.program import Program
+from referral_service.domain.program import Program, StaffRole
 from referral_service.domain.referral import Referral
 
 FHIR_STRING = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*\S[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
@@ -46,6 +47,7 @@ class ReferralState(BaseModel):
     intake_at: datetime | None = None
     treatment_start: date | None = None  # acceptance day: the start of the care team and the plan
     team: CareTeamAssignment | None = None
+    # Every assignment in order, the current one last, each with the time it took effect.
     team_history: list[CareTeamAssignment] = Field(default_factory=list)
     sessions: list[SessionRecord] = Field(default_factory=list)
     # PHQ-9 / GAD-7 / AUDIT-C / C-SSRS scores in the order recorded (one per assessment_id); each is an
@@ -82,6 +84,16 @@ class ScreeningDecisionInput(BaseModel):
     intake_at: datetime | None = None
     decline_reason: DeclineReason | None = None
     # Open referrals per staff id, so team assignment is least-loaded first and stays deterministic.
+    caseloads: dict[str, int] = Field(default_factory=dict)
+
+
+class ReassignTeamInput(BaseModel):
+    """Give one or more roles of the care team to named roster members (staff ids)."""
+
+    members: dict[StaffRole, Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=64)]] = Field(
+        min_length=1, max_length=len(StaffRole)
+    )
+    # Open referrals per staff id, as in a screening decision: a member at their caseload limit is refused.
     caseloads: dict[str, int] = Field(default_factory=dict)
 
 

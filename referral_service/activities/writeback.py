@@ -72,6 +72,7 @@ class WriteCarePlanInput(WriteInput):
     start: date
     end: date | None = None  # None: the planned end (program length, or the last follow-up)
     care_team: EhrWrite | None = None
+    team: CareTeamAssignment | None = None  # its members are the treatment plan's contributors
     follow_up_days: list[int] = Field(default_factory=list)
     assessments: list[EhrWrite] = Field(default_factory=list)  # Observations the treatment plan lists
 
@@ -160,6 +161,7 @@ class WritebackActivities:
                 end=request.end,
                 care_team=care_team,
                 assessments=[w.ref() for w in request.assessments],
+                team_members=[m.name for m in request.team.members.values()] if request.team else (),
             )
         return await self._upsert(request, resource)
 

@@ -17,6 +17,8 @@ from referral_service.api.tokens import LOCAL_USER, Principal, Role, TokenReject
 STAFF = frozenset({Role.INTAKE_COORDINATOR, Role.CLINICIAN, Role.CASE_MANAGER, Role.PROGRAM_ADMIN})
 SCREENERS = frozenset({Role.INTAKE_COORDINATOR, Role.PROGRAM_ADMIN})
 CARE = frozenset({Role.CLINICIAN, Role.CASE_MANAGER, Role.PROGRAM_ADMIN})
+# Who staffs a referral's team: its case manager coordinates it, a program admin runs the roster.
+TEAM_MANAGERS = frozenset({Role.CASE_MANAGER, Role.PROGRAM_ADMIN})
 REFERRERS = frozenset({Role.REFERRING_SYSTEM})
 ADMINS = frozenset({Role.PROGRAM_ADMIN})  # e.g. the codec server: whole payloads, beyond any one screen
 
@@ -35,6 +37,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/referrals/{key}/assessments"): CARE,
     ("POST", "/api/referrals/{key}/discharge"): CARE,
     ("POST", "/api/referrals/{key}/follow-ups"): CARE,
+    ("POST", "/api/referrals/{key}/team"): TEAM_MANAGERS,
     ("POST", "/api/referrals/{key}/cancel"): CARE,
     ("GET", "/api/measures"): STAFF,
     ("GET", "/inbox"): STAFF,
@@ -45,6 +48,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/referrals/{key}/assessments"): CARE,
     ("POST", "/referrals/{key}/discharge"): CARE,
     ("POST", "/referrals/{key}/cancel"): CARE,
+    ("POST", "/referrals/{key}/team"): TEAM_MANAGERS,
     ("GET", "/groups"): STAFF,
     ("POST", "/groups"): CARE,
     ("POST", "/codec/decode"): ADMINS,

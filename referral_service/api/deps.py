@@ -10,10 +10,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from temporalio.client import Client
 
+from referral_service.api import page_tokens
 from referral_service.api.intake_limits import SourceRateLimiter
 from referral_service.config import Settings
 from referral_service.domain.program import Program
-from referral_service.temporal_client import patient_match_secret
+from referral_service.temporal_client import active_codec_key, patient_match_secret
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,11 @@ class AppState:
     def patient_match_secret(self) -> bytes:
         """The same secret the worker's polling intake uses (see ``temporal_client.patient_match_secret``)."""
         return patient_match_secret(self.temporal, self.settings.key_ring)
+
+    @cached_property
+    def page_token_secret(self) -> bytes:
+        """Signs the referral list's page tokens, the same in every API process."""
+        return page_tokens.secret(active_codec_key(self.temporal, self.settings.key_ring))
 
 
 def _state(request: Request) -> AppState:

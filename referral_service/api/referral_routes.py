@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecution, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from referral_service.api import page_tokens
 from referral_service.api.deps import AppState, StateDep
 from workflows import search_attributes
 from workflows.referral import ReferralWorkflow
@@ -19,6 +20,7 @@ from workflows.referral_types import (
     CancelInput,
     DischargeInput,
     FollowUpInput,
+    ReassignTeamInput,
     RecordAssessmentInput,
     RecordSessionInput,
     ReferralState,
@@ -29,6 +31,8 @@ router = APIRouter(prefix="/api/referrals", tags=["referrals"])
 _QUERY_TIMEOUT = timedelta(seconds=5)
 # Snapshot queries in flight at once when a page or a measure needs many: each one is a worker task.
 SNAPSHOT_CONCURRENCY = 16
+# The list's paging: the token for the next page travels in this header, so the body stays a plain list.
+NEXT_PAGE_HEADER = "X-Next-Page-Token"
 
 
 class ReferralSummary(BaseModel):
@@ -43,24 +47,53 @@ class ReferralSummary(BaseModel):
     status: str
 
 
-@router.get("")
+@router.get(
+    "",
+    responses={
+        200: {
+            "headers": {
+                NEXT_PAGE_HEADER: {
+                    "description": "present when more referrals match: send it back as page_token for the next page",
+                    "schema": {"type": "string"},
+                }
+            }
+        },
+        400: {"description": "a page_token this list did not give"},
+    },
+)
 async def list_referrals(
     services: StateDep,
+    response: Response,
     phase: Annotated[str | None, Query(pattern=r"^[a-z_]+$")] = None,
     track: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]+$")] = None,
     source: Annotated[str | None, Query(pattern=r"^[a-z0-9-]+$")] = None,
     at_risk: bool | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    overdue: Annotated[bool | None, Query(description="true: the next deadline has passed; false: it has not")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="referrals per page")] = 200,
+    page_token: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,4096}$")] = None,
 ) -> list[ReferralSummary]:
-    """Referrals, filtered by phase, track, source and at-risk flag (a visibility query)."""
-    return await find_referrals(
-        services,
-        phases=(phase,) if phase is not None else (),
-        track=track,
-        source=source,
-        at_risk=at_risk,
-        limit=limit,
+    """Referrals, filtered by phase, track, source, at-risk flag and overdue (a visibility query), one page of
+    at most ``limit``; the ``X-Next-Page-Token`` header, when present, asks for the next page (same filters)."""
+    # What a page token is bound to: the filters as given (the overdue clause's "now" moves between pages).
+    filters = f"{phase}|{track}|{source}|{at_risk}|{overdue}"
+    token = None
+    if page_token is not None:
+        token = page_tokens.unseal(page_token, filters, services.page_token_secret)
+        if token is None:
+            raise HTTPException(400, detail="page_token is not one this list gave for these filters; start again")
+    query = referral_query(
+        phases=(phase,) if phase is not None else (), track=track, source=source, at_risk=at_risk, overdue=overdue
     )
+    listing = services.temporal.list_workflows(query, page_size=limit, next_page_token=token)
+    try:
+        await listing.fetch_next_page()
+    except RPCError as error:
+        raise _http_error(error) from None
+    if listing.next_page_token:
+        response.headers[NEXT_PAGE_HEADER] = page_tokens.seal(
+            listing.next_page_token, filters, services.page_token_secret
+        )
+    return [_summary(execution) for execution in listing.current_page or ()]
 
 
 async def find_referrals(
@@ -72,7 +105,20 @@ async def find_referrals(
     at_risk: bool | None = None,
     limit: int = 200,
 ) -> list[ReferralSummary]:
-    """The visibility query behind the list (also the dashboard's inbox): any of ``phases``, and the filters.
+    """Up to ``limit`` referrals in any of ``phases``, with the filters (the dashboard's and measures' lists)."""
+    query = referral_query(phases=phases, track=track, source=source, at_risk=at_risk)
+    return [_summary(execution) async for execution in services.temporal.list_workflows(query, limit=limit)]
+
+
+def referral_query(
+    *,
+    phases: Sequence[str] = (),
+    track: str | None = None,
+    source: str | None = None,
+    at_risk: bool | None = None,
+    overdue: bool | None = None,
+) -> str:
+    """The visibility query behind every list: any of ``phases``, and the filters.
 
     Callers pass only pattern-checked values or enum members: they are put into the query text."""
     clauses = ["WorkflowType = 'ReferralWorkflow'"]
@@ -86,21 +132,29 @@ async def find_referrals(
             clauses.append(f"{key.name} = '{value}'")
     if at_risk is not None:
         clauses.append(f"{search_attributes.AT_RISK.name} = {str(at_risk).lower()}")
-    rows = []
-    async for execution in services.temporal.list_workflows(" AND ".join(clauses), limit=limit):
-        attrs = execution.typed_search_attributes
-        rows.append(
-            ReferralSummary(
-                key=execution.id,
-                phase=attrs.get(search_attributes.PHASE),
-                track=attrs.get(search_attributes.TRACK),
-                source=attrs.get(search_attributes.SOURCE),
-                at_risk=bool(attrs.get(search_attributes.AT_RISK)),
-                next_deadline=attrs.get(search_attributes.NEXT_DEADLINE),
-                status=execution.status.name.lower() if execution.status else "unknown",
-            )
-        )
-    return rows
+    if overdue is not None:
+        clauses.append(_overdue_clause(overdue, datetime.now(UTC)))
+    return " AND ".join(clauses)
+
+
+def _overdue_clause(overdue: bool, now: datetime) -> str:
+    deadline, at = search_attributes.NEXT_DEADLINE.name, now.isoformat(timespec="seconds").replace("+00:00", "Z")
+    if overdue:
+        return f"{deadline} < '{at}'"
+    return f"({deadline} >= '{at}' OR {deadline} IS NULL)"  # no deadline ahead is not overdue either
+
+
+def _summary(execution: WorkflowExecution) -> ReferralSummary:
+    attrs = execution.typed_search_attributes
+    return ReferralSummary(
+        key=execution.id,
+        phase=attrs.get(search_attributes.PHASE),
+        track=attrs.get(search_attributes.TRACK),
+        source=attrs.get(search_attributes.SOURCE),
+        at_risk=bool(attrs.get(search_attributes.AT_RISK)),
+        next_deadline=attrs.get(search_attributes.NEXT_DEADLINE),
+        status=execution.status.name.lower() if execution.status else "unknown",
+    )
 
 
 @router.get("/{key}")
@@ -157,6 +211,17 @@ async def record_assessment(key: str, body: RecordAssessmentInput, services: Sta
 @router.post("/{key}/discharge")
 async def discharge(key: str, body: DischargeInput, services: StateDep) -> ReferralState:
     return await run_update(services, key, ReferralWorkflow.discharge, body)
+
+
+@router.post("/{key}/team")
+async def reassign_team(key: str, body: ReassignTeamInput, services: StateDep) -> ReferralState:
+    """Give care-team roles to other roster members, e.g. ``{"members": {"primary_therapist": "lmft-chen"}}``
+    (staff ids from the program's roster; ``caseloads`` as in a decision). The CareTeam is rewritten in the EHR
+    and the CarePlan revised; the snapshot's ``team_history`` keeps the previous assignment. An unknown member,
+    one of another role or track, a role the track's teams lack, a member at their caseload limit, or a referral
+    not between acceptance and discharge answers 409 saying which; a role already held by that member is no
+    change."""
+    return await run_update(services, key, ReferralWorkflow.reassign_team, body)
 
 
 @router.post("/{key}/follow-ups")

@@ -106,6 +106,29 @@ async def test_roles_decide_who_may_screen_and_who_may_list(api: httpx.AsyncClie
     assert listing.status_code == 200, listing.text
 
 
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [("intake-coordinator", False), ("clinician", False), ("case-manager", True), ("program-admin", True)],
+)
+async def test_case_managers_and_program_admins_reassign_care_teams(api: httpx.AsyncClient, role: str, allowed: bool):
+    """The API route and the dashboard's form alike; the others are told which roles may."""
+    unknown = f"hapi-test~nobody-{uuid.uuid4().hex[:8]}"
+    body = {"members": {"primary_therapist": "lmft-chen"}}
+
+    by_api = await api.post(f"/api/referrals/{unknown}/team", json=body, headers=token(role))
+    by_form = await api.post(
+        f"/referrals/{unknown}/team", data={"role": "primary_therapist", "member": "lmft-chen"}, headers=token(role)
+    )
+
+    if allowed:  # let in: the referral just does not exist
+        assert (by_api.status_code, by_api.json()["detail"]) == (404, "no such referral")
+        assert by_form.status_code == 303
+    else:
+        for response in (by_api, by_form):
+            assert response.status_code == 403
+            assert response.json()["detail"] == "this needs one of the roles: case-manager, program-admin"
+
+
 async def test_fhir_callers_get_operation_outcomes_and_staff_may_not_submit(api: httpx.AsyncClient) -> None:
     bundle = referral_bundle("ada-testpatient-adult-inpatient")
 

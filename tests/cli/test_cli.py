@@ -257,6 +257,23 @@ async def test_list_filters_by_phase(cli, referral):
     assert bad.code == 2
 
 
+async def test_list_pages_with_the_token_it_prints(cli, referral):
+    """With a small --limit the list says how to ask for the next page; that page holds other referrals."""
+    assert (await cli("submit", str(referral.file))).code == 0
+    first = await cli.eventually(
+        "list", "--limit", "1", "--json",
+        until=lambda run: run.code == 0 and "--page-token" in run.err,
+        what="a second page of referrals",
+    )  # fmt: skip
+    [token] = re.findall(r"--page-token (\S+)", first.err)
+    second = await cli("list", "--limit", "1", "--json", "--page-token", token)
+    assert second.code == 0, second
+    assert [r["key"] for r in json.loads(second.out)] != [r["key"] for r in json.loads(first.out)]
+    stale = await cli("list", "--limit", "1", "--overdue", "--page-token", token)  # other filters
+    assert stale.code == 1, stale
+    assert "page_token is not one this list gave" in stale.err
+
+
 async def test_show_prints_the_phase_without_patient_details(cli, referral):
     assert (await cli("submit", str(referral.file))).code == 0
 
@@ -338,6 +355,46 @@ async def test_attend_and_discharge_an_accepted_referral(cli, referral):
     assert view["discharge"]["reason"] == "completed"
     again = await cli("discharge", referral.key, "--reason", "completed")
     assert again.code == 1, again
+    assert_no_phi(cli, referral)
+
+
+# ---- team --------------------------------------------------------------------------------------------
+
+
+async def test_team_reassigns_a_role_and_prints_the_servers_refusal(cli, referral):
+    """Accepted (through the API), the referral's primary therapist changes from the CLI; a member of another
+    track is refused with the workflow's reason (exit 1), a --role without its --member is a usage error."""
+    assert (await cli("submit", str(referral.file))).code == 0
+    async with httpx.AsyncClient(base_url=cli.url, timeout=60) as api:
+        accepted = await api.post(
+            f"/api/referrals/{referral.key}/decision", json={"decision": "accept", "track_id": "adult-mh"}
+        )
+    assert accepted.status_code == 200, accepted.text
+
+    moved = await cli("team", referral.key, "--role", "primary-therapist", "--member", "lmft-chen")
+
+    assert moved.code == 0, moved
+    assert "primary therapist: David Chen, LMFT (lmft-chen)" in moved.out
+    assert "phase intake_scheduled" in moved.out
+    as_json = await cli("team", referral.key, "--role", "nurse", "--member", "rn-murphy", "--json")
+    assert as_json.code == 0, as_json
+    view = json.loads(as_json.out)
+    assert view["team"]["primary_therapist"]["id"] == "lmft-chen"
+    assert [h["members"]["primary_therapist"] for h in view["team_history"]] == ["lcsw-reyes", "lmft-chen"]
+    shown = await cli("show", referral.key)
+    assert "care team reassigned" in shown.out
+
+    refused = await cli("team", referral.key, "--role", "primary-therapist", "--member", "ladc-brooks")
+    assert refused.code == 1, refused
+    assert "ladc-brooks does not work on track adult-mh" in refused.err
+    unpaired = await cli("team", referral.key, "--role", "nurse", "--role", "prescriber", "--member", "rn-murphy")
+    assert unpaired.code == 2, unpaired
+    assert "give one --member for each --role" in unpaired.err
+    unknown_role = await cli("team", referral.key, "--role", "therapist", "--member", "lmft-chen")
+    assert unknown_role.code == 2, unknown_role
+    missing = await cli("team", "hapi-test.no-such-referral.0000000000", "--role", "nurse", "--member", "rn-murphy")
+    assert missing.code == 1, missing
+    assert "no referral with id hapi-test.no-such-referral.0000000000" in missing.err
     assert_no_phi(cli, referral)
 
 

@@ -1,5 +1,6 @@
 """The referral page's actions in a real browser: record assessments (and see a refusal), read them on the
-scores chart, discharge with a coded reason, cancel. Real API, worker, Temporal and HAPI FHIR."""
+scores chart, reassign a care-team role, discharge with a coded reason, cancel. Real API, worker, Temporal and
+HAPI FHIR."""
 
 from __future__ import annotations
 
@@ -75,6 +76,40 @@ async def test_record_phq9_scores_read_them_on_the_chart_then_discharge(api_url,
     await expect(page.locator('[data-field="phase"]')).to_have_text(re.compile(r"^(discharged|aftercare)$"))
     await expect(page.locator("form.action-discharge")).to_have_count(0)
     await expect(page.locator("form.action-cancel")).to_have_count(0)
+    await expect(page.locator("form.action-team")).to_have_count(0)  # the team closed with the program
+
+
+async def test_reassign_a_care_team_role_and_see_a_refusal(api_url, tab):  # noqa: F811
+    async with httpx.AsyncClient(base_url=api_url, timeout=180) as http:
+        api = Api(http)
+        key = await api.submit(datetime.now(UTC).date() - timedelta(days=1))
+        page = tab.page
+        await page.goto(f"{api_url}/referrals/{key}")
+        await expect(page.locator("form.action-team")).to_have_count(0)  # no team before acceptance
+        await api.accept(key, "adult-mh")
+    await page.reload()
+    therapist = page.locator('table.team tr[data-role="primary_therapist"] td')
+    await expect(therapist).to_have_text("Marisol Reyes, LCSW")
+
+    form = page.locator("form.action-team")
+    await form.get_by_label("Role").select_option("nurse")
+    await form.get_by_label("Staff member").select_option("lmft-chen")
+    async with page.expect_navigation():
+        await form.get_by_role("button", name="Reassign").click()
+    await expect(page.locator('[data-flash="error"]')).to_have_text(
+        "care team not changed: lmft-chen is a primary_therapist, not a nurse"
+    )
+
+    form = page.locator("form.action-team")
+    await form.get_by_label("Role").select_option("primary_therapist")
+    await form.get_by_label("Staff member").select_option("lmft-chen")
+    async with page.expect_navigation():
+        await form.get_by_role("button", name="Reassign").click()
+    await expect(page.locator('[data-flash="notice"]')).to_have_text("primary therapist is now David Chen, LMFT")
+    await expect(therapist).to_have_text("David Chen, LMFT")
+    await expect(page.locator("table.timeline")).to_contain_text("primary_therapist: lcsw-reyes -> lmft-chen")
+    await expect(page.locator('[data-field="team-since"]')).to_contain_text("1 earlier assignment (see the timeline)")
+    await expect(page.locator('form.action-team select[name="member"] option[value="ladc-brooks"]')).to_have_count(0)
 
 
 async def test_cancel_from_the_referral_page_needs_a_reason_and_ends_the_referral(api_url, tab):  # noqa: F811

@@ -70,6 +70,7 @@ def mapped_resources(member: CastMember, program: Program, referral: Referral) -
         start=START,
         care_team=team_ref,
         assessments=[ResourceRef(resource_type="Observation", id="obs-1")],
+        team_members=[m.name for m in team.members.values()],
     )
     aftercare = aftercare_plan(
         referral, key=f"{key}/aftercare-plan", start=START, follow_up_days=[7, 30], care_team=team_ref

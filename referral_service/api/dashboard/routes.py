@@ -43,14 +43,16 @@ from referral_service.api.referral_routes import (
     send_cancel,
 )
 from referral_service.domain.assessment import AssessmentRecord, Instrument
+from referral_service.domain.careteam import team_roles
 from referral_service.domain.deadlines import step_down_ineligibility
 from referral_service.domain.discharge import DeclineReason, Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import LevelOfCare, SessionKind, StaffMember, StaffRole, Track
-from workflows.referral import ASSESSABLE, ENDED, ReferralWorkflow
+from workflows.referral import ASSESSABLE, ENDED, TEAM_PHASES, ReferralWorkflow
 from workflows.referral_types import (
     CancelInput,
     DischargeInput,
+    ReassignTeamInput,
     RecordAssessmentInput,
     ReferralState,
     ScreeningDecisionInput,
@@ -174,6 +176,7 @@ async def referral_page(key: str, request: Request, services: StateDep) -> Respo
         may_assess=state.phase in ASSESSABLE,
         may_discharge=state.phase in DISCHARGEABLE,
         may_cancel=state.phase not in NOT_CANCELLABLE,
+        reassign=_reassign_choices(state, track),
         instruments=list(Instrument),
         discharge_reasons=[(reason.value, reason.value.replace("_", " ")) for reason in DischargeReason],
         today=datetime.now(UTC).date(),
@@ -249,6 +252,25 @@ async def cancel(key: str, request: Request, services: StateDep) -> Response:
     except HTTPException as refused:
         return _redirect(back, "error", f"not cancelled: {refused.detail}")
     return _redirect(back, "notice", "cancellation sent; the phase changes once the workflow applies it")
+
+
+@router.post("/referrals/{key}/team")
+async def reassign_team(key: str, request: Request, services: StateDep) -> Response:
+    """The referral page's reassign form: one role to one roster member, the ``reassign_team`` update."""
+    _same_origin(request)
+    form = await _form(request)
+    back = f"/referrals/{quote(key, safe='')}"
+    try:
+        role = StaffRole(form.get("role", ""))
+        body = ReassignTeamInput(members={role: form.get("member", "")})
+    except ValueError:
+        return _redirect(back, "error", "a reassignment needs a role and a staff member from the roster")
+    try:
+        state = await run_update(services, key, ReferralWorkflow.reassign_team, body)
+    except HTTPException as refused:
+        return _redirect(back, "error", f"care team not changed: {refused.detail}")
+    assert state.team is not None  # the update ran: the referral has a team holding every role of its track
+    return _redirect(back, "notice", f"{role.value.replace('_', ' ')} is now {state.team.members[role].name}")
 
 
 @router.get("/groups", response_class=HTMLResponse)
@@ -443,6 +465,15 @@ async def _roster(services: AppState, track: str) -> tuple[list[ReferralState], 
 def _team_by_role(state: ReferralState) -> list[tuple[StaffRole, StaffMember]]:
     members = state.team.members if state.team else {}
     return [(role, members[role]) for role in StaffRole if role in members]
+
+
+def _reassign_choices(state: ReferralState, track: Track | None) -> dict[str, Any] | None:
+    """The reassign form's roles (the track's team) and staff (the roster on the track), in phases with a team."""
+    if track is None or state.team is None or state.phase not in TEAM_PHASES:
+        return None
+    roles = team_roles(track)
+    staff = [m for m in state.program.roster if track.id in m.tracks and m.role in roles]
+    return {"roles": roles, "staff": sorted(staff, key=lambda m: (roles.index(m.role), m.name))}
 
 
 def _caseload_row(row: ReferralSummary, snapshot: ReferralState | None, now: datetime) -> CaseloadRow:
