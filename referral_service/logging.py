@@ -49,6 +49,13 @@ SAFE_KEYS = frozenset(
         "address",
         "key_id",
         "retry_after",
+        # an audit record (referral_service.audit): staff and system ids, roles, a route template, a code
+        "at",
+        "user",
+        "roles",
+        "source",
+        "action",
+        "outcome",
     }
 )
 REDACTED = "[redacted]"

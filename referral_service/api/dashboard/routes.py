@@ -21,6 +21,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from referral_service.api.audit_trail import note_referrals
 from referral_service.api.dashboard.views import (
     CaseloadFilters,
     CaseloadRow,
@@ -295,6 +296,7 @@ async def mark_group(request: Request, services: StateDep) -> Response:
     except ValidationError:
         problem = "pick a track, a date, minutes between 1 and 600, and at least one referral"
     else:
+        note_referrals(request, (entry.referral_id for entry in entries))
         results = await record_roster(services, f"{chosen['track']}-{chosen['kind']}", body)
     roster, error = await _roster(services, chosen["track"]) if chosen["track"] else ([], None)
     return _page(
