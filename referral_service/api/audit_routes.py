@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from referral_service.api.deps import AuditDep
@@ -54,5 +54,17 @@ async def search_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditEntry]:
     """Audit records matching every filter given, newest first."""
-    query = AuditQuery(referral_key=referral, user=user, action=action, since=since, until=until, limit=limit)
+    query = AuditQuery(
+        referral_key=referral, user=user, action=action, since=_utc(since), until=_utc(until), limit=limit
+    )
     return [AuditEntry.of(record) for record in await store.search(query)]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """The time in UTC (one without a zone is UTC); 422 for one its zone moves past year 1 or 9999."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise HTTPException(422, detail="since and until must fall between the years 1 and 9999 in UTC") from None

@@ -143,6 +143,7 @@ async def test_filters_narrow_the_trail_by_user_action_and_time(as_user: Client)
     mine = _steps(await _audit(as_user, user="coordinator-kim", action=DISCHARGE, since=before.isoformat()))
     later = await _audit(as_user, since=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
     one = await _audit(as_user, limit=1)
+    out_of_range = await as_user(ADMIN).get("/api/audit", params={"since": "0001-01-01T00:00:00+14:00"})
 
     assert recent[:2] == [
         (None, "GET /api/referrals/{key}", unknown, 401, "unauthenticated"),
@@ -150,6 +151,7 @@ async def test_filters_narrow_the_trail_by_user_action_and_time(as_user: Client)
     ]
     assert mine == [("coordinator-kim", DISCHARGE, unknown, 403, "forbidden")]
     assert later == []
+    assert out_of_range.status_code == 422, out_of_range.text
     assert one[0]["action"] == "GET /api/audit"  # reading the trail is itself on it
 
 
