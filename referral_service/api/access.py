@@ -50,6 +50,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/codec/decode"): ADMINS,
     ("POST", "/codec/encode"): ADMINS,
     ("GET", "/api/audit"): ADMINS,
+    ("GET", "/audit"): ADMINS,
 }
 
 

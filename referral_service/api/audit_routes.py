@@ -54,17 +54,20 @@ async def search_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditEntry]:
     """Audit records matching every filter given, newest first."""
-    query = AuditQuery(
-        referral_key=referral, user=user, action=action, since=_utc(since), until=_utc(until), limit=limit
-    )
+    try:
+        since, until = as_utc(since), as_utc(until)
+    except ValueError as error:
+        raise HTTPException(422, detail=str(error)) from None
+    query = AuditQuery(referral_key=referral, user=user, action=action, since=since, until=until, limit=limit)
     return [AuditEntry.of(record) for record in await store.search(query)]
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """The time in UTC (one without a zone is UTC); 422 for one its zone moves past year 1 or 9999."""
+def as_utc(moment: datetime | None) -> datetime | None:
+    """The time in UTC (one without a zone is UTC already); ValueError for one its zone moves past the years
+    1 to 9999 (also the dashboard's check)."""
     if moment is None or moment.tzinfo is None:
         return moment
     try:
         return moment.astimezone(UTC)
     except OverflowError:
-        raise HTTPException(422, detail="since and until must fall between the years 1 and 9999 in UTC") from None
+        raise ValueError("times must fall between the years 1 and 9999 in UTC") from None

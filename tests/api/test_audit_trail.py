@@ -176,3 +176,25 @@ async def test_requests_at_once_each_get_their_row(as_user: Client):
 
 def _discharge() -> dict[str, Any]:
     return {"discharge": {"reason": "dropped_out", "date": date.today().isoformat()}}
+
+
+async def test_the_dashboard_page_shows_the_trail_to_program_admins_only(as_user: Client):
+    """``/audit``: the filtered rows for an admin, linked from the menu only for admins; others get 403."""
+    unknown = "hapi-test.unknown.1111111111"
+    await as_user(CLINICIAN).get(f"/api/referrals/{unknown}")
+
+    page = await as_user(ADMIN).get("/audit", params={"referral": unknown})
+    bad_since = await as_user(ADMIN).get("/audit", params={"since": "yesterday"})
+    coordinator = await as_user(COORDINATOR).get("/audit")
+    coordinator_inbox = await as_user(COORDINATOR).get("/inbox")
+    admin_inbox = await as_user(ADMIN).get("/inbox")
+
+    assert page.status_code == 200, page.text
+    assert f'data-user="dr-lee" data-action="GET /api/referrals/{{key}}" data-referral="{unknown}"' in page.text
+    assert 'data-status="404" data-outcome="not-found"' in page.text
+    assert page.text.count("<tr data-user=") == 1
+    assert bad_since.status_code == 400
+    assert "since must be a date and time" in bad_since.text
+    assert coordinator.status_code == 403
+    assert 'href="/audit"' not in coordinator_inbox.text
+    assert 'href="/audit"' in admin_inbox.text
