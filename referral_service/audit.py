@@ -135,7 +135,7 @@ class AuditStore:
         try:
             with self._connection() as db:
                 db.executemany(insert, [astuple(record) for record in records])
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:  # the writer must live on: a query waits for its queue
             log.error("audit write failed", error_type=type(error).__name__, count=len(records))
             self._on_failure(len(records))
 
