@@ -198,3 +198,19 @@ async def test_the_dashboard_page_shows_the_trail_to_program_admins_only(as_user
     assert coordinator.status_code == 403
     assert 'href="/audit"' not in coordinator_inbox.text
     assert 'href="/audit"' in admin_inbox.text
+
+
+async def test_a_group_roster_is_one_row_per_referral(as_user: Client):
+    """The roster names its referrals in the body: each gets its own row, with the roster's outcome."""
+    keys = ["hapi-test.roster-a.0000000000", "hapi-test.roster-b.0000000000"]
+    roster = {
+        "date": date.today().isoformat(),
+        "minutes": 180,
+        "entries": [{"referral_id": key, "status": "attended"} for key in keys],
+    }
+    answer = await as_user(CLINICIAN).post("/api/groups/adult-mh-group/sessions", json=roster)
+
+    assert answer.status_code == 207, answer.text  # neither referral exists
+    action = "POST /api/groups/{group}/sessions"
+    rows = await _audit(as_user, action=action)
+    assert sorted(_steps(rows)) == [("dr-lee", action, key, 207, "partial") for key in keys]
