@@ -1,5 +1,5 @@
-"""Client commands: submit a referral, list, show, record a session, reassign the team, discharge, measures; all
-over the HTTP API."""
+"""Client commands: submit a referral, list, show, record a session, reassign the team, discharge, measures, the
+audit trail; all over the HTTP API."""
 
 from __future__ import annotations
 
@@ -178,6 +178,20 @@ def add_commands(commands: Any) -> None:
     add_client_options(measures, json_help="print the API's report (rates with numerators and denominators) as JSON")
     measures.set_defaults(handler=_measures)
 
+    audit = commands.add_parser(
+        "audit",
+        help="the audit trail: who did what to which referral, and how it ended (program admins)",
+        description="Records of requests to the API, newest first: time (UTC), user (token subject), roles, "
+        "action (method and route), referral, HTTP status and outcome. Needs a program admin's token.",
+    )
+    audit.add_argument("--referral", metavar="ID", help="only requests about this referral")
+    audit.add_argument("--user", metavar="U", help="only requests by this user (token subject, or local)")
+    audit.add_argument("--action", metavar="A", help="only this action, e.g. 'POST /api/referrals/{key}/discharge'")
+    audit.add_argument("--since", metavar="TIME", help="from this time (ISO 8601; no zone: UTC)")
+    audit.add_argument("--limit", type=int, default=100, metavar="N", help="at most N records (1-1000; default 100)")
+    add_client_options(audit, json_help="print the records as a JSON list")
+    audit.set_defaults(handler=_audit)
+
 
 def run(args: argparse.Namespace, client: ApiClient) -> int:
     handler: Handler = args.handler
@@ -311,6 +325,23 @@ def _measures(args: argparse.Namespace, client: ApiClient) -> int:
         _print_json(report)
     else:
         print(render.measures_text(report))
+    return EXIT_OK
+
+
+def _audit(args: argparse.Namespace, client: ApiClient) -> int:
+    if not 1 <= args.limit <= 1000:
+        raise CliError("--limit must be between 1 and 1000", EXIT_USAGE)
+    params: dict[str, str | int] = {"limit": args.limit}
+    for name in ("referral", "user", "action", "since"):
+        if getattr(args, name):
+            params[name] = getattr(args, name)
+    rows = body_of(client.request("GET", "/api/audit", params=params))
+    if _wants_json(args):
+        _print_json(rows)
+    elif rows:
+        print(render.table(render.AUDIT_HEADERS, render.audit_rows(rows)))
+    else:
+        print("no audit records match", file=sys.stderr)
     return EXIT_OK
 
 

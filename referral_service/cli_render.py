@@ -81,6 +81,25 @@ MEASURES_HEADERS = (
 _RATES = ("follow_up_7_days", "follow_up_30_days", "weeks_meeting_minimum", "completed", "dropped_out")
 
 
+AUDIT_HEADERS = ("TIME", "USER", "ROLES", "ACTION", "REFERRAL", "STATUS", "OUTCOME")
+
+
+def audit_rows(records: list[dict[str, Any]]) -> list[list[str]]:
+    """``GET /api/audit`` records as table rows (ids, codes and route templates only)."""
+    return [
+        [
+            datetime.fromisoformat(r["at"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),  # to the second
+            r["user"] or NONE,
+            ",".join(r["roles"]) or NONE,
+            r["action"],
+            r["referral_key"] or NONE,
+            str(r["status"]),
+            r["outcome"],
+        ]
+        for r in records
+    ]
+
+
 def rate_text(rate: dict[str, Any]) -> str:
     """``33% (1/3)``, ``no data (0/0)`` when the denominator is empty, ``+2 pending`` when some are."""
     shown = "no data" if rate.get("rate") is None else f"{round(rate['rate'] * 100)}%"

@@ -221,6 +221,8 @@ class Settings(BaseModel):
     metrics_address: str | None = Field(default=None, pattern=r"^[^:\s]+:\d{1,5}$")
     # OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces); tracing is off when unset.
     otlp_traces_endpoint: HttpUrl | None = None
+    # The audit trail's SQLite file (README "Audit trail"); ``state_dir``/audit.sqlite when unset.
+    audit_db: Path | None = None
 
     @model_validator(mode="after")
     def _unique_sources(self) -> Settings:
@@ -244,6 +246,10 @@ class Settings(BaseModel):
                 return source
         raise KeyError(f"unknown source {source_id!r}; configured: {[s.id for s in self.sources]}")
 
+    @property
+    def audit_path(self) -> Path:
+        return self.audit_db or self.state_dir / "audit.sqlite"
+
     def key_ring(self) -> KeyRing:
         """The configured key ring, or the stack's own dev key (made once under ``state_dir``)."""
         if self.codec is not None:
@@ -263,6 +269,7 @@ ENV_OVERRIDES = {
     "IOP_PROGRAM_FILE": "program_file",
     "IOP_METRICS_ADDRESS": "metrics_address",
     "IOP_OTLP_TRACES_ENDPOINT": "otlp_traces_endpoint",
+    "IOP_AUDIT_DB": "audit_db",
 }
 
 

@@ -52,6 +52,13 @@ SAFE_KEYS = frozenset(
         "scope",  # SMART system scopes granted to the service: no patient data
         "missing_scope",
         "expires_in",
+        # an audit record (referral_service.audit): staff and system ids, roles, a route template, a code
+        "at",
+        "user",
+        "roles",
+        "source",
+        "action",
+        "outcome",
     }
 )
 REDACTED = "[redacted]"

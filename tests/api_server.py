@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -22,13 +24,18 @@ from referral_service.worker import create_worker
 from tests.api_driver import Api
 from tests.conftest import HAPI_SOURCE_ID
 
+# The test apps' audit trails: in a folder of this run, not in the checkout's `.iop-state` (the dev stack's).
+AUDIT_DIR = Path(tempfile.mkdtemp(prefix="iop-test-audit-"))
+
 
 def service_settings(hapi_base_url: str, queue_prefix: str, *source_ids: str) -> Settings:
     """Referring EHRs (default: one, ``HAPI_SOURCE_ID``), all the HAPI test server, and a task queue no
-    other test uses."""
+    other test uses (its audit trail named after it)."""
+    task_queue = f"{queue_prefix}-{uuid.uuid4().hex[:8]}"
     return Settings(
-        task_queue=f"{queue_prefix}-{uuid.uuid4().hex[:8]}",
+        task_queue=task_queue,
         sources=tuple(SourceSettings(id=s, base_url=hapi_base_url) for s in source_ids or (HAPI_SOURCE_ID,)),
+        audit_db=AUDIT_DIR / f"{task_queue}.sqlite",
     )
 
 

@@ -20,7 +20,7 @@ CARE = frozenset({Role.CLINICIAN, Role.CASE_MANAGER, Role.PROGRAM_ADMIN})
 # Who staffs a referral's team: its case manager coordinates it, a program admin runs the roster.
 TEAM_MANAGERS = frozenset({Role.CASE_MANAGER, Role.PROGRAM_ADMIN})
 REFERRERS = frozenset({Role.REFERRING_SYSTEM})
-ADMINS = frozenset({Role.PROGRAM_ADMIN})  # e.g. the codec server: whole payloads, beyond any one screen
+ADMINS = frozenset({Role.PROGRAM_ADMIN})  # the codec server (whole payloads), the audit trail (everyone's steps)
 
 PUBLIC = frozenset({("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/fhir/metadata"), ("GET", "/")})
 POLICY: dict[tuple[str, str], frozenset[Role]] = {
@@ -53,6 +53,8 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/groups"): CARE,
     ("POST", "/codec/decode"): ADMINS,
     ("POST", "/codec/encode"): ADMINS,
+    ("GET", "/api/audit"): ADMINS,
+    ("GET", "/audit"): ADMINS,
 }
 
 
@@ -65,9 +67,7 @@ class AccessDenied(Exception):
 
 async def authorize(request: Request) -> None:
     """App-wide dependency: find the caller (``request.state.principal``) and check the route's rule."""
-    route = request.scope.get("route")
-    method = "GET" if request.method == "HEAD" else request.method
-    key = (method, route.path if isinstance(route, Route) else request.url.path)
+    key = route_key(request) or ("GET" if request.method == "HEAD" else request.method, request.url.path)
     if key in PUBLIC:
         return
     allowed = POLICY.get(key)
@@ -81,11 +81,19 @@ async def authorize(request: Request) -> None:
         principal = await verifier.principal(request.headers.get("authorization"))
     except TokenRejected as rejected:
         raise AccessDenied(401, str(rejected)) from rejected
+    request.state.principal = principal  # known even when refused below: the audit trail names who tried
     if not principal.roles & allowed:
         raise AccessDenied(403, f"this needs one of the roles: {', '.join(sorted(allowed))}")
     if Role.REFERRING_SYSTEM in principal.roles and principal.source is None:
         raise AccessDenied(403, "a referring system's token must name its source (claim 'source')")
-    request.state.principal = principal
+
+
+def route_key(request: Request) -> tuple[str, str] | None:
+    """(method, route template) of the route the request matched (HEAD as GET), the key of ``POLICY``."""
+    route = request.scope.get("route")
+    if not isinstance(route, Route):
+        return None
+    return ("GET" if request.method == "HEAD" else request.method, route.path)
 
 
 def principal_of(request: Request) -> Principal:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -12,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from temporalio.client import Client
 
 from referral_service.api import (
+    audit_routes,
     codec_routes,
     dashboard,
     fhir_routes,
@@ -22,11 +25,14 @@ from referral_service.api import (
     subscription_routes,
 )
 from referral_service.api.access import AccessDenied, authorize, denied_response
+from referral_service.api.audit_trail import AuditTrail
 from referral_service.api.deps import AppState
 from referral_service.api.intake_limits import SourceRateLimiter
 from referral_service.api.intake_metrics import IntakeLatency
 from referral_service.api.tokens import TokenVerifier
+from referral_service.audit import AuditStore
 from referral_service.config import Settings
+from referral_service.domain.metric_names import AUDIT_WRITE_FAILURES
 from referral_service.programs import load_program
 from referral_service.temporal_client import metric_meter
 from referral_service.tracing import traced_request
@@ -41,6 +47,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     group_routes.router,
     dashboard.router,
     codec_routes.router,
+    audit_routes.router,
 )
 
 
@@ -51,10 +58,13 @@ def create_app(settings: Settings, client: Client, *, worker_running: Callable[[
         description="FHIR R4 intake for IOP step-down referrals, the case-manager API and quality measures.",
         version="0.1.0",
         dependencies=[Depends(authorize)],
+        lifespan=_closing_audit_trail,
     )
     app.state.token_verifier = TokenVerifier(settings.auth) if settings.auth else None
     app.add_exception_handler(AccessDenied, _denied)  # type: ignore[arg-type]
     app.state.services = _services(settings, client, worker_running)
+    failures = metric_meter(client).create_counter(*AUDIT_WRITE_FAILURES)
+    app.state.audit = AuditStore(settings.audit_path, on_failure=failures.add)
 
     for router in ROUTERS:
         app.include_router(router)
@@ -68,6 +78,7 @@ def create_app(settings: Settings, client: Client, *, worker_running: Callable[[
         allow_credentials=True,
     )
     app.middleware("http")(IntakeLatency(metric_meter(client)))
+    app.middleware("http")(AuditTrail(app.state.audit))
     if settings.otlp_traces_endpoint is not None:
         app.middleware("http")(traced_request)  # added last, so outermost: the span covers the whole request
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
@@ -90,6 +101,13 @@ def _services(settings: Settings, client: Client, worker_running: Callable[[], b
         intake_limiter=SourceRateLimiter(settings.intake),
         worker_running=worker_running,
     )
+
+
+@contextlib.asynccontextmanager
+async def _closing_audit_trail(app: FastAPI) -> AsyncIterator[None]:
+    """At shut-down, the audit records still queued are written before the process ends."""
+    yield
+    await asyncio.to_thread(app.state.audit.close)
 
 
 async def _denied(request: Request, denied: AccessDenied) -> Response:

@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from referral_service.api import page_tokens
 from referral_service.api.intake_limits import SourceRateLimiter
+from referral_service.audit import AuditStore
 from referral_service.config import Settings
 from referral_service.domain.program import Program
 from referral_service.temporal_client import active_codec_key, patient_match_secret
@@ -43,3 +44,12 @@ def _state(request: Request) -> AppState:
 
 
 StateDep = Annotated[AppState, Depends(_state)]
+
+
+def _audit(request: Request) -> AuditStore:
+    """The API's audit trail (not part of ``AppState``: a worker-only process keeps none)."""
+    store: AuditStore = request.app.state.audit
+    return store
+
+
+AuditDep = Annotated[AuditStore, Depends(_audit)]

@@ -6,10 +6,11 @@ import asyncio
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from referral_service.api.audit_trail import note_referrals
 from referral_service.api.deps import AppState, StateDep
 from referral_service.api.referral_routes import read_snapshot, run_update
 from referral_service.domain.attendance import AttendanceStatus, SessionRecord, attendance_flags
@@ -59,11 +60,15 @@ class GroupSessionResult(BaseModel):
     responses={207: {"model": GroupSessionResult, "description": "some referrals refused; see each result"}},
 )
 async def record_group_session(
-    group: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,40}$")], body: GroupSessionInput, services: StateDep
+    group: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,40}$")],
+    body: GroupSessionInput,
+    request: Request,
+    services: StateDep,
 ) -> JSONResponse:
     """Record one group session for its whole roster. The session id is ``<group>-<date>``, so sending the
     same roster again replaces each record with itself and changes nothing. Answers 200 when every referral
     took it, else 207 (Multi-Status) with the same body: each referral's result says what happened to it."""
+    note_referrals(request, (entry.referral_id for entry in body.entries))
     answer = await record_roster(services, group, body)
     status = 200 if all(result.ok for result in answer.results) else 207
     return JSONResponse(answer.model_dump(mode="json"), status_code=status)

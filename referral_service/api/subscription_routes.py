@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 from fhir_mappings import outcomes, searchset
 from fhir_mappings.referral_in import acceptable_for_intake, referral_from_fhir
 from referral_service.api.access import may_act_for_source, principal_of
+from referral_service.api.audit_trail import note_referrals
 from referral_service.api.deps import StateDep
 from referral_service.api.fhir_responses import outcome_response
 from referral_service.api.fhir_routes import start_referral
@@ -65,9 +66,9 @@ async def deliver(source_id: str, request_id: str, request: Request, services: S
     if acceptable_for_intake(referral.status):
         return await start_referral(referral, services)
     if referral.status == "revoked":
-        handle = services.temporal.get_workflow_handle_for(
-            ReferralWorkflow.run, referral_key(source_id, referral.placer_identifier)
-        )
+        key = referral_key(source_id, referral.placer_identifier)
+        note_referrals(request, [key])
+        handle = services.temporal.get_workflow_handle_for(ReferralWorkflow.run, key)
         with contextlib.suppress(RPCError):  # never taken in, or already ended: nothing to cancel
             await handle.signal(ReferralWorkflow.cancel, CancelInput(reason="revoked by referrer (subscription)"))
     return Response(status_code=204)

@@ -8,3 +8,4 @@ PHASE_ENTERED = ("iop_referrals_entered_phase", "Referrals that entered a phase 
 DEADLINE_ESCALATIONS = ("iop_deadline_escalations", "Deadlines that passed unmet (response, first session), by source")
 EHR_WRITES = ("iop_ehr_writes", "Writes to referring EHRs, by source, resource type and outcome")
 INTAKE_LATENCY = ("iop_intake_latency_seconds", "Seconds from a referral's arrival to its acknowledgement, by channel")
+AUDIT_WRITE_FAILURES = ("iop_audit_write_failures", "Audit records the audit database did not take (kept in the logs)")

@@ -168,3 +168,15 @@ async def test_a_referring_system_submits_and_reads_only_for_its_own_source(
         other = await api.get(task_url, headers=neighbour)
     assert own.status_code == 200, own.text
     assert other.status_code == 404, other.text
+
+
+async def test_only_program_admins_may_read_the_audit_trail(api: httpx.AsyncClient) -> None:
+    """Everyone's steps are on it: beyond what any one role's screens show."""
+    staff = ("intake-coordinator", "clinician", "case-manager")
+    referrer = token("referring-system", source=HAPI_SOURCE_ID)
+    refused = [(await api.get("/api/audit", headers=token(role))).status_code for role in staff]
+    admin = await api.get("/api/audit", headers=token("program-admin"))
+
+    assert refused == [403, 403, 403]
+    assert (await api.get("/api/audit", headers=referrer)).status_code == 403
+    assert admin.status_code == 200, admin.text

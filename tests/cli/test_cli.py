@@ -428,3 +428,26 @@ async def test_against_an_api_requiring_sign_in_the_token_comes_from_the_environ
     assert "bearer token is required" in anonymous.text
     assert signed_in.code == 0, signed_in
     assert isinstance(json.loads(signed_in.out), list)  # other tests' referrals share the server
+
+
+async def test_audit_lists_who_did_what_to_a_referral(cli, referral):
+    """The submission and the read are on the trail (the loopback API's user is ``local``), newest first."""
+    submitted = await cli("submit", str(referral.file))
+    shown = await cli("show", referral.key)
+    as_json = await cli("audit", "--referral", referral.key, "--json")
+    as_table = await cli("audit", "--referral", referral.key, "--user", "local")
+    nothing = await cli("audit", "--user", "nobody-at-all")
+
+    assert (submitted.code, shown.code, as_json.code, as_table.code, nothing.code) == (0, 0, 0, 0, 0)
+    records = json.loads(as_json.out)
+    assert [(r["user"], r["action"], r["status"], r["outcome"]) for r in records] == [
+        ("local", "GET /api/referrals/{key}", 200, "ok"),
+        ("local", "POST /fhir", 201, "ok"),
+    ]
+    header, *rows = as_table.out.splitlines()
+    assert header.split() == ["TIME", "USER", "ROLES", "ACTION", "REFERRAL", "STATUS", "OUTCOME"]
+    assert len(rows) == 2
+    assert "POST /fhir" in rows[1]
+    assert referral.key in rows[1]
+    assert "no audit records match" in nothing.err
+    assert_no_phi(cli, referral)

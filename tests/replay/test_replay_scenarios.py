@@ -13,11 +13,9 @@ from temporalio.testing import WorkflowEnvironment
 from referral_service.devstack.process import free_port
 from referral_service.replay.command import EXIT_OK, EXIT_UNMET, EXIT_UNREACHABLE, run_replay
 from referral_service.replay.scenario import SHIPPED_DIR
-from tests.referrals import FIXTURES
+from tests.referrals import FIXTURES, PATIENT_DATA
 
 SCENARIOS = SHIPPED_DIR
-# What the synthetic cast's referrals say about the patients: none of it may be printed.
-PATIENT_DATA = ("Testpatient", "SYN-MRN", "1984-02-29", "2010-06-15", "1979-09-03")
 
 
 async def _replay(

@@ -70,7 +70,13 @@ def test_databases_and_servers_have_health_checks_and_named_volumes() -> None:
     assert "/readyz" in " ".join(SERVICES["worker"]["healthcheck"]["test"]), "the worker reports readiness"
     volumes = [v.split(":")[0] for name in ("temporal-db", "hapi-db") for v in SERVICES[name]["volumes"]]
     assert volumes == ["temporal-db", "hapi-db"]
-    assert set(COMPOSE["volumes"]) == set(volumes)
+    assert set(COMPOSE["volumes"]) == {*volumes, "audit-db"}
+
+
+def test_the_api_keeps_its_audit_trail_on_a_named_volume_its_user_may_write() -> None:
+    [mount_point] = [v.split(":")[1] for v in SERVICES["api"]["volumes"] if v.startswith("audit-db:")]
+    assert _env("api")["IOP_AUDIT_DB"].startswith(f"{mount_point}/")
+    assert f"chown nobody {mount_point}" in (ROOT / "Dockerfile").read_text()
 
 
 def test_the_namespace_job_registers_exactly_the_search_attributes_the_workflows_use() -> None:
@@ -110,7 +116,7 @@ def test_api_and_worker_settings_load_and_reach_the_compose_services(
         *ENV_OVERRIDES, "IOP_CONFIG", "IOP_CODEC_KEYS", *(f"IOP_AUTH_{f.upper()}" for f in AUTH_ENV)
     }  # fmt: skip
     assert env["IOP_CODEC_KEYS"].startswith("${IOP_CODEC_KEYS:?"), "the key ring must come from the environment"
-    [mount] = service["volumes"]
+    [mount] = [volume for volume in service["volumes"] if volume.startswith("./deploy/")]
     host_file, container_file = mount.split(":")[:2]
     assert env["IOP_CONFIG"] == container_file
     for var, value in env.items():

@@ -21,6 +21,9 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from referral_service.api.access import POLICY, principal_of
+from referral_service.api.audit_routes import AuditEntry, as_utc
+from referral_service.api.audit_trail import note_referrals
 from referral_service.api.dashboard.views import (
     CaseloadFilters,
     CaseloadRow,
@@ -31,7 +34,7 @@ from referral_service.api.dashboard.views import (
     percent_text,
     weekly_chart,
 )
-from referral_service.api.deps import AppState, StateDep
+from referral_service.api.deps import AppState, AuditDep, StateDep
 from referral_service.api.group_routes import GroupSessionInput, GroupSessionResult, RosterEntry, record_roster
 from referral_service.api.measures_routes import default_period, measure
 from referral_service.api.referral_routes import (
@@ -42,6 +45,8 @@ from referral_service.api.referral_routes import (
     run_update,
     send_cancel,
 )
+from referral_service.api.tokens import Role
+from referral_service.audit import AuditQuery
 from referral_service.domain.assessment import AssessmentRecord, Instrument
 from referral_service.domain.careteam import team_roles
 from referral_service.domain.deadlines import step_down_ineligibility
@@ -77,6 +82,8 @@ NOT_CANCELLABLE = ENDED | {Phase.DISCHARGED, Phase.AFTERCARE}  # discharged: the
 # A group session's roster: referrals on the track that are expected in the room.
 ROSTER_PHASES = (Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT)
 ATTENDANCE_STATUSES = ("attended", "absent", "excused", "late")
+_AUDIT_ROWS = 200  # the newest records a page shows
+AUDITED_ACTIONS = sorted(f"{method} {path}" for method, path in POLICY)
 _FLASH_COOKIE = "iop_dashboard_flash"
 _FORM_LIMIT = 4096
 
@@ -317,6 +324,7 @@ async def mark_group(request: Request, services: StateDep) -> Response:
     except ValidationError:
         problem = "pick a track, a date, minutes between 1 and 600, and at least one referral"
     else:
+        note_referrals(request, (entry.referral_id for entry in entries))
         results = await record_roster(services, f"{chosen['track']}-{chosen['kind']}", body)
     roster, error = await _roster(services, chosen["track"]) if chosen["track"] else ([], None)
     return _page(
@@ -416,6 +424,36 @@ async def measures(request: Request, services: StateDep) -> Response:
         chart=follow_up_chart(report.by_track) if report else None,
         percent=percent_text,
         status=status,
+    )
+
+
+@router.get("/audit", response_class=HTMLResponse)
+async def audit(
+    request: Request, store: AuditDep, referral: str = "", user: str = "", action: str = "", since: str = ""
+) -> Response:
+    """The audit trail for program admins: the newest records matching the filters (a GET form)."""
+    filters = {"referral": referral, "user": user, "action": action, "since": since}
+    entries: list[AuditEntry] = []
+    problem = None
+    try:
+        moment = as_utc(datetime.fromisoformat(since)) if since else None
+    except ValueError:
+        problem = "since must be a date and time, YYYY-MM-DDTHH:MM (UTC)"
+    else:
+        query = AuditQuery(
+            referral_key=referral or None, user=user or None, action=action or None, since=moment, limit=_AUDIT_ROWS
+        )
+        entries = [AuditEntry.of(record) for record in await store.search(query)]
+    return _page(
+        request,
+        "audit.html",
+        title="Audit trail",
+        entries=entries,
+        filters=filters,
+        actions=AUDITED_ACTIONS,
+        limit=_AUDIT_ROWS,
+        problem=problem,
+        status=400 if problem else 200,
     )
 
 
@@ -526,7 +564,8 @@ def _inbox_row(row: ReferralSummary, snapshot: ReferralState | None, now: dateti
 
 def _page(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
     flash = _read_flash(request)
-    html = _templates.get_template(template).render(flash=flash, path=request.url.path, **context)
+    admin = Role.PROGRAM_ADMIN in principal_of(request).roles  # the audit trail's link: only where it opens
+    html = _templates.get_template(template).render(flash=flash, path=request.url.path, admin=admin, **context)
     response = HTMLResponse(html, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     if flash is not None:

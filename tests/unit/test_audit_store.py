@@ -1,0 +1,50 @@
+"""The audit trail's SQLite store: append-only, and a record it cannot write is counted and logged, not lost
+silently."""
+
+import sqlite3
+
+import pytest
+from structlog.testing import capture_logs
+
+from referral_service.audit import AuditQuery, AuditRecord, AuditStore
+
+RECORD = AuditRecord(
+    at="2026-12-01T08:00:00.000000+00:00",
+    user="dr-lee",
+    roles="clinician",
+    source=None,
+    action="POST /api/referrals/{key}/discharge",
+    referral_key="hapi-test.SR-1.0123456789",
+    status=200,
+    outcome="ok",
+)
+
+
+async def test_records_cannot_be_changed_or_removed(tmp_path):
+    store = AuditStore(tmp_path / "audit.sqlite", on_failure=lambda _: None)
+    store.record(RECORD)
+    assert await store.search(AuditQuery(referral_key=RECORD.referral_key)) == [RECORD]
+    store.close()
+
+    with sqlite3.connect(tmp_path / "audit.sqlite") as db:
+        for statement in ("UPDATE audit SET user = 'someone-else'", "DELETE FROM audit"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                db.execute(statement)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_a_record_the_database_refuses_is_counted_and_logged(tmp_path):
+    """The table is gone (a damaged file): the request's record is counted and an error logged naming the
+    error type and how many records, never their content."""
+    failed: list[int] = []
+    store = AuditStore(tmp_path / "audit.sqlite", on_failure=failed.append)
+    with sqlite3.connect(tmp_path / "audit.sqlite") as db:
+        db.execute("DROP TABLE audit")
+
+    with capture_logs() as logs:
+        store.record(RECORD)
+        store.close()
+
+    assert failed == [1]
+    [error] = [e for e in logs if e["event"] == "audit write failed"]
+    assert error == {"event": "audit write failed", "log_level": "error", "error_type": "OperationalError", "count": 1}
