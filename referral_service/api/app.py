@@ -25,6 +25,8 @@ from referral_service.api.access import AccessDenied, authorize, denied_response
 from referral_service.api.deps import AppState
 from referral_service.api.intake_limits import SourceRateLimiter
 from referral_service.api.intake_metrics import IntakeLatency
+from referral_service.api.signin import routes as signin_routes
+from referral_service.api.signin.session import SignIn
 from referral_service.api.tokens import TokenVerifier
 from referral_service.config import Settings
 from referral_service.programs import load_program
@@ -40,6 +42,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     measures_routes.router,
     group_routes.router,
     dashboard.router,
+    signin_routes.router,
     codec_routes.router,
 )
 
@@ -53,6 +56,7 @@ def create_app(settings: Settings, client: Client, *, worker_running: Callable[[
         dependencies=[Depends(authorize)],
     )
     app.state.token_verifier = TokenVerifier(settings.auth) if settings.auth else None
+    app.state.sign_in = SignIn.configured(settings.auth, app.state.token_verifier)
     app.add_exception_handler(AccessDenied, _denied)  # type: ignore[arg-type]
     app.state.services = _services(settings, client, worker_running)
 

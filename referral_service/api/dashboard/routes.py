@@ -42,6 +42,7 @@ from referral_service.api.referral_routes import (
     run_update,
     send_cancel,
 )
+from referral_service.api.signin.session import browser_context
 from referral_service.domain.assessment import AssessmentRecord, Instrument
 from referral_service.domain.deadlines import step_down_ineligibility
 from referral_service.domain.discharge import DeclineReason, Discharge, DischargeReason
@@ -495,7 +496,9 @@ def _inbox_row(row: ReferralSummary, snapshot: ReferralState | None, now: dateti
 
 def _page(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
     flash = _read_flash(request)
-    html = _templates.get_template(template).render(flash=flash, path=request.url.path, **context)
+    html = _templates.get_template(template).render(
+        flash=flash, path=request.url.path, **browser_context(request), **context
+    )
     response = HTMLResponse(html, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     if flash is not None:
