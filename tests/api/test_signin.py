@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from structlog.testing import capture_logs
 from temporalio.testing import WorkflowEnvironment
 
@@ -39,6 +40,7 @@ from tests.referrals import referral_bundle
 ADA = "ada-testpatient-adult-inpatient"
 NO_ROLES = StaffUser("nora.no-roles", ())
 REFERRING_SYSTEM = StaffUser("county-ehr", ("referring-system",))
+REGISTERED_SECRET = "dashboard-secret-1"  # noqa: S105 - the test provider's, for a confidential client
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -329,3 +331,33 @@ async def test_without_an_issuer_the_dashboard_is_the_development_modes_local_us
     assert inbox.status_code == 200
     assert "Sign out" not in inbox.text
     assert login.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("secret", "lands"), [(REGISTERED_SECRET, 303), ("not-the-registered-one", 400)], ids=["right", "wrong"]
+)
+async def test_a_confidential_client_authenticates_with_its_secret(
+    provider, hapi_base_url, temporal_env: WorkflowEnvironment, secret, lands
+):
+    provider.client_secret = REGISTERED_SECRET
+    try:
+        auth = sign_in_settings(provider, "http://127.0.0.1:8000").model_copy(
+            update={"dashboard_client_secret": SecretStr(secret)}
+        )
+        settings = service_settings(hapi_base_url, "confidential").model_copy(update={"auth": auth})
+        app = create_app(settings, temporal_env.client)
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as api,
+            httpx.AsyncClient() as to_provider,
+        ):
+            login = await api.get("/auth/login?next=/inbox")
+            approved = await to_provider.get(login.headers["location"])
+            back = await api.get(approved.headers["location"])
+    finally:
+        provider.client_secret = None
+
+    assert back.status_code == lands, back.text
+    assert ("iop_session" in back.headers.get("set-cookie", "")) == (lands == 303)
+    if lands == 400:
+        assert "refused the sign-in (invalid_client)" in back.text
+        assert secret not in back.text
