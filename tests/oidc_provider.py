@@ -71,6 +71,7 @@ class OidcProvider:
     client_secret: str | None = None  # None: CLIENT_ID is a public client
     user: StaffUser = CASE_MANAGER
     access_lifetime: int = 300
+    deny: bool = False  # the user declines: the provider redirects back with error=access_denied
     replayed_nonce: str | None = None  # set: id_tokens carry this nonce instead of the request's (a replay)
     base_url: str = ""
     grants: dict[str, Grant] = field(default_factory=dict)
@@ -112,6 +113,8 @@ class OidcProvider:
         if query.get("client_id") != CLIENT_ID or redirect_uri not in self.redirect_uris:
             self.refusals.append("unknown client or redirect_uri")  # never redirect to an unregistered URL
             return Response("unknown client or redirect_uri", status_code=400)
+        if self.deny:
+            return self._back(redirect_uri, {"error": "access_denied", "state": query.get("state", "")})
         problem = self._authorization_problem(query)
         if problem is not None:
             self.refusals.append(problem)

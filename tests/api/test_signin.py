@@ -238,6 +238,33 @@ async def test_an_account_without_a_staff_role_is_told_so_and_not_signed_in(brow
     assert (await browser.get("/inbox")).status_code == 303
 
 
+async def test_declining_at_the_provider_says_so_and_signs_no_one_in(browser, service):
+    service.provider.deny = True
+    try:
+        refused = await sign_in(browser)
+    finally:
+        service.provider.deny = False
+
+    assert refused.status_code == 400
+    assert "did not sign you in (access_denied)" in refused.text
+    assert (await browser.get("/inbox")).status_code == 303
+
+
+async def test_an_unreachable_provider_is_a_page_saying_so(hapi_base_url, temporal_env: WorkflowEnvironment):
+    gone = OidcProvider(base_url=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    settings = service_settings(hapi_base_url, "no-provider").model_copy(
+        update={"auth": sign_in_settings(gone, "http://127.0.0.1:8000")}
+    )
+    app = create_app(settings, temporal_env.client)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as api:
+        page = await api.get("/inbox")
+        login = await api.get(page.headers["location"])
+
+    assert page.status_code == 303
+    assert login.status_code == 502
+    assert "identity provider cannot be reached" in login.text
+
+
 async def test_sign_out_needs_the_pages_csrf_token_and_forgets_the_session(browser, service):
     await sign_in(browser)
     token = await csrf_token(browser)

@@ -39,7 +39,7 @@ class Endpoints:
 
 
 @dataclass(frozen=True)
-class Client:
+class DashboardClient:
     """The dashboard as the provider registered it."""
 
     client_id: str
@@ -89,7 +89,7 @@ class Provider:
             log.warning("sign-in discovery failed", error_type=type(error).__name__)
             raise SignInFailed("the identity provider cannot be reached; try again shortly", status=502) from None
 
-    async def redeem(self, code: str, *, client: Client, verifier: str) -> Tokens:
+    async def redeem(self, code: str, *, client: DashboardClient, verifier: str) -> Tokens:
         """The authorization code and the PKCE verifier for tokens, at the token endpoint."""
         form = {
             "grant_type": "authorization_code",

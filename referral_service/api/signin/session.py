@@ -27,7 +27,7 @@ from fastapi.routing import APIRoute
 from markupsafe import Markup, escape
 
 from referral_service.api.signin.pkce import LoginAttempt, code_challenge
-from referral_service.api.signin.provider import Client, Endpoints, Provider, SignInFailed
+from referral_service.api.signin.provider import DashboardClient, Endpoints, Provider, SignInFailed
 from referral_service.api.signin.sealed_cookie import CookieSeal
 from referral_service.api.tokens import Principal, Role, TokenRejected, TokenVerifier
 from referral_service.config import AuthSettings
@@ -59,7 +59,7 @@ class SignIn:
         assert auth.public_base_url is not None
         assert auth.session_key is not None
         secret = auth.dashboard_client_secret
-        self.client = Client(
+        self.client = DashboardClient(
             client_id=auth.dashboard_client_id,
             client_secret=secret.get_secret_value() if secret else None,
             redirect_url=auth.public_base_url.rstrip("/") + "/auth/callback",
