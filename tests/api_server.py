@@ -47,11 +47,12 @@ async def running_api(
     *,
     queue_prefix: str,
     auth: AuthSettings | None = None,
+    port: int | None = None,
 ) -> AsyncIterator[str]:
     """The API's base URL, served until the block ends, with a worker on its own task queue; ``auth`` makes
-    it require bearer tokens."""
+    it require bearer tokens; ``port`` is for a caller that must know the URL first (a sign-in redirect URL)."""
     settings = service_settings(hapi_base_url, queue_prefix).model_copy(update={"auth": auth})
-    port = free_port()
+    port = port or free_port()
     app = create_app(settings, temporal_env.client)
     server = QuietApiServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
     async with create_worker(temporal_env.client, settings.task_queue, {HAPI_SOURCE_ID: hapi_client}):

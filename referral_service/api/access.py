@@ -7,11 +7,12 @@ A route missing from the table is refused (deny by default), so a new endpoint c
 from __future__ import annotations
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from fhir_mappings import outcomes
 from referral_service.api.fhir_responses import outcome_response
+from referral_service.api.signin.session import SignIn, csrf_matches, is_dashboard_page, login_redirect_url
 from referral_service.api.tokens import LOCAL_USER, Principal, Role, TokenRejected, TokenVerifier
 
 STAFF = frozenset({Role.INTAKE_COORDINATOR, Role.CLINICIAN, Role.CASE_MANAGER, Role.PROGRAM_ADMIN})
@@ -22,7 +23,18 @@ TEAM_MANAGERS = frozenset({Role.CASE_MANAGER, Role.PROGRAM_ADMIN})
 REFERRERS = frozenset({Role.REFERRING_SYSTEM})
 ADMINS = frozenset({Role.PROGRAM_ADMIN})  # the codec server (whole payloads), the audit trail (everyone's steps)
 
-PUBLIC = frozenset({("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/fhir/metadata"), ("GET", "/")})
+PUBLIC = frozenset(
+    {
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/fhir/metadata"),
+        ("GET", "/"),
+        # Dashboard sign-in: how a browser gets its session.
+        ("GET", "/auth/login"),
+        ("GET", "/auth/callback"),
+        ("POST", "/auth/logout"),
+    }
+)
 POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/fhir/ServiceRequest"): REFERRERS,
     ("POST", "/fhir"): REFERRERS,
@@ -78,7 +90,7 @@ async def authorize(request: Request) -> None:
         request.state.principal = LOCAL_USER
         return
     try:
-        principal = await verifier.principal(request.headers.get("authorization"))
+        principal = await _caller(request, verifier)
     except TokenRejected as rejected:
         raise AccessDenied(401, str(rejected)) from rejected
     request.state.principal = principal  # known even when refused below: the audit trail names who tried
@@ -96,6 +108,19 @@ def route_key(request: Request) -> tuple[str, str] | None:
     return ("GET" if request.method == "HEAD" else request.method, route.path)
 
 
+async def _caller(request: Request, verifier: TokenVerifier) -> Principal:
+    """The bearer token's caller; on a dashboard page without one, the signed-in browser's (the JSON API and
+    FHIR routes take the header alone, so cookies never authenticate them and they need no CSRF defence)."""
+    sign_in: SignIn | None = request.app.state.sign_in
+    if sign_in is None or "authorization" in request.headers or not is_dashboard_page(request):
+        return await verifier.principal(request.headers.get("authorization"))
+    session = sign_in.session(request)
+    if request.method not in ("GET", "HEAD") and not await csrf_matches(request, session):
+        raise AccessDenied(403, "this form is stale or did not come from the dashboard: reload the page and try again")
+    request.state.browser_session = session
+    return session.principal
+
+
 def principal_of(request: Request) -> Principal:
     principal: Principal = request.state.principal
     return principal
@@ -108,6 +133,8 @@ def may_act_for_source(principal: Principal, source_id: str) -> bool:
 
 def denied_response(request: Request, denied: AccessDenied) -> Response:
     """FHIR callers get an OperationOutcome, everyone else JSON; 401 says how to authenticate."""
+    if denied.status == 401 and request.app.state.sign_in is not None and is_dashboard_page(request):
+        return RedirectResponse(login_redirect_url(request), status_code=303)
     headers = {"WWW-Authenticate": 'Bearer realm="iop-referrals"'} if denied.status == 401 else None
     if request.url.path.startswith("/fhir"):
         issue = outcomes.security(denied.message, login=denied.status == 401)

@@ -29,6 +29,8 @@ from referral_service.api.audit_trail import AuditTrail
 from referral_service.api.deps import AppState
 from referral_service.api.intake_limits import SourceRateLimiter
 from referral_service.api.intake_metrics import IntakeLatency
+from referral_service.api.signin import routes as signin_routes
+from referral_service.api.signin.session import SignIn
 from referral_service.api.tokens import TokenVerifier
 from referral_service.audit import AuditStore
 from referral_service.config import Settings
@@ -46,6 +48,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     measures_routes.router,
     group_routes.router,
     dashboard.router,
+    signin_routes.router,
     codec_routes.router,
     audit_routes.router,
 )
@@ -61,6 +64,7 @@ def create_app(settings: Settings, client: Client, *, worker_running: Callable[[
         lifespan=_closing_audit_trail,
     )
     app.state.token_verifier = TokenVerifier(settings.auth) if settings.auth else None
+    app.state.sign_in = SignIn.configured(settings.auth, app.state.token_verifier)
     app.add_exception_handler(AccessDenied, _denied)  # type: ignore[arg-type]
     app.state.services = _services(settings, client, worker_running)
     failures = metric_meter(client).create_counter(*AUDIT_WRITE_FAILURES)

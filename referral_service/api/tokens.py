@@ -4,6 +4,7 @@ issuer's JWKS), issuer, audience, expiry and this program, and read into the cal
 from __future__ import annotations
 
 import asyncio
+import hmac
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -39,6 +40,12 @@ class Principal:
 LOCAL_USER = Principal(subject="local", roles=frozenset(Role) - {Role.REFERRING_SYSTEM})
 
 
+@dataclass(frozen=True)
+class VerifiedToken:
+    principal: Principal
+    expires_at: int  # the token's ``exp``, seconds since the epoch
+
+
 class TokenRejected(Exception):
     """The token is missing or not acceptable; the message says why without echoing the token."""
 
@@ -57,23 +64,35 @@ class TokenVerifier:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise TokenRejected("a bearer token is required (Authorization: Bearer <token>)")
-        claims = await self._claims(token.strip())
+        return (await self.access_token(token.strip())).principal
+
+    async def access_token(self, token: str) -> VerifiedToken:
+        """Every check a bearer token gets: the dashboard's sign-in holds its access token to the same."""
+        claims = await self._claims(token, audience=self._settings.audience)
         programs = claims.get("program")
         if self._settings.program not in (programs if isinstance(programs, list) else [programs]):
             raise TokenRejected(f"the token is not for program {self._settings.program!r}")
         roles = claims.get(self._settings.roles_claim) or []
         known = frozenset(Role(r) for r in roles if r in _ROLE_NAMES) if isinstance(roles, list) else frozenset()
         source = claims.get("source")
-        return Principal(subject=str(claims["sub"]), roles=known, source=source if isinstance(source, str) else None)
+        source = source if isinstance(source, str) else None
+        principal = Principal(subject=str(claims["sub"]), roles=known, source=source)
+        return VerifiedToken(principal=principal, expires_at=int(claims["exp"]))
 
-    async def _claims(self, token: str) -> dict[str, Any]:
+    async def id_token(self, token: str, *, client_id: str, nonce: str) -> None:
+        """An OpenID Connect id_token for ``client_id`` from this issuer, bound to the sign-in's ``nonce``."""
+        claims = await self._claims(token, audience=client_id)
+        if not isinstance(claims.get("nonce"), str) or not hmac.compare_digest(claims["nonce"], nonce):
+            raise TokenRejected("the id_token's nonce does not match this sign-in")
+
+    async def _claims(self, token: str, *, audience: str) -> dict[str, Any]:
         try:
             key = await self._signing_key(token)
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=ALGORITHMS,
-                audience=self._settings.audience,
+                audience=audience,
                 issuer=self._settings.issuer,
                 leeway=self._settings.leeway_seconds,
                 options={"require": ["exp", "iss", "aud", "sub"]},

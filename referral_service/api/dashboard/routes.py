@@ -45,6 +45,7 @@ from referral_service.api.referral_routes import (
     run_update,
     send_cancel,
 )
+from referral_service.api.signin.session import browser_context
 from referral_service.api.tokens import Role
 from referral_service.audit import AuditQuery
 from referral_service.domain.assessment import AssessmentRecord, Instrument
@@ -565,7 +566,9 @@ def _inbox_row(row: ReferralSummary, snapshot: ReferralState | None, now: dateti
 def _page(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
     flash = _read_flash(request)
     admin = Role.PROGRAM_ADMIN in principal_of(request).roles  # the audit trail's link: only where it opens
-    html = _templates.get_template(template).render(flash=flash, path=request.url.path, admin=admin, **context)
+    html = _templates.get_template(template).render(
+        flash=flash, path=request.url.path, admin=admin, **browser_context(request), **context
+    )
     response = HTMLResponse(html, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     if flash is not None:
