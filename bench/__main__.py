@@ -19,11 +19,11 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from bench import case_list, intake, lifecycle, mapping_cost, replay
+from bench import case_list, intake, lifecycle, mapping_cost, replay, scale
 from bench.report import machine, write_result
 from bench.servers import real_servers
 
-BENCHES = ("replay", "intake", "lifecycle", "case_list", "mapping_cost")
+BENCHES = ("replay", "intake", "lifecycle", "case_list", "scale", "mapping_cost")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class Plan:
     trivial_workflows: int
     open_referrals: int
     list_requests: int
+    open_levels: tuple[int, ...]
+    scale_round_trips: int
     mapping_seconds: float
 
 
@@ -46,6 +48,8 @@ FULL = Plan(
     trivial_workflows=400,
     open_referrals=10_000,
     list_requests=200,
+    open_levels=scale.LEVELS,
+    scale_round_trips=scale.ROUND_TRIPS,
     mapping_seconds=3.0,
 )
 QUICK = Plan(
@@ -56,6 +60,8 @@ QUICK = Plan(
     trivial_workflows=80,
     open_referrals=500,
     list_requests=50,
+    open_levels=scale.QUICK_LEVELS,
+    scale_round_trips=50,
     mapping_seconds=0.6,
 )
 
@@ -110,6 +116,19 @@ def summary(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str
                     f"{r['goal']} ({r['open_referrals']:,} open)" if q == "p95" else "",
                 )
             )
+    if "scale" in results:
+        r = results["scale"]
+        top = r["levels"][-1]
+        rows.append(
+            (
+                "P3 attendance p95 ms",
+                f"{top['attended_update']['p95_ms']:.0f}",
+                f"{top['hapi_direct_write']['p95_ms']:.0f} (HAPI direct)",
+                f"{top['attended_update']['p95_ms'] / top['hapi_direct_write']['p95_ms']:.2f}x",
+                f"p95 <= 150 ms ({top['open']:,} open)",
+            )
+        )
+        rows.append(("P3 worker RSS MB", f"{top['rss_mb']:.0f}", "", "", f"<= 1,536 ({top['open']:,} open)"))
     if "mapping_cost" in results:
         r = results["mapping_cost"]
         rows.append(("mapping cost (median)", "", "json.loads", f"{r['median_ratio']:.0f}x", "for the record"))
@@ -132,6 +151,10 @@ async def with_servers(chosen: set[str], plan: Plan) -> dict[str, dict[str, Any]
             results["case_list"] = await case_list.measure(servers, plan.open_referrals, plan.list_requests)
             case_list.print_table(results["case_list"])
             write_result("case_list", {"machine": machine(), **results["case_list"]})
+        if "scale" in chosen:  # last: the referrals it leaves open would swell the list bench's visibility store
+            results["scale"] = await scale.measure(servers, plan.open_levels, plan.scale_round_trips)
+            scale.print_table(results["scale"])
+            write_result("scale", {"machine": machine(), **results["scale"]})
     return results
 
 
@@ -142,6 +165,7 @@ def main() -> None:
     parser.add_argument("--referrals", type=int, help="P1 sample size (full 200, quick 30)")
     parser.add_argument("--programs", type=int, help="P2 complete programs (full 40, quick 4)")
     parser.add_argument("--open-referrals", type=int, help="P4 open referrals (full 10,000, quick 500)")
+    parser.add_argument("--open-levels", type=int, nargs="+", help="P3 open referrals per level (full 1000 3000 10000)")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     plan = replace(
@@ -149,6 +173,7 @@ def main() -> None:
         referrals=args.referrals or plan.referrals,
         programs=args.programs or plan.programs,
         open_referrals=args.open_referrals or plan.open_referrals,
+        open_levels=tuple(args.open_levels or plan.open_levels),
     )
     chosen = set(args.only or BENCHES)
     at_start, started = machine(), time.monotonic()
@@ -157,7 +182,7 @@ def main() -> None:
         results["replay"] = replay.measure(plan.replay_copies, plan.replay_rounds)
         replay.print_table(results["replay"])
         write_result("replay", {"machine": at_start, **results["replay"]})
-    if chosen & {"intake", "lifecycle", "case_list"}:
+    if chosen & {"intake", "lifecycle", "case_list", "scale"}:
         results.update(asyncio.run(with_servers(chosen, plan)))
     if "mapping_cost" in chosen:
         results["mapping_cost"] = mapping_cost.measure(plan.mapping_seconds)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -33,6 +34,11 @@ class Servers:
 
 @contextlib.asynccontextmanager
 async def real_servers() -> AsyncIterator[Servers]:
+    """HAPI and the Temporal dev server; ``IOP_TEST_HAPI_URL`` names a HAPI already running, as in the tests."""
+    if running := os.environ.get("IOP_TEST_HAPI_URL"):
+        async with temporal_and_client(running.rstrip("/")) as servers:
+            yield servers
+        return
     logs = RESULTS / "logs"  # kept: a server that does not start says why here
     jar = await asyncio.to_thread(hapi_server.build_jar)
     port = free_port()
@@ -41,17 +47,23 @@ async def real_servers() -> AsyncIterator[Servers]:
     try:
         # Longer than the dev stack's patience: on a CPU shared with other jobs HAPI has taken ~4 minutes.
         await hapi.until_ready(functools.partial(hapi_server.metadata_ready, base_url), HAPI_STARTUP_TIMEOUT_S)
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=binary("temporal"),
-            search_attributes=search_attributes.ALL,
-            data_converter=data_converter(TEST_KEY_RING),
-            dev_server_log_level="error",
-        )
-        # A fresh HAPI's first validated writes can take minutes on a busy CPU; no measured write comes near it.
-        async with FhirClient(SourceConfig(id=HAPI_SOURCE_ID, base_url=base_url, timeout_seconds=300)) as client:
-            try:
-                yield Servers(env, base_url, client)
-            finally:
-                await env.shutdown()
+        async with temporal_and_client(base_url) as servers:
+            yield servers
     finally:
         await asyncio.to_thread(hapi.stop)
+
+
+@contextlib.asynccontextmanager
+async def temporal_and_client(base_url: str) -> AsyncIterator[Servers]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"),
+        search_attributes=search_attributes.ALL,
+        data_converter=data_converter(TEST_KEY_RING),
+        dev_server_log_level="error",
+    )
+    # A fresh HAPI's first validated writes can take minutes on a busy CPU; no measured write comes near it.
+    async with FhirClient(SourceConfig(id=HAPI_SOURCE_ID, base_url=base_url, timeout_seconds=300)) as client:
+        try:
+            yield Servers(env, base_url, client)
+        finally:
+            await env.shutdown()

@@ -63,10 +63,29 @@ def _parser() -> argparse.ArgumentParser:
     replay = commands.add_parser(
         "replay-history",
         help="replay recorded workflow histories against this code; exit 1 on any non-determinism",
-        description="Replays Temporal history JSON files (temporal workflow show --output json) with the "
-        "worker's workflows, sandbox and payload codec (the settings' key ring must hold their keys).",
+        description="Replays Temporal history JSON files (temporal workflow show --output json), or the histories "
+        "of workflows on the configured Temporal server (--workflow-id, --query), with the worker's workflows, "
+        "sandbox and payload codec (the settings' key ring must hold their keys).",
     )
-    replay.add_argument("paths", nargs="+", type=Path, help="history files, or folders of *.json histories")
+    replay.add_argument("paths", nargs="*", type=Path, help="history files, or folders of *.json histories")
+    replay.add_argument(
+        "--workflow-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="also replay this referral's latest run, fetched from the Temporal server (repeatable)",
+    )
+    replay.add_argument(
+        "--query",
+        help="also replay the runs a visibility query lists, e.g. \"WorkflowType = 'ReferralWorkflow' AND "
+        "ExecutionStatus = 'Running'\"",
+    )
+    replay.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=100,
+        help="at most this many runs from --query (default 100)",
+    )
     replay.add_argument(
         "--processes",
         type=_positive_int,
@@ -154,7 +173,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         case "api":
             return await runners.run_api_only(settings)
         case "replay-history":
-            return await runners.run_replay_history(settings, args.paths, args.processes)
+            server = runners.ServerHistories(args.workflow_id, args.query, args.limit)
+            return await runners.run_replay_history(settings, args.paths, args.processes, server)
         case "replay":
             from referral_service.replay.command import run_replay
 

@@ -3,6 +3,11 @@
 Every payload the SDK writes (workflow inputs, activity results, snapshots) passes through here, so the
 Temporal server and anyone reading its database see ciphertext only. New payloads use the active key;
 payloads written under an older key still decrypt while that key stays in the key ring (rotation).
+
+A payload is zlib-compressed before it is sealed when that makes it smaller: snapshots and activity inputs
+are repetitive JSON (a referral, its program, the sessions so far), and history bytes are what a Temporal
+cluster stores and ships for every update (bench/RESULTS.md, P3). Payloads written before compression
+existed carry the plain encoding and still decode.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -18,7 +24,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 
 ENCODING = b"binary/encrypted-aes256gcm"
+COMPRESSED_ENCODING = b"binary/zlib-encrypted-aes256gcm"
 NONCE_BYTES = 12
+# Fast over small: a snapshot shrinks ~5x at level 1 already, and every update pays this on the way out.
+ZLIB_LEVEL = 1
 
 
 class KeyRingError(ValueError):
@@ -65,15 +74,19 @@ class EncryptionCodec(PayloadCodec):
         cipher = self._ciphers[kid]
         out = []
         for payload in payloads:
+            plain = payload.SerializeToString()
+            packed = zlib.compress(plain, ZLIB_LEVEL)
+            encoding, content = (COMPRESSED_ENCODING, packed) if len(packed) < len(plain) else (ENCODING, plain)
             nonce = os.urandom(NONCE_BYTES)
-            sealed = cipher.encrypt(nonce, payload.SerializeToString(), kid.encode())
-            out.append(Payload(metadata={"encoding": ENCODING, "encryption-key-id": kid.encode()}, data=nonce + sealed))
+            sealed = cipher.encrypt(nonce, content, kid.encode())
+            out.append(Payload(metadata={"encoding": encoding, "encryption-key-id": kid.encode()}, data=nonce + sealed))
         return out
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         out = []
         for payload in payloads:
-            if payload.metadata.get("encoding") != ENCODING:
+            encoding = payload.metadata.get("encoding")
+            if encoding not in (ENCODING, COMPRESSED_ENCODING):
                 out.append(payload)
                 continue
             kid = payload.metadata["encryption-key-id"].decode()
@@ -81,7 +94,8 @@ class EncryptionCodec(PayloadCodec):
             if cipher is None:
                 raise KeyRingError(f"payload was encrypted with key {kid!r}, which is not in the key ring")
             nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
-            out.append(Payload.FromString(cipher.decrypt(nonce, sealed, kid.encode())))
+            content = cipher.decrypt(nonce, sealed, kid.encode())
+            out.append(Payload.FromString(zlib.decompress(content) if encoding == COMPRESSED_ENCODING else content))
         return out
 
 

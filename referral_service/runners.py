@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import sys
-from collections.abc import Callable, Coroutine, Generator
+import tempfile
+from collections.abc import Callable, Coroutine, Generator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from referral_service.api.app import create_app, create_worker_health_app
 from referral_service.config import Settings
@@ -123,13 +127,38 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, *, wor
     log.info("stopped")
 
 
-async def run_replay_history(settings: Settings, paths: list[Path], processes: int | None = None) -> int:
-    """Replay every history under ``paths``; a table of results, exit 1 when any fails to replay."""
+@dataclass(frozen=True)
+class ServerHistories:
+    """Histories to fetch from the configured Temporal server: referrals by id, and runs a query lists."""
+
+    workflow_ids: Sequence[str] = ()
+    query: str | None = None
+    limit: int = 100
+
+    def __bool__(self) -> bool:
+        return bool(self.workflow_ids) or self.query is not None
+
+
+async def run_replay_history(
+    settings: Settings, paths: list[Path], processes: int | None = None, server: ServerHistories | None = None
+) -> int:
+    """Replay every history under ``paths`` and those ``server`` names; a table of results, exit 1 when any
+    fails to replay, 2 when there is nothing to replay, 3 when the Temporal server cannot be reached."""
     files = sorted(f for p in paths for f in (p.glob("*.json") if p.is_dir() else [p]))
-    if not files:
-        print("replay-history: no history files found", file=sys.stderr)
-        return 2
-    results = await replay_histories(files, settings.key_ring(), processes=processes)
+    with tempfile.TemporaryDirectory(prefix="iop-histories-") as fetched_dir:
+        if server:
+            try:
+                files += await fetch_histories(settings, server, Path(fetched_dir))
+            except RuntimeError as error:  # the SDK's connection failure
+                print(f"replay-history: cannot reach Temporal at {settings.temporal_address}: {error}", file=sys.stderr)
+                return 3
+            except RPCError as error:  # e.g. no such workflow id, or a query the server cannot parse
+                print(f"replay-history: the Temporal server refused: {error.message}", file=sys.stderr)
+                return 2
+        if not files:
+            print("replay-history: no histories found", file=sys.stderr)
+            return 2
+        results = await replay_histories(files, settings.key_ring(), processes=processes)
     width = max(len(r.workflow_id) for r in results)
     for result in results:
         verdict = "ok" if result.failure is None else f"NON-DETERMINISTIC: {result.failure}"
@@ -137,3 +166,23 @@ async def run_replay_history(settings: Settings, paths: list[Path], processes: i
     failed = sum(1 for r in results if r.failure)
     print(f"{len(results)} histories, {sum(r.events for r in results)} events, {failed} failed")
     return 1 if failed else 0
+
+
+async def fetch_histories(settings: Settings, server: ServerHistories, folder: Path) -> list[Path]:
+    """Write the histories ``server`` names into ``folder`` as JSON files (payloads stay encrypted)."""
+    client = await connect(settings)
+    histories = [await client.get_workflow_handle(key).fetch_history() for key in server.workflow_ids]
+    if server.query is not None:
+        listed = client.list_workflows(server.query, limit=server.limit)
+        histories += [history async for history in listed.map_histories()]
+    files: list[Path] = []
+    for history in histories:
+        # The replay reports the file's stem as the workflow id; a key is not a file name to trust as it is,
+        # and a query can list several runs of one referral.
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", history.workflow_id)
+        file = folder / f"{stem}.json"
+        if file in files:
+            file = folder / f"{stem}~{len(files)}.json"
+        file.write_text(history.to_json())
+        files.append(file)
+    return files

@@ -91,6 +91,8 @@ class ReferralWorkflow:
         self._applying = False  # a decision taken from ``_decision`` whose effects are still being written
         self._cancel: CancelInput | None = None
         self._reassigning = False  # a reassignment whose CareTeam and CarePlan writes are in flight
+        # The search-attribute values last upserted by this run (None: none yet, so the first always goes).
+        self._published: tuple[str, str, bool, str | None, datetime | None] | None = None
 
     # ---- the lifecycle -------------------------------------------------------------------------------
 
@@ -558,18 +560,30 @@ class ReferralWorkflow:
     def _publish(self) -> None:
         """Search attributes: codes and ids only, never patient data.
 
-        An upsert changes only the attributes it lists, so the patient-match keys set at start stay.
+        An upsert changes only the attributes it lists, so the patient-match keys set at start stay. One
+        whose values are those already published is skipped: each upsert is a history event and a write to
+        the visibility store, and most sessions change nothing here (bench/RESULTS.md, P2).
         """
+        values = (
+            str(self._s.phase),
+            self._s.referral.source_id,
+            self._s.at_risk,
+            self._s.track_id,
+            self._s.next_deadline,
+        )
+        # Histories recorded before this change upserted on every call: they replay through the unpatched path.
+        if values == self._published and workflow.patched("publish-changes-only"):
+            return
+        self._published = values
+        phase, source, at_risk, track, deadline = values
         workflow.upsert_search_attributes(
             [
-                search_attributes.PHASE.value_set(str(self._s.phase)),
-                search_attributes.SOURCE.value_set(self._s.referral.source_id),
-                search_attributes.AT_RISK.value_set(self._s.at_risk),
-                search_attributes.TRACK.value_set(self._s.track_id)
-                if self._s.track_id
-                else search_attributes.TRACK.value_unset(),
-                search_attributes.NEXT_DEADLINE.value_set(self._s.next_deadline)
-                if self._s.next_deadline
+                search_attributes.PHASE.value_set(phase),
+                search_attributes.SOURCE.value_set(source),
+                search_attributes.AT_RISK.value_set(at_risk),
+                search_attributes.TRACK.value_set(track) if track else search_attributes.TRACK.value_unset(),
+                search_attributes.NEXT_DEADLINE.value_set(deadline)
+                if deadline
                 else search_attributes.NEXT_DEADLINE.value_unset(),
             ]
         )

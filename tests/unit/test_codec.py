@@ -1,9 +1,19 @@
 """Payload encryption: what Temporal stores is ciphertext; rotation keeps old histories readable."""
 
+import os
+
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 
-from referral_service.codec import EncryptionCodec, KeyRing, KeyRingError
+from referral_service.codec import (
+    COMPRESSED_ENCODING,
+    ENCODING,
+    NONCE_BYTES,
+    EncryptionCodec,
+    KeyRing,
+    KeyRingError,
+)
 
 SECRET = b'{"family": "Testpatient", "birthDate": "1984-02-29"}'
 
@@ -46,3 +56,29 @@ def test_key_ring_refuses_short_keys_and_unknown_active_key():
         KeyRing({"k1": b"0" * 16}, "k1")
     with pytest.raises(KeyRingError, match="not in the key ring"):
         KeyRing({"k1": b"0" * 32}, "k2")
+
+
+async def test_repetitive_payloads_are_compressed_before_sealing_and_old_ones_still_decode():
+    """A snapshot-like payload is stored several times smaller; a payload sealed before compression existed
+    (plain encrypted encoding) still decodes, so recorded histories stay readable."""
+    ring = KeyRing.from_base64({"k1": KeyRing.new_key()}, "k1")
+    codec = EncryptionCodec(ring)
+    snapshot = Payload(metadata={"encoding": b"json/plain"}, data=b'{"session": "group", "minutes": 180}' * 200)
+    [sealed] = await codec.encode([snapshot])
+    assert sealed.metadata["encoding"] == COMPRESSED_ENCODING
+    assert len(sealed.data) * 5 < len(snapshot.data)
+    nonce = os.urandom(NONCE_BYTES)
+    legacy = Payload(
+        metadata={"encoding": ENCODING, "encryption-key-id": b"k1"},
+        data=nonce + AESGCM(ring.keys["k1"]).encrypt(nonce, snapshot.SerializeToString(), b"k1"),
+    )
+    assert await codec.decode([sealed, legacy]) == [snapshot, snapshot]
+
+
+async def test_a_payload_compression_cannot_shrink_is_sealed_as_it_is():
+    """Random bytes do not compress: they are sealed under the plain encrypted encoding."""
+    ring = KeyRing.from_base64({"k1": KeyRing.new_key()}, "k1")
+    noise = Payload(metadata={"encoding": b"binary/plain"}, data=os.urandom(64))
+    [sealed] = await EncryptionCodec(ring).encode([noise])
+    assert sealed.metadata["encoding"] == ENCODING
+    assert await EncryptionCodec(ring).decode([sealed]) == [noise]

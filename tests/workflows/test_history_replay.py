@@ -7,15 +7,24 @@ The corpus in ``tests/fixtures/histories`` is recorded from the story tests on t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
-from referral_service.worker import replay_histories
-from tests.conftest import TEST_KEY_RING
-from tests.workflows.stories import HISTORIES
+from temporalio.testing import WorkflowEnvironment
+
+from referral_service.domain.discharge import DeclineReason
+from referral_service.ehr.client import FhirClient
+from referral_service.programs import load_program
+from referral_service.worker import create_worker, replay_histories
+from tests.conftest import HAPI_SOURCE_ID, TEST_KEY_RING
+from tests.workflows.stories import HISTORIES, start_referral
+from workflows.referral import ReferralWorkflow
+from workflows.referral_types import ScreeningDecisionInput
 
 CORPUS = sorted(HISTORIES.glob("*.json"))
 
@@ -62,16 +71,60 @@ def _renamed_first_activity(tmp_path: Path) -> Path:
     return changed
 
 
-def _replay_cli(tmp_path: Path, *paths: Path) -> subprocess.CompletedProcess[str]:
+def _replay_cli(
+    tmp_path: Path, *args: Path | str, temporal: str = "127.0.0.1:7233"
+) -> subprocess.CompletedProcess[str]:
     """``referral-service replay-history`` as an engineer runs it, with the test key ring configured."""
     config = tmp_path / "service.toml"
     [(key_id, key)] = [(kid, TEST_KEY_RING.keys[kid]) for kid in TEST_KEY_RING.keys]
-    config.write_text(f'[codec]\nactive = "{key_id}"\n[codec.keys]\n"{key_id}" = "{base64.b64encode(key).decode()}"\n')
+    config.write_text(
+        f'temporal_address = "{temporal}"\n[codec]\nactive = "{key_id}"\n[codec.keys]\n'
+        f'"{key_id}" = "{base64.b64encode(key).decode()}"\n'
+    )
     command = [str(Path(sys.executable).parent / "referral-service"), "--config", str(config), "replay-history"]
-    return subprocess.run([*command, *map(str, paths)], capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_replay_history_command_passes_the_corpus(tmp_path: Path) -> None:
     cli = _replay_cli(tmp_path, HISTORIES)
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert f"{len(CORPUS)} histories" in cli.stdout
+
+
+async def test_histories_fetched_from_a_running_server_replay_by_id_and_by_query(
+    tmp_path: Path, temporal_env: WorkflowEnvironment, hapi_client: FhirClient
+) -> None:
+    """An engineer checks the referrals on a live server before deploying: by workflow id and by a visibility
+    query; an id the server does not know is a usage error naming it, not a crash."""
+    queue = f"replay-live-{uuid.uuid4().hex[:8]}"
+    async with create_worker(temporal_env.client, queue, {HAPI_SOURCE_ID: hapi_client}):
+        handle = await start_referral(temporal_env, hapi_client, load_program(), queue)
+        decline = ScreeningDecisionInput(decision="decline", decline_reason=DeclineReason.NO_CAPACITY)
+        await handle.execute_update(ReferralWorkflow.decide, decline)
+        await handle.result()
+    address = temporal_env.client.service_client.config.target_host
+    key = handle.id
+
+    by_id = await asyncio.to_thread(_replay_cli, tmp_path, "--workflow-id", key, temporal=address)
+    assert by_id.returncode == 0, by_id.stdout + by_id.stderr
+    assert key in by_id.stdout
+    assert "1 histories" in by_id.stdout
+
+    query = f"WorkflowType = 'ReferralWorkflow' AND TaskQueue = '{queue}'"
+    listed = await _eventually_listed(tmp_path, query, address)
+    assert key in listed.stdout
+    assert "0 failed" in listed.stdout
+
+    unknown = await asyncio.to_thread(_replay_cli, tmp_path, "--workflow-id", "no-such-referral", temporal=address)
+    assert unknown.returncode == 2
+    assert "no-such-referral" in unknown.stderr
+
+
+async def _eventually_listed(tmp_path: Path, query: str, address: str) -> subprocess.CompletedProcess[str]:
+    """Visibility lists a closed run a moment after it closes."""
+    for _ in range(20):
+        run = await asyncio.to_thread(_replay_cli, tmp_path, "--query", query, temporal=address)
+        if run.returncode == 0:
+            return run
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the query never listed the referral: {run.stdout}{run.stderr}")
