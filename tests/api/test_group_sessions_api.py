@@ -29,11 +29,12 @@ def api(driver: Api) -> httpx.AsyncClient:
 
 
 async def test_a_roster_is_recorded_per_referral_and_again_changes_nothing(api, driver, time_skipping_env, hapi_client):
-    present, missing, unscreened = [await driver.submit() for _ in range(3)]
+    day = (await time_skipping_env.get_current_time()).date()
+    # Discharged yesterday: today's session is inside the 7-day first-session deadline, whatever the date.
+    present, missing, unscreened = [await driver.submit(discharged_on=day - timedelta(days=1)) for _ in range(3)]
     for key in (present, missing):
         accepted = await api.post(f"/api/referrals/{key}/decision", json={"decision": "accept", "track_id": "adult-mh"})
         assert accepted.status_code == 200, accepted.text
-    day = (await time_skipping_env.get_current_time()).date()
     roster = {
         "date": str(day),
         "kind": "group",
