@@ -46,6 +46,7 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 """
 _BATCH = 200  # records per transaction when requests arrive faster than the disk takes them
+FLUSH_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ class AuditStore:
     def __init__(self, path: Path, on_failure: Callable[[int], None]) -> None:
         self._path = path
         self._on_failure = on_failure
-        self._queue: queue.Queue[AuditRecord | None] = queue.Queue()
+        # Records, a flush marker (set once what came before it is written), or None: stop.
+        self._queue: queue.Queue[AuditRecord | threading.Event | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         self._start_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,8 +101,12 @@ class AuditStore:
         self._queue.put(record)
 
     async def search(self, query: AuditQuery) -> list[AuditRecord]:
-        """Matching records, newest first; everything recorded before the call is included."""
-        await asyncio.to_thread(self._queue.join)
+        """Matching records, newest first; everything recorded before the call is included, unless the writer
+        is too far behind to catch up within ``FLUSH_WAIT_S`` (the admin then sees the table as it is)."""
+        if self._writer is not None:
+            written = threading.Event()
+            self._queue.put(written)
+            await asyncio.to_thread(written.wait, FLUSH_WAIT_S)
         return await asyncio.to_thread(self._select, query)
 
     def close(self) -> None:
@@ -121,12 +127,13 @@ class AuditStore:
             batch = [self._queue.get()]
             while len(batch) < _BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            records = [record for record in batch if record is not None]
+            records = [item for item in batch if isinstance(item, AuditRecord)]
             if records:
                 self._write(records)
-            for _ in batch:
-                self._queue.task_done()
-            if len(records) < len(batch):
+            for item in batch:
+                if isinstance(item, threading.Event):
+                    item.set()
+            if None in batch:
                 return
 
     def _write(self, records: list[AuditRecord]) -> None:
@@ -134,8 +141,8 @@ class AuditStore:
         insert = f"INSERT INTO audit ({', '.join(_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608 - our columns
         try:
             with self._connection() as db:
-                db.executemany(insert, [astuple(record) for record in records])
-        except (sqlite3.Error, OSError) as error:  # the writer must live on: a query waits for its queue
+                db.executemany(insert, [_storable(record) for record in records])
+        except Exception as error:  # the writer must live on whatever a batch holds: a query waits on it
             log.error("audit write failed", error_type=type(error).__name__, count=len(records))
             self._on_failure(len(records))
 
@@ -145,6 +152,14 @@ class AuditStore:
         with self._connection() as db:
             rows = db.execute(sql, [*values, query.limit]).fetchall()
         return [AuditRecord(*row) for row in rows]
+
+
+def _storable(record: AuditRecord) -> tuple[object, ...]:
+    """The row for ``record``; text SQLite cannot encode (a lone surrogate from a hostile URL) is escaped."""
+    return tuple(
+        value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value
+        for value in astuple(record)
+    )
 
 
 def _where(query: AuditQuery) -> tuple[str, list[str]]:

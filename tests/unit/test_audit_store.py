@@ -1,6 +1,7 @@
 """The audit trail's SQLite store: append-only, and a record it cannot write is counted and logged, not lost
 silently."""
 
+import asyncio
 import sqlite3
 
 import pytest
@@ -48,3 +49,17 @@ async def test_a_record_the_database_refuses_is_counted_and_logged(tmp_path):
     assert failed == [1]
     [error] = [e for e in logs if e["event"] == "audit write failed"]
     assert error == {"event": "audit write failed", "log_level": "error", "error_type": "OperationalError", "count": 1}
+
+
+async def test_text_sqlite_cannot_encode_is_stored_escaped_and_the_trail_stays_readable(tmp_path):
+    """A hostile URL can carry a lone surrogate into the referral key: its record is kept (escaped), and the
+    records after it, and an admin's query, go on as before (a writer killed by it would hang every query)."""
+    store = AuditStore(tmp_path / "audit.sqlite", on_failure=lambda _: None)
+    hostile = AuditRecord(**{**RECORD.__dict__, "referral_key": "SR-\ud800"})
+    store.record(hostile)
+    store.record(RECORD)
+
+    found = await asyncio.wait_for(store.search(AuditQuery()), timeout=5)
+    store.close()
+
+    assert [r.referral_key for r in found] == [RECORD.referral_key, "SR-\\ud800"]
