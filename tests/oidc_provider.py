@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import json
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import jwt
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,9 +30,8 @@ from starlette.routing import Route
 
 from referral_service.codec import KeyRing
 from referral_service.config import AuthSettings
-from referral_service.devstack.process import free_port
-from referral_service.runners import QuietApiServer
 from tests.auth_tokens import AUDIENCE, PROGRAM
+from tests.loopback_server import serving_asgi
 
 CLIENT_ID = "iop-dashboard"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -218,20 +215,6 @@ def sign_in_settings(provider: OidcProvider, public_base_url: str) -> AuthSettin
 @contextlib.contextmanager
 def serving(provider: OidcProvider) -> Iterator[OidcProvider]:
     """``provider`` on a free loopback port (``base_url`` set) until the block ends."""
-    port = free_port()
-    server = QuietApiServer(
-        uvicorn.Config(provider.app(), host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start within 30s"
-        time.sleep(0.02)
-    provider.base_url = f"http://127.0.0.1:{port}"
-    try:
+    with serving_asgi(provider.app()) as base_url:
+        provider.base_url = base_url
         yield provider
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import jwt
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.applications import Starlette
@@ -28,8 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from referral_service.devstack.process import free_port
-from referral_service.runners import QuietApiServer
+from tests.loopback_server import serving_asgi
 
 CLIENT_ID = "iop-referral-service"
 SCOPE = "system/ServiceRequest.rs system/Task.cru system/CareTeam.cru"
@@ -163,20 +160,6 @@ class TokenServer:
 @contextlib.contextmanager
 def serving(server: TokenServer) -> Iterator[TokenServer]:
     """``server`` on a free loopback port (``base_url`` set) until the block ends."""
-    port = free_port()
-    uvicorn_server = QuietApiServer(
-        uvicorn.Config(server.app(), host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uvicorn_server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start within 30s"
-        time.sleep(0.02)
-    server.base_url = f"http://127.0.0.1:{port}"
-    try:
+    with serving_asgi(server.app()) as base_url:
+        server.base_url = base_url
         yield server
-    finally:
-        uvicorn_server.should_exit = True
-        thread.join(timeout=10)
