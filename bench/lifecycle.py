@@ -51,12 +51,12 @@ PROGRAM_DISCHARGE_DAY = 84
 GOAL = ">= 70% of the lower baseline"
 
 
-async def _program(servers: Servers, program: Program, queue: str, referral: Referral) -> None:
+async def run_program(servers: Servers, program: Program, queue: str, referral: Referral) -> None:
     key = referral_key(referral.source_id, referral.placer_identifier)
     start = StartReferralInput(key=key, referral=referral, program=program, received_at=datetime.now(UTC))
     handle = await servers.temporal.client.start_workflow(ReferralWorkflow.run, start, id=key, task_queue=queue)
     await handle.execute_update(ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh"))
-    discharged = _discharged_on(referral)
+    discharged = discharged_on(referral)
     for day in SESSION_DAYS:
         await handle.execute_update(ReferralWorkflow.record_session, session(day, after=discharged))
     completed = Discharge(reason=DischargeReason.COMPLETED, date=discharged + timedelta(days=PROGRAM_DISCHARGE_DAY))
@@ -69,7 +69,7 @@ async def _program(servers: Servers, program: Program, queue: str, referral: Ref
         raise RuntimeError(f"a program ended in phase {state.phase}, not closed")
 
 
-def _discharged_on(referral: Referral) -> date:
+def discharged_on(referral: Referral) -> date:
     discharge = referral.discharge
     if discharge is None or discharge.discharge_date is None:
         raise RuntimeError("the fixture's referral names no hospital discharge date")
@@ -109,7 +109,7 @@ async def programs_per_s(servers: Servers, count: int) -> tuple[float, Counter[s
 
         async def one() -> None:
             nonlocal done
-            await _program(servers, program, queue, next(referrals))
+            await run_program(servers, program, queue, next(referrals))
             done += 1
             print(f"  lifecycle: {done}/{count} programs closed", file=sys.stderr, flush=True)
 
@@ -132,7 +132,7 @@ async def hapi_writes_per_s(servers: Servers, count: int) -> float:
     """Conditional-update writes of new session Encounters for one seeded referral, straight to HAPI."""
     program = load_program()
     _, referral = await seeded(servers, program)
-    discharged = _discharged_on(referral)
+    discharged = discharged_on(referral)
     numbers = iter(range(count))
 
     async def one() -> None:

@@ -27,7 +27,6 @@ import asyncio
 import gc
 import math
 import random
-import resource
 import sys
 import time
 import uuid
@@ -42,7 +41,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from bench.intake import distribution, seeded
-from bench.lifecycle import PROGRAM_DISCHARGE_DAY, _discharged_on, _program
+from bench.lifecycle import PROGRAM_DISCHARGE_DAY, discharged_on, run_program
 from bench.servers import Servers
 from fhir_mappings import encounter
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
@@ -83,10 +82,8 @@ Handle = WorkflowHandle[ReferralWorkflow, ReferralState]
 def rss_mb() -> float:
     """This process's resident set now (Linux /proc), after a collection so garbage does not count."""
     gc.collect()
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    [line] = [line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmRSS:")]
+    return int(line.split()[1]) / 1024
 
 
 def in_treatment(key: str, referral: Referral, program: Program, received_at: datetime) -> StartReferralInput:
@@ -154,7 +151,7 @@ class RoundTrips:
 
     def __init__(self, servers: Servers, referral: Referral, program: Program) -> None:
         self._servers, self._referral, self._program = servers, referral, program
-        self._discharged = _discharged_on(referral)
+        self._discharged = discharged_on(referral)
         self._n = 0
         self.attended: list[float] = []
         self.excused: list[float] = []
@@ -225,7 +222,7 @@ async def history_of(client: Client, key: str) -> dict[str, Any]:
 async def full_program(servers: Servers, program: Program, queue: str) -> dict[str, Any]:
     """One complete 12-week program plus aftercare through the workflow's updates, and its history."""
     _, referral = await seeded(servers, program)
-    await _program(servers, program, queue, referral)
+    await run_program(servers, program, queue, referral)
     key = referral_key(referral.source_id, referral.placer_identifier)
     for _ in range(60):  # visibility lists the closed runs a moment later
         found = await history_of(servers.temporal.client, key)

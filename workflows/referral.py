@@ -256,7 +256,7 @@ class ReferralWorkflow:
         assert self._cancel is not None
         if self._cancel.requested:  # BSeR: the request is acknowledged before it is confirmed
             await self._tell_referrer(self._s.task_status, "cancellation-requested")
-        if self._s.phase in (Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT):
+        if self._s.phase in TEAM_PHASES:
             await self._team_settled()
             await self._write_plan(status="revoked", end=workflow.now().date())
             await self._write_team(active=False)
