@@ -18,6 +18,8 @@ OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-catego
 
 SERVICE_SYSTEM_BASE = "https://iop-referrals.example.org/fhir"
 RESOURCE_KEY_SYSTEM = f"{SERVICE_SYSTEM_BASE}/sid/resource-key"
+# Keys a referral without an order number: the ServiceRequest's id (or Bundle fullUrl) in its source EHR.
+SOURCE_RESOURCE_SYSTEM = f"{SERVICE_SYSTEM_BASE}/sid/source-resource"
 BUSINESS_STATUS_SYSTEM = f"{SERVICE_SYSTEM_BASE}/CodeSystem/referral-business-status"
 DECLINE_REASON_SYSTEM = f"{SERVICE_SYSTEM_BASE}/CodeSystem/decline-reason"
 DISCHARGE_REASON_SYSTEM = f"{SERVICE_SYSTEM_BASE}/CodeSystem/discharge-reason"

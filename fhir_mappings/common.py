@@ -11,13 +11,16 @@ from referral_service.domain.referral import ResourceRef
 
 
 def reference(ref: ResourceRef) -> dict[str, Any]:
-    """Relative ``Type/id`` for a resource in the EHR we write to; else a logical (identifier) reference."""
+    """Relative ``Type/id`` for a resource in the EHR we write to; else a logical (identifier) reference.
+
+    A foreign resource (held by another server) is never referenced by its id: the EHR's resource with that
+    id would be someone else's."""
     out: dict[str, Any] = {}
-    if ref.id is not None:
+    if ref.id is not None and not ref.foreign:
         out["reference"] = f"{ref.resource_type}/{ref.id}"
     elif ref.identifier is not None:
         out["type"] = ref.resource_type
-        out["identifier"] = {"system": ref.identifier.system, "value": ref.identifier.value}
+        out["identifier"] = ref.identifier.model_dump(exclude_none=True)
     if ref.display:
         out["display"] = ref.display
     return out

@@ -6,6 +6,7 @@ Every problem is collected as an OperationOutcome issue naming the element at fa
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -13,8 +14,19 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from fhir_mappings import codes
-from fhir_mappings.outcomes import OutcomeIssue, UnusableReferral, business_rule, invalid, required, value
-from fhir_mappings.resolve import ResourceIndex, reference_type, resolved_ref, to_ref
+from fhir_mappings.ehr_lookups import FoundInEhr, Lookups, identifiers_of
+from fhir_mappings.outcomes import (
+    OutcomeIssue,
+    UnusableReferral,
+    business_rule,
+    invalid,
+    required,
+    value,
+)
+from fhir_mappings.performer import Addressed, Addressee, addressed_to, performer_lookups
+from fhir_mappings.referral_kind import is_referral_code, kind_issue
+from fhir_mappings.resolve import ResourceIndex, local_reference, reference_type, resolved_ref, to_ref
+from referral_service.domain.program import ReferralCodes
 from referral_service.domain.referral import (
     Coding,
     FromSetting,
@@ -34,11 +46,107 @@ MAX_FUTURE = timedelta(days=1)
 # FHIR strings may hold tab, CR and LF but no other control character; lone surrogates are not Unicode.
 _UNREADABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 MAX_DEPTH = 64  # real referral Bundles nest about 10 levels
+_ALL_REQUESTS = "Bundle.entry.resource.ofType(ServiceRequest)"
+_NOT_OURS = "the referral is addressed to another performer, not this program"
+_NOT_NAMED = "the referral does not name this program as its performer"
+# A performer nobody can resolve on push: the sender chose this endpoint, so the referral is taken.
+_UNRESOLVED = OutcomeIssue(
+    severity="warning",
+    code="not-found",
+    diagnostics="the performer cannot be resolved here; the referral is taken as addressed to this program",
+    expression=["ServiceRequest.performer"],
+)
 
 
 def acceptable_for_intake(status: str) -> bool:
     """Only an active ServiceRequest starts a referral (``revoked`` later means cancellation)."""
     return status == "active"
+
+
+@dataclass(frozen=True)
+class RequestEntry:
+    """One ServiceRequest of a submission, with where it sits (its fullUrl, when in a Bundle)."""
+
+    resource: dict[str, Any]
+    full_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A structurally valid submission: its ServiceRequest(s) and every resource it carries, indexed."""
+
+    requests: list[RequestEntry]
+    index: ResourceIndex
+
+
+@dataclass(frozen=True)
+class Taken:
+    """The referral(s) a submission makes, and warnings for the sender (taken, but not as it should be)."""
+
+    referrals: list[Referral]
+    warnings: list[OutcomeIssue] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IntakeRules:
+    """Who the program is to referrers, what counts as a referral, and which EHR sent it."""
+
+    source_id: str
+    source_base_url: str | None = None
+    addressee: Addressee | None = None  # None: performers are not judged (replaying a known referral)
+    codes: ReferralCodes = field(default_factory=ReferralCodes)
+    addressed_only: bool = False  # poll and subscription: only what positively names the program
+
+
+def read_submission(payload: dict[str, Any]) -> Submission:
+    """Structural checks of a ServiceRequest or a Bundle; raise ``UnusableReferral`` naming each element."""
+    if _deeper_than(payload, MAX_DEPTH):  # validation recurses per level: refuse before it runs out of stack
+        raise UnusableReferral([invalid(f"the resource is nested more than {MAX_DEPTH} levels deep", "")])
+    issues: list[OutcomeIssue] = []
+    requests, index = _locate(payload, issues)
+    if payload.get("resourceType") == "ServiceRequest":  # a Bundle's entries were schema-checked in _locate
+        issues += _schema_issues(payload, "ServiceRequest")
+        contained_resources = payload.get("contained") or []
+        for position, contained in enumerate(contained_resources if isinstance(contained_resources, list) else []):
+            where = f"ServiceRequest.contained[{position}]"
+            issues += (
+                _schema_issues(contained, where) if isinstance(contained, dict) else [invalid("not a resource", where)]
+            )
+    if issues or not requests:
+        raise UnusableReferral(issues)
+    return Submission(requests, index)
+
+
+def lookups_for(submission: Submission, rules: IntakeRules, found: FoundInEhr) -> Lookups:
+    """What the source EHR must be asked before the submission can be judged (beyond ``found``)."""
+    wanted = Lookups()
+    base = rules.source_base_url
+    for entry in submission.requests:
+        sr, index = entry.resource, submission.index
+        wanted |= performer_lookups(sr, index, found, base)
+        for element in ("subject", "requester"):
+            wanted |= _reference_lookups(sr.get(element), index, base)
+        wanted |= _identity_lookups(sr, _own_local_id(sr, entry.full_url, base))
+    return wanted.without(found)
+
+
+def referrals_from_fhir(
+    submission: Submission, rules: IntakeRules, *, found: FoundInEhr | None = None, received_at: datetime | None = None
+) -> Taken:
+    """The referral(s) a submission makes, or ``UnusableReferral`` with every issue found."""
+    found = found or FoundInEhr()
+    chosen, warnings, issues = _choose(submission, rules, found)
+    referrals: dict[Identifier, Referral] = {}
+    for entry in chosen:
+        built = _build(entry, submission.index, rules, found, received_at, issues, warnings)
+        if built is not None and referrals.setdefault(built.placer_identifier, built) != built:
+            issues.append(business_rule("two different ServiceRequests carry the same identifier", _ALL_REQUESTS))
+    if len({r.patient.ref for r in referrals.values()}) > 1:
+        issues.append(business_rule("ServiceRequests addressed to the program name different patients", _ALL_REQUESTS))
+    if issues or not referrals:
+        raise UnusableReferral(issues)
+    noted = [w.diagnostics for w in warnings]
+    return Taken([r.model_copy(update={"warnings": noted}) for r in referrals.values()], warnings)
 
 
 def referral_from_fhir(
@@ -49,57 +157,69 @@ def referral_from_fhir(
     received_at: datetime | None = None,
     source_base_url: str | None = None,
 ) -> Referral:
-    """Map a submission to a Referral, or raise ``UnusableReferral`` with every issue found.
-
-    ``source_base_url``: the referring EHR's FHIR base; a subject it does not hold and the submission does
-    not carry cannot be read, so it is refused."""
-    if _deeper_than(payload, MAX_DEPTH):  # validation recurses per level: refuse before it runs out of stack
-        raise UnusableReferral([invalid(f"the resource is nested more than {MAX_DEPTH} levels deep", "")])
-    issues: list[OutcomeIssue] = []
-    service_request, index = _locate(payload, issues)
-    if service_request is None:
-        raise UnusableReferral(issues)
-    if service_request is payload:  # a Bundle's entries were schema-checked in _locate already
-        issues += _schema_issues(service_request, "ServiceRequest")
-        contained_resources = service_request.get("contained") or []
-        for position, contained in enumerate(contained_resources if isinstance(contained_resources, list) else []):
-            where = f"ServiceRequest.contained[{position}]"
-            issues += (
-                _schema_issues(contained, where) if isinstance(contained, dict) else [invalid("not a resource", where)]
-            )
-    if issues:  # the rules below read elements as FHIR types, so structure must be right first
-        raise UnusableReferral(issues)
-    referral_or_none = _build(service_request, index, source_id, program_org, received_at, issues)
-    carried = index.resolve(service_request.get("subject")) is not None  # its details came with the submission
-    if referral_or_none is not None and not carried and _elsewhere(referral_or_none.patient.ref, source_base_url):
-        issues.append(
-            business_rule("the subject is on another FHIR server than the sender's", "ServiceRequest.subject")
-        )
-    if issues or referral_or_none is None:
-        raise UnusableReferral(issues)
-    return referral_or_none
+    """The one referral of a submission, judged without asking the EHR (a known referral replayed)."""
+    addressee = Addressee((program_org.identifier,)) if program_org and program_org.identifier else None
+    rules = IntakeRules(source_id=source_id, source_base_url=source_base_url, addressee=addressee)
+    taken = referrals_from_fhir(read_submission(payload), rules, received_at=received_at)
+    return taken.referrals[0]
 
 
-def _locate(payload: dict[str, Any], issues: list[OutcomeIssue]) -> tuple[dict[str, Any] | None, ResourceIndex]:
+def _choose(
+    submission: Submission, rules: IntakeRules, found: FoundInEhr
+) -> tuple[list[RequestEntry], list[OutcomeIssue], list[OutcomeIssue]]:
+    """The ServiceRequest(s) addressed to the program, warnings, and issues refusing the submission."""
+    verdicts = [
+        (entry, _addressed(entry, submission.index, rules, found), kind_issue(entry.resource, rules.codes))
+        for entry in submission.requests
+    ]
+    if len(verdicts) == 1:
+        entry, verdict, kind = verdicts[0]
+        issues = [kind] if kind else []
+        if verdict == Addressed.ELSEWHERE:
+            issues.append(business_rule(_NOT_OURS, "ServiceRequest.performer"))
+        elif rules.addressed_only and verdict != Addressed.PROGRAM:
+            issues.append(business_rule(_NOT_NAMED, "ServiceRequest.performer"))
+        return [entry], [_UNRESOLVED] if verdict == Addressed.UNKNOWN else [], issues
+    ours = [e for e, verdict, kind in verdicts if verdict == Addressed.PROGRAM and kind is None]
+    if ours:
+        return ours, [], []
+    unnamed = [
+        e
+        for e, verdict, kind in verdicts
+        if verdict in (Addressed.NONE, Addressed.UNKNOWN) and kind is None and is_referral_code(e.resource, rules.codes)
+    ]
+    if len(unnamed) == 1 and not rules.addressed_only:
+        return unnamed, [_UNRESOLVED], []
+    none_ours = f"none of the {len(verdicts)} ServiceRequests is addressed to this program"
+    return [], [], [business_rule(none_ours, _ALL_REQUESTS)]
+
+
+def _addressed(entry: RequestEntry, index: ResourceIndex, rules: IntakeRules, found: FoundInEhr) -> Addressed:
+    if rules.addressee is None:
+        return Addressed.PROGRAM
+    return addressed_to(entry.resource, index, found, rules.addressee, rules.source_base_url)
+
+
+def _locate(payload: dict[str, Any], issues: list[OutcomeIssue]) -> tuple[list[RequestEntry], ResourceIndex]:
     index = ResourceIndex()
     rtype = payload.get("resourceType")
     if rtype == "ServiceRequest":
         if not isinstance(payload.get("contained") or [], list):
             issues.append(invalid("contained must be a list of resources", "ServiceRequest.contained"))
-            return payload, index
+            return [RequestEntry(payload)], index
         for contained in payload.get("contained") or []:
             if isinstance(contained, dict) and contained.get("id"):
                 index.add(contained, f"#{contained['id']}")
-        return payload, index
+        return [RequestEntry(payload)], index
     if rtype != "Bundle":
         issues.append(invalid("a referral is a ServiceRequest or a Bundle holding one", f"{rtype or 'Resource'}"))
-        return None, index
+        return [], index
     if not isinstance(payload.get("type"), str) or payload["type"] not in BUNDLE_TYPES:
         issues.append(value("the Bundle type must be transaction or collection", "Bundle.type"))
     entries = payload.get("entry") or []
     if not isinstance(entries, list):
         issues.append(invalid("Bundle.entry must be a list of entries", "Bundle.entry"))
-        return None, index
+        return [], index
     requests = []
     for position, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
@@ -112,17 +232,14 @@ def _locate(payload: dict[str, Any], issues: list[OutcomeIssue]) -> tuple[dict[s
             issues.append(invalid("fullUrl must be a URI", f"Bundle.entry[{position}].fullUrl"))
             full_url = None
         index.add(resource, full_url)
+        for contained in resource.get("contained") or [] if isinstance(resource.get("contained"), list) else []:
+            if isinstance(contained, dict) and contained.get("id") and resource.get("resourceType") == "ServiceRequest":
+                index.add(contained, f"#{contained['id']}")
         if resource.get("resourceType") == "ServiceRequest":
-            requests.append(resource)
-    if len(requests) != 1:
-        issues.append(
-            invalid(
-                f"the Bundle must hold exactly one ServiceRequest, found {len(requests)}",
-                "Bundle.entry.resource.ofType(ServiceRequest)",
-            )
-        )
-        return None, index
-    return requests[0], index
+            requests.append(RequestEntry(resource, full_url))
+    if not requests:
+        issues.append(required("the Bundle holds no ServiceRequest", _ALL_REQUESTS))
+    return requests, index
 
 
 def _schema_issues(resource: dict[str, Any], path: str) -> list[OutcomeIssue]:
@@ -160,14 +277,16 @@ def _fhirpath(prefix: str, loc: tuple[Any, ...]) -> str:
 
 
 def _build(
-    sr: dict[str, Any],
+    entry: RequestEntry,
     index: ResourceIndex,
-    source_id: str,
-    program_org: ResourceRef | None,
+    rules: IntakeRules,
+    found: FoundInEhr,
     received_at: datetime | None,
     issues: list[OutcomeIssue],
+    warnings: list[OutcomeIssue],
 ) -> Referral | None:
-    placer = _placer_identifier(sr, issues)
+    sr, base = entry.resource, rules.source_base_url
+    key = _key_identifier(entry, issues)
     status, intent = sr.get("status"), sr.get("intent")
     if status not in REQUEST_STATUSES:
         issues.append(value("status must be a FHIR request status", "ServiceRequest.status"))
@@ -179,24 +298,22 @@ def _build(
         issues.append(invalid("a FHIR boolean is true or false", "ServiceRequest.doNotPerform"))
     elif sr.get("doNotPerform"):
         issues.append(business_rule("the request says not to perform the service", "ServiceRequest.doNotPerform"))
-    patient = _patient(sr, index, issues)
-    _check_performer(sr, index, program_org, issues)
+    patient = _patient(sr, index, found, base, issues, warnings)
     authored = _checked_datetime(sr.get("authoredOn"), "ServiceRequest.authoredOn", issues)
     discharge = _discharge(sr, index, issues)
     _check_dates(authored, discharge, received_at, issues)
-    if issues or placer is None or patient is None:
+    if issues or key is None or patient is None:
         return None
     return Referral(
-        source_id=source_id,
-        service_request=to_ref({"reference": f"ServiceRequest/{sr['id']}"} if sr.get("id") else None)
-        or ResourceRef(resource_type="ServiceRequest", identifier=placer),
-        placer_identifier=placer,
+        source_id=rules.source_id,
+        service_request=_service_request_ref(entry, key, found, base, warnings),
+        placer_identifier=key,
         status=str(status),
         intent=str(intent),
         priority=sr.get("priority"),
         authored_on=authored,
         patient=patient,
-        requester=resolved_ref(sr.get("requester"), index),
+        requester=_written_ref(sr.get("requester"), index, found, base),
         requester_organization=_requester_organization(sr, index),
         performer=to_ref((sr.get("performer") or [None])[0]),
         codes=_codings(sr.get("code")),
@@ -207,22 +324,37 @@ def _build(
     )
 
 
-def _placer_identifier(sr: dict[str, Any], issues: list[OutcomeIssue]) -> Identifier | None:
-    usable = [i for i in sr.get("identifier") or [] if i.get("system") and i.get("value")]
-    placer = [i for i in usable if any(c.get("code") == "PLAC" for c in (i.get("type") or {}).get("coding") or [])]
-    chosen = (placer or usable or [None])[0]
-    if chosen is None:
-        issues.append(
-            required(
-                "an identifier with system and value is required: it is the referral's key",
-                "ServiceRequest.identifier",
-            )
+def _key_identifier(entry: RequestEntry, issues: list[OutcomeIssue]) -> Identifier | None:
+    """The placer's order number when there is one (PLAC first, then one with a system, then one without:
+    the key is scoped to the source anyway), else the ServiceRequest's id or its entry's fullUrl."""
+    sr = entry.resource
+    raw = [i for i in sr.get("identifier") or [] if isinstance(i, dict)]
+    placer = [i for i in raw if any(c.get("code") == "PLAC" for c in (i.get("type") or {}).get("coding") or [])]
+    usable = identifiers_of({"identifier": placer}) + identifiers_of({"identifier": raw})
+    usable.sort(key=lambda i: i.system is None)  # stable: PLAC before others, with a system before without
+    if usable:
+        return usable[0]
+    if isinstance(sr.get("id"), str):
+        return Identifier(system=codes.SOURCE_RESOURCE_SYSTEM, value=f"ServiceRequest/{sr['id']}")
+    if entry.full_url:
+        return Identifier(system=codes.SOURCE_RESOURCE_SYSTEM, value=entry.full_url)
+    issues.append(
+        required(
+            "an identifier (or a resource id) is required: it is the referral's key, so a resubmission finds it",
+            "ServiceRequest.identifier",
         )
-        return None
-    return Identifier(system=chosen["system"], value=chosen["value"])
+    )
+    return None
 
 
-def _patient(sr: dict[str, Any], index: ResourceIndex, issues: list[OutcomeIssue]) -> PatientDetails | None:
+def _patient(
+    sr: dict[str, Any],
+    index: ResourceIndex,
+    found: FoundInEhr,
+    base: str | None,
+    issues: list[OutcomeIssue],
+    warnings: list[OutcomeIssue],
+) -> PatientDetails | None:
     subject = sr.get("subject")
     if not subject:
         issues.append(required("the referral needs a subject (the patient)", "ServiceRequest.subject"))
@@ -234,20 +366,15 @@ def _patient(sr: dict[str, Any], index: ResourceIndex, issues: list[OutcomeIssue
     if reference_type(subject, index) != "Patient":
         issues.append(invalid("the subject must be a Patient", "ServiceRequest.subject"))
         return None
-    resolved = index.resolve(subject) or {}
-    ref = resolved_ref(subject, index, "Patient")
-    if ref is None or (ref.id is None and ref.identifier is None and not resolved):
-        issues.append(invalid("the subject reference cannot be resolved", "ServiceRequest.subject"))
+    resolved = index.resolve(subject)
+    ref = _subject_ref(subject, resolved, index, found, base, issues, warnings)
+    if ref is None:
         return None
+    resolved = resolved or {}
     name = (resolved.get("name") or [{}])[0]
-    identifiers = [
-        Identifier(system=i["system"], value=i["value"])
-        for i in resolved.get("identifier") or []
-        if i.get("system") and i.get("value")
-    ]
     return PatientDetails(
         ref=ref,
-        identifiers=identifiers,
+        identifiers=[i for i in identifiers_of(resolved) if i.system],
         family=name.get("family"),
         given=[given for given in name.get("given") or [] if isinstance(given, str)],
         birth_date=_date(resolved.get("birthDate")),
@@ -255,31 +382,129 @@ def _patient(sr: dict[str, Any], index: ResourceIndex, issues: list[OutcomeIssue
     )
 
 
-def _check_performer(
-    sr: dict[str, Any], index: ResourceIndex, program_org: ResourceRef | None, issues: list[OutcomeIssue]
-) -> None:
-    performers = [to_ref(p) for p in sr.get("performer") or []]
-    if program_org is None or not performers:
-        return
-    if not any(p is not None and _same(p, program_org) for p in performers):
-        issues.append(
-            business_rule(
-                "the referral is addressed to another performer, not this program", "ServiceRequest.performer"
+def _subject_ref(
+    subject: dict[str, Any],
+    carried: dict[str, Any] | None,
+    index: ResourceIndex,
+    found: FoundInEhr,
+    base: str | None,
+    issues: list[OutcomeIssue],
+    warnings: list[OutcomeIssue],
+) -> ResourceRef | None:
+    """The patient as the write-backs will name it: a literal reference only to a patient the EHR holds."""
+    where = "ServiceRequest.subject"
+    if carried is None:
+        ref = to_ref(subject, "Patient")
+        local = local_reference(subject.get("reference"), base)
+        if ref is None or (ref.id is None and ref.identifier is None):
+            issues.append(invalid("the subject reference cannot be resolved", where))
+            return None
+        if ref.id is not None and local is None:
+            issues.append(business_rule("the subject is on another FHIR server than the sender's", where))
+            return None
+        if local is not None and found.absent(local):
+            issues.append(business_rule("the sending EHR holds no Patient with this id", where))
+            return None
+        return ref.model_copy(update={"base_url": None})
+    return _linked(carried, "Patient", index, found, base, warnings, where, subject.get("display"))
+
+
+def _linked(
+    resource: dict[str, Any],
+    resource_type: str,
+    index: ResourceIndex,
+    found: FoundInEhr,
+    base: str | None,
+    warnings: list[OutcomeIssue],
+    where: str,
+    display: str | None = None,
+) -> ResourceRef:
+    """A reference to a resource the submission carries: by its id where the EHR holds it under that id, by
+    the one resource the EHR holds under its identifiers, else by identifier alone (with a warning)."""
+    identifiers = identifiers_of(resource)
+    logical = ResourceRef(
+        resource_type=resource_type,
+        identifier=next((i for i in identifiers if i.system), identifiers[0] if identifiers else None),
+        display=display,
+    )
+    own = _carried_local_id(resource, index, base)
+    if own is not None and found.read(own) is not None:
+        return logical.model_copy(update={"id": own.split("/")[1]})
+    if own is not None and not found.absent(own):  # nobody asked the EHR: its own id stands
+        return logical.model_copy(update={"id": own.split("/")[1]})
+    ids = found.ids_for(resource_type, identifiers)
+    if ids is not None and len(ids) == 1:
+        return logical.model_copy(update={"id": ids.pop()})
+    if ids is not None or own is not None:
+        several = ids is not None and len(ids) > 1
+        warnings.append(
+            OutcomeIssue(
+                severity="warning",
+                code="not-found" if not several else "multiple-matches",
+                diagnostics=f"the EHR holds {'several' if several else 'no'} {resource_type} matching this one:"
+                " the service refers to it by identifier only, so it will not show under the record's id",
+                expression=[where],
             )
         )
+    return logical
 
 
-def _elsewhere(ref: ResourceRef, source_base_url: str | None) -> bool:
-    """Whether ``ref`` is an absolute reference outside the source's server (contained and urn refs have no base)."""
-    if ref.base_url is None or source_base_url is None:
-        return False
-    return ref.base_url.rstrip("/") != source_base_url.rstrip("/")
+def _service_request_ref(
+    entry: RequestEntry, key: Identifier, found: FoundInEhr, base: str | None, warnings: list[OutcomeIssue]
+) -> ResourceRef:
+    index = ResourceIndex()
+    index.add(entry.resource, entry.full_url)
+    ref = _linked(entry.resource, "ServiceRequest", index, found, base, warnings, "ServiceRequest.identifier")
+    if ref.id is None and ref.identifier is None and key.system != codes.SOURCE_RESOURCE_SYSTEM:
+        return ref.model_copy(update={"identifier": key})
+    return ref
 
 
-def _same(a: ResourceRef, b: ResourceRef) -> bool:
-    if a.identifier is not None and a.identifier == b.identifier:
-        return True
-    return a.resource_type == b.resource_type and a.id is not None and a.id == b.id
+def _written_ref(
+    reference: dict[str, Any] | None, index: ResourceIndex, found: FoundInEhr, base: str | None
+) -> ResourceRef | None:
+    """A reference the Task repeats (the requester): literal only when the EHR may hold it."""
+    ref = resolved_ref(reference, index)
+    if ref is None or reference is None:
+        return None
+    local = local_reference(reference.get("reference"), base)
+    carried = index.resolve(reference)
+    if carried is not None and local is None:
+        local = _carried_local_id(carried, index, base)
+    if ref.id is not None and (local is None or found.absent(local)):
+        return ref.model_copy(update={"foreign": True})
+    return ref
+
+
+def _own_local_id(resource: dict[str, Any], full_url: str | None, base: str | None) -> str | None:
+    """``Type/id`` of a carried resource in the source EHR: its fullUrl on the source's base (or relative),
+    or, for a resource sent alone or in a Bundle without fullUrls, its own id."""
+    if full_url:
+        return local_reference(full_url, base)
+    rtype, rid = resource.get("resourceType"), resource.get("id")
+    return f"{rtype}/{rid}" if isinstance(rid, str) and isinstance(rtype, str) else None
+
+
+def _carried_local_id(resource: dict[str, Any], index: ResourceIndex, base: str | None) -> str | None:
+    """A contained resource's id is local to its container: it names nothing in the EHR."""
+    return None if id(resource) in index.contained else _own_local_id(resource, index.full_url(resource), base)
+
+
+def _reference_lookups(reference: Any, index: ResourceIndex, base: str | None) -> Lookups:
+    """A literal reference the submission does not carry is read; a carried resource is found by identity."""
+    if not isinstance(reference, dict):
+        return Lookups()
+    carried = index.resolve(reference)
+    if carried is None:
+        local = local_reference(reference.get("reference"), base)
+        return Lookups(reads=frozenset({local})) if local else Lookups()
+    return _identity_lookups(carried, _carried_local_id(carried, index, base))
+
+
+def _identity_lookups(resource: dict[str, Any], own: str | None) -> Lookups:
+    rtype = str(resource.get("resourceType"))
+    searches = frozenset((rtype, i.token) for i in identifiers_of(resource))
+    return Lookups(reads=frozenset({own}) if own else frozenset(), searches=searches)
 
 
 def _requester_organization(sr: dict[str, Any], index: ResourceIndex) -> ResourceRef | None:

@@ -13,12 +13,23 @@ class ResourceIndex:
     """Resources addressable by fullUrl, ``Type/id``, absolute URL tail, or ``#id`` when contained."""
 
     by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Each Bundle entry's fullUrl, by the identity of its resource: where the resource lives.
+    full_urls: dict[int, str] = field(default_factory=dict)
+    contained: set[int] = field(default_factory=set)  # identities of contained resources (ids local to them)
 
     def add(self, resource: dict[str, Any], *keys: str | None) -> None:
         rtype, rid = resource.get("resourceType"), resource.get("id")
         for key in (*keys, f"{rtype}/{rid}" if rid else None):
             if key:
                 self.by_key[key] = resource
+        full_url = keys[0] if keys else None
+        if full_url and full_url.startswith("#"):
+            self.contained.add(id(resource))
+        elif full_url:
+            self.full_urls[id(resource)] = full_url
+
+    def full_url(self, resource: dict[str, Any]) -> str | None:
+        return self.full_urls.get(id(resource))
 
     def resolve(self, reference: dict[str, Any] | None) -> dict[str, Any] | None:
         ref = (reference or {}).get("reference")
@@ -75,3 +86,17 @@ def resolved_ref(
     return ref.model_copy(
         update={"identifier": Identifier(system=identifiers[0]["system"], value=identifiers[0]["value"])}
     )
+
+
+def local_reference(reference: Any, source_base_url: str | None) -> str | None:
+    """``Type/id`` when a literal reference names a resource in the source EHR: relative, or absolute on the
+    source's own base. None for contained, ``urn:`` and other servers' references."""
+    if not isinstance(reference, str) or reference.startswith(("#", "urn:")):
+        return None
+    parts = reference.rstrip("/").split("/")
+    if len(parts) < 2 or not parts[-2].isalpha():
+        return None
+    base = "/".join(parts[:-2])
+    if base and (source_base_url is None or base.rstrip("/") != source_base_url.rstrip("/")):
+        return None
+    return f"{parts[-2]}/{parts[-1]}"

@@ -14,7 +14,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator, model_validator
 
@@ -99,6 +99,11 @@ class SourceSettings(BaseModel):
     timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     # Overrides of what the EHR's CapabilityStatement says it accepts, e.g. {"CarePlan": false}.
     writable: dict[str, bool] = Field(default_factory=dict)
+    # How this EHR refers to the program as a performer, e.g. ["Organization/123", "HealthcareService/iop"]:
+    # a referral whose performer is one of these is addressed to the program even without an identifier.
+    program_references: list[Annotated[str, Field(pattern=r"^[A-Za-z]{1,64}/[A-Za-z0-9\-.]{1,64}$")]] = Field(
+        default_factory=list
+    )
     # Polling intake: a Temporal Schedule searches this EHR for new or changed ServiceRequests.
     poll: bool = False
     poll_interval_seconds: int = Field(default=900, ge=1)
@@ -117,6 +122,7 @@ class SourceSettings(BaseModel):
             timeout_seconds=timeout_seconds or self.timeout_seconds,
             auth=self.client_auth,
             writable=dict(self.writable),
+            program_references=tuple(self.program_references),
         )
 
     @functools.cached_property

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from referral_service.domain.referral import Frozen, ResourceRef
+from referral_service.domain.referral import Frozen, Identifier, ResourceRef
 
 
 class SessionKind(StrEnum):
@@ -70,10 +70,44 @@ class Deadlines(Frozen):
     absence_threshold: int = Field(default=2, ge=1)
 
 
+class ReferralCodes(Frozen):
+    """Which orders count as referrals to this level of care (DOMAIN.md, "Codes"): data, so a program can
+    widen or narrow them. An order is refused only when it is plainly something else (a lab test, imaging, a
+    code-status directive); a code the lists do not know is taken, since referral coding varies by EHR."""
+
+    # system|code pairs that name a referral this program takes.
+    referral: list[str] = Field(
+        default_factory=lambda: [
+            "http://snomed.info/sct|390866009",  # referral to mental health team
+            "http://snomed.info/sct|401266006",  # referral to drug abuse counselor
+            "http://snomed.info/sct|306252003",  # referral to mental health counselor
+            "http://snomed.info/sct|3457005",  # patient referral
+            "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets|S9480",  # psychiatric IOP
+            "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets|H0015",  # substance-use IOP
+        ]
+    )
+    # Code systems whose orders are tests, never referrals (LOINC orders a lab test or panel).
+    not_referral_systems: list[str] = Field(default_factory=lambda: ["http://loinc.org"])
+    # system|code pairs of categories and codes that are plainly not a referral for this level of care.
+    not_referral: list[str] = Field(
+        default_factory=lambda: [
+            "http://snomed.info/sct|108252007",  # laboratory procedure (category)
+            "http://snomed.info/sct|363679005",  # imaging (category)
+            "http://snomed.info/sct|304253006",  # not for resuscitation (a DNR directive)
+            "http://snomed.info/sct|439569004",  # resuscitation status
+            "http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
+            "http://terminology.hl7.org/CodeSystem/observation-category|imaging",
+        ]
+    )
+
+
 class Program(Frozen):
     id: str
     name: str
     organization: ResourceRef
+    # Other identifiers a referrer may address the program by (its organization's identifier comes first).
+    other_identifiers: list[Identifier] = Field(default_factory=list)
+    referral_codes: ReferralCodes = ReferralCodes()
     tracks: list[Track] = Field(min_length=1)
     roster: list[StaffMember]
     deadlines: Deadlines = Deadlines()
@@ -86,6 +120,12 @@ class Program(Frozen):
             if unknown:
                 raise ValueError(f"staff {member.id} works on unknown tracks {sorted(unknown)}")
         return self
+
+    @property
+    def identifiers(self) -> list[Identifier]:
+        """Every identifier that names this program as a performer (NPI first)."""
+        own = [self.organization.identifier] if self.organization.identifier else []
+        return [*own, *self.other_identifiers]
 
     def track(self, track_id: str) -> Track:
         for track in self.tracks:

@@ -17,8 +17,15 @@ class Frozen(BaseModel):
 
 
 class Identifier(Frozen):
-    system: str
+    # None: the sender published the identifier without a system (US Core, BSeR and Gravity examples do);
+    # it is kept as sent, and a key made from it is scoped to the source.
+    system: str | None = None
     value: str
+
+    @property
+    def token(self) -> str:
+        """As a FHIR token search parameter: ``system|value``, or the value alone (any system)."""
+        return f"{self.system}|{self.value}" if self.system else self.value
 
 
 class Coding(Frozen):
@@ -28,13 +35,17 @@ class Coding(Frozen):
 
 
 class ResourceRef(Frozen):
-    """A reference to a resource in the referring EHR: by id (and base URL), or only by identifier."""
+    """A reference to a resource in the referring EHR: by id (and base URL), or only by identifier.
+
+    ``foreign``: the resource lives on another server than the EHR written to (its fullUrl or reference has
+    another base), so its id means nothing there and is never written as a literal reference."""
 
     resource_type: str
     id: str | None = None
     base_url: str | None = None
     identifier: Identifier | None = None
     display: str | None = None
+    foreign: bool = False
 
 
 class PatientDetails(Frozen):
@@ -71,6 +82,8 @@ class Referral(Frozen):
     discharge: HospitalDischarge | None = None
     coverage: list[ResourceRef] = Field(default_factory=list)
     note: str | None = None
+    # What intake could not do as the sender meant (e.g. a patient it could not link): no patient data.
+    warnings: list[str] = Field(default_factory=list)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

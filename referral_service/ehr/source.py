@@ -23,6 +23,8 @@ class SourceConfig:
     timeout_seconds: float = 30.0
     auth: httpx.Auth | None = field(default=None, repr=False, compare=False)
     writable: Mapping[str, bool] = field(default_factory=dict, compare=False)
+    # Relative references (``Type/id``) by which this EHR names the program as a performer.
+    program_references: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.id.strip():

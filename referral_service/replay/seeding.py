@@ -47,7 +47,7 @@ def prepare(spec: ReferralSpec, program: Program, *, day0: datetime, order_suffi
 async def seed(client: FhirClient, prepared: PreparedReferral) -> str:
     """Put the referral's resources in the EHR (see the module docstring); returns what was done."""
     placer = prepared.referral.placer_identifier
-    criteria = {"identifier": f"{placer.system}|{placer.value}"}
+    criteria = {"identifier": placer.token}
     if await client.search("ServiceRequest", criteria):
         return "already in the EHR"
     payload = prepared.payload

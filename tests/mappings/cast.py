@@ -27,6 +27,7 @@ from referral_service.domain.referral import Referral, ResourceRef
 from tests.referrals import FIXTURES
 
 SOURCE_ID = "lakeside"
+SOURCE_BASE_URL = "https://ehr.lakeside.example.org/fhir"  # where Ben's Bundle says its resources live
 RECEIVED = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 START = date(2026, 11, 23)
 
@@ -51,7 +52,9 @@ def submission(member: CastMember) -> dict[str, Any]:
 
 
 def referral_of(member: CastMember, program: Program) -> Referral:
-    return referral_from_fhir(submission(member), source_id=SOURCE_ID, program_org=program.organization)
+    return referral_from_fhir(
+        submission(member), source_id=SOURCE_ID, program_org=program.organization, source_base_url=SOURCE_BASE_URL
+    )
 
 
 def mapped_resources(member: CastMember, program: Program, referral: Referral) -> dict[str, dict[str, Any]]:

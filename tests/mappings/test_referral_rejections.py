@@ -26,6 +26,26 @@ def _service_request(payload: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+_LAB_ORDER = {"coding": [{"system": "http://loinc.org", "code": "24323-8", "display": "Comprehensive metabolic panel"}]}
+
+
+def _anonymous(payload: dict[str, Any]) -> None:
+    """A ServiceRequest with nothing to key it by: no identifier, no id, no fullUrl."""
+    _service_request(payload).pop("identifier")
+    _service_request(payload).pop("id", None)
+    for entry in payload["entry"]:
+        if entry["resource"]["resourceType"] == "ServiceRequest":
+            entry.pop("fullUrl", None)
+
+
+def _for_another_patient(entry: dict[str, Any]) -> dict[str, Any]:
+    other = copy.deepcopy(entry)
+    other["fullUrl"] = "urn:uuid:0b7e7a7e-1f0e-4d55-9d7e-00000000ffff"
+    other["resource"]["identifier"][0]["value"] = "SR-OTHER"
+    other["resource"]["subject"] = {"reference": "Patient/someone-else"}
+    return other
+
+
 def _encounter(payload: dict[str, Any]) -> dict[str, Any]:
     found: dict[str, Any] = next(
         e["resource"] for e in payload["entry"] if e["resource"]["resourceType"] == "Encounter"
@@ -43,7 +63,7 @@ CASES: list[tuple[str, str, Edit, str, int]] = [
         "ServiceRequest.subject",
         400,
     ),
-    ("no identifier", ADA.name, lambda p: _service_request(p).pop("identifier"), "ServiceRequest.identifier", 422),
+    ("no identifier, id or fullUrl", ADA.name, lambda p: _anonymous(p), "ServiceRequest.identifier", 422),
     ("status not a code", ADA.name, lambda p: _service_request(p).update(status="sent"), "ServiceRequest.status", 422),
     (
         "intent a proposal",
@@ -88,12 +108,13 @@ CASES: list[tuple[str, str, Edit, str, int]] = [
         422,
     ),
     (
-        "two ServiceRequests in one Bundle",
+        "two ServiceRequests to the program for different patients",
         ADA.name,
-        lambda p: p["entry"].append(copy.deepcopy(p["entry"][-1])),
+        lambda p: p["entry"].append(_for_another_patient(p["entry"][-1])),
         "Bundle.entry.resource.ofType(ServiceRequest)",
-        400,
+        422,
     ),
+    ("a lab order", ADA.name, lambda p: _service_request(p).update(code=_LAB_ORDER), "ServiceRequest.code", 422),
     ("Bundle of the wrong type", ADA.name, lambda p: p.update(type="searchset"), "Bundle.type", 422),
     ("a Patient, not a referral", CORA.name, lambda p: p.update(resourceType="Patient"), "Patient", 400),
 ]
