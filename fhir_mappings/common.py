@@ -42,7 +42,20 @@ def concept(system: str, code: str, display: str | None = None, text: str | None
 
 
 def validated(resource: dict[str, Any]) -> dict[str, Any]:
-    """Round-trip through the R4B model: a mapper can never hand the EHR structurally invalid JSON."""
-    model = get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    """Round-trip through the R4B model: a mapper can never hand the EHR structurally invalid JSON.
+
+    Empty elements are dropped first (FHIR forbids them, and an EHR refuses the write): a reference to an
+    order that has neither an id the EHR knows nor an identifier is left out rather than sent empty."""
+    model = get_fhir_model_class(resource["resourceType"]).model_validate(_pruned(resource))
     out: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
     return out
+
+
+def _pruned(value: Any) -> Any:
+    """``value`` without empty objects and lists, at any depth."""
+    if isinstance(value, dict):
+        kept = {key: _pruned(item) for key, item in value.items()}
+        return {key: item for key, item in kept.items() if item not in ({}, [])}
+    if isinstance(value, list):
+        return [item for item in (_pruned(i) for i in value) if item not in ({}, [])]
+    return value

@@ -83,3 +83,14 @@ class FoundInEhr:
 
     def merged(self, other: FoundInEhr) -> FoundInEhr:
         return FoundInEhr({**self.held, **other.held}, {**self.matches, **other.matches})
+
+
+def held_in(bundle: dict[str, Any], source_base_url: str) -> FoundInEhr:
+    """A Bundle the EHR itself returned (a search, a read-back) holds resources the EHR holds: no need to
+    ask again for what is in it."""
+    held: dict[str, dict[str, Any] | None] = {}
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("id") and resource.get("resourceType"):
+            held[f"{resource['resourceType']}/{resource['id']}"] = resource
+    return FoundInEhr(held=held) if source_base_url else FoundInEhr()

@@ -20,7 +20,11 @@ from referral_service.activities.intake_poll import IntakePollActivities
 from referral_service.activities.writeback import WritebackActivities
 from referral_service.codec import KeyRing, data_converter
 from referral_service.config import Settings
+from referral_service.domain.program import Program
 from referral_service.ehr.client import FhirClient
+from referral_service.intake.starts import ReferralStarts
+from referral_service.intake.take_in import Intake
+from referral_service.programs import load_program
 from referral_service.temporal_client import missing_search_attributes, patient_match_secret
 from workflows.referral import ReferralWorkflow
 from workflows.source_poll import SourcePollWorkflow
@@ -44,13 +48,17 @@ async def build_worker(client: Client, settings: Settings, clients: Mapping[str,
     missing = await missing_search_attributes(client)
     if missing:
         raise SearchAttributesMissingError(f"register these search attributes first: {', '.join(missing)}")
-    return create_worker(client, settings.task_queue, clients)
+    return create_worker(client, settings.task_queue, clients, load_program(settings.program_file))
 
 
-def create_worker(client: Client, task_queue: str, clients: Mapping[str, FhirClient]) -> Worker:
-    """The worker itself, without the start-up check (the time-skipping server cannot list attributes)."""
+def create_worker(
+    client: Client, task_queue: str, clients: Mapping[str, FhirClient], program: Program | None = None
+) -> Worker:
+    """The worker itself, without the start-up check (the time-skipping server cannot list attributes).
+    ``program``: the one polled referrals are taken into (default: the shipped example program)."""
     writeback = WritebackActivities(clients)
-    polling = IntakePollActivities(clients, patient_match_secret(client, _unencrypted))
+    starts = ReferralStarts(client, task_queue, program or load_program(), patient_match_secret(client, _unencrypted))
+    polling = IntakePollActivities(clients, Intake(starts).take_in_polled)
     return Worker(
         client,
         task_queue=task_queue,

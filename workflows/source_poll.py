@@ -47,15 +47,12 @@ class SourcePollWorkflow:
         since = previous.until if previous else None
         found: FoundReferrals = await workflow.execute_activity_method(
             IntakePollActivities.find_changed_referrals,
-            FindReferralsInput(
-                source_id=poll.source_id,
-                program_org=poll.program.organization,
-                since=since,
-            ),
+            FindReferralsInput(source_id=poll.source_id, since=since),
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=EHR_RETRY,
         )
-        started = 0
+        started = found.started
+        # Runs recorded before intake moved into the activity carry referrals to start and cancel here.
         for referral in found.new:
             started += await self._start(referral.key, referral.referral, referral.patient_match, poll)
         for key in found.revoked:
@@ -64,7 +61,8 @@ class SourcePollWorkflow:
                 await workflow.get_external_workflow_handle(key).signal(
                     ReferralWorkflow.cancel, CancelInput(reason="revoked by referrer (seen by poll)")
                 )
-        return PollResult(until=found.until or since, started=started, revoked=len(found.revoked))
+        revoked = found.cancelled + len(found.revoked)
+        return PollResult(until=found.until or since, started=started, revoked=revoked)
 
     async def _start(self, key: str, referral: Referral, patient_match: list[str], poll: PollInput) -> int:
         attributes: list[SearchAttributePair[Any]] = [

@@ -1,55 +1,59 @@
 """Polling intake: search a referring EHR for ServiceRequests created or changed since the last poll.
 
 The search is ``ServiceRequest?_lastUpdated=ge<since>&status=active,revoked`` with the referral's Patient,
-discharge Encounter and requester ``_include``d; each match goes through the same mapping as a pushed
-referral (``fhir_mappings.referral_in``), so a polled referral is checked exactly like a pushed one. Matches
-that are unusable, or addressed to another performer, are logged (ids and issue codes only) and skipped.
+discharge Encounter and requester ``_include``d; each match goes through the intake every route uses
+(``referral_service.intake``, handed in by the worker: it starts workflows, which this layer cannot name),
+so a polled referral is checked, keyed and started exactly like a pushed one. Only ServiceRequests naming
+the program as performer are taken; the rest are counted as skipped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from fhir_mappings import searchset
-from fhir_mappings.outcomes import UnusableReferral
-from fhir_mappings.referral_in import acceptable_for_intake, referral_from_fhir
-from referral_service.domain.patient_match import match_keys
-from referral_service.domain.referral import Referral, ResourceRef, referral_key
+from referral_service.domain.referral import Referral
 from referral_service.ehr.client import FhirClient
 from referral_service.ehr.errors import FhirError
-from referral_service.logging import get_logger
 
 PAGE_SIZE = 50
-log = get_logger()
+PolledOutcome = Literal["started", "known", "cancelled", "skipped"]
+TakeInPolled = Callable[[dict[str, Any], FhirClient, datetime], Awaitable[PolledOutcome]]
 
 
 class FindReferralsInput(BaseModel):
     source_id: str
-    program_org: ResourceRef
     since: datetime | None = None  # None: the first poll, which takes every open referral
 
 
 class PolledReferral(BaseModel):
+    """A referral the poll workflow started itself (histories recorded before intake ran in the activity)."""
+
     key: str
     referral: Referral
     patient_match: list[str] = Field(default_factory=list)
 
 
 class FoundReferrals(BaseModel):
+    # Always empty now: the activity takes referrals in itself. Recorded runs carried them to the workflow.
     new: list[PolledReferral] = Field(default_factory=list)
-    revoked: list[str] = Field(default_factory=list)  # referral keys the referrer withdrew
+    revoked: list[str] = Field(default_factory=list)
     until: datetime | None = None  # the latest lastUpdated seen: where the next poll starts
+    started: int = 0
+    cancelled: int = 0
+    skipped: int = 0
 
 
 class IntakePollActivities:
-    def __init__(self, clients: Mapping[str, FhirClient], match_secret: bytes) -> None:
+    def __init__(self, clients: Mapping[str, FhirClient], take_in: TakeInPolled) -> None:
         self._clients = clients
-        self._match_secret = match_secret
+        self._take_in = take_in
 
     @activity.defn
     async def find_changed_referrals(self, request: FindReferralsInput) -> FoundReferrals:
@@ -68,46 +72,12 @@ class IntakePollActivities:
         try:
             async for page in client.search_pages("ServiceRequest", params):
                 for bundle in searchset.referral_bundles(page):
-                    self._take(bundle, request, client.source.base_url, found)
+                    outcome = await self._take_in(bundle, client, datetime.now(UTC))
+                    found.started += outcome == "started"
+                    found.cancelled += outcome == "cancelled"
+                    found.skipped += outcome == "skipped"
                 stamps = [datetime.fromisoformat(stamp) for stamp in searchset.last_updated(page)]
                 found.until = max([*stamps, *([found.until] if found.until else [])], default=None)
         except FhirError as error:
             raise ApplicationError(str(error), type=type(error).__name__, non_retryable=not error.retryable) from None
         return found
-
-    def _take(
-        self, bundle: dict[str, object], request: FindReferralsInput, source_base_url: str, found: FoundReferrals
-    ) -> None:
-        """The same checks as a pushed referral's, against the time it is taken in and the EHR it is in."""
-        try:
-            referral = referral_from_fhir(
-                bundle,
-                source_id=request.source_id,
-                program_org=request.program_org,
-                received_at=datetime.now(UTC),
-                source_base_url=source_base_url,
-            )
-        except UnusableReferral as unusable:
-            log.warning(
-                "polled referral skipped",
-                source_id=request.source_id,
-                resource_id=_request_id(bundle),
-                issue_codes=[issue.code for issue in unusable.issues],
-            )
-            return
-        key = referral_key(referral.source_id, referral.placer_identifier)
-        if acceptable_for_intake(referral.status):
-            found.new.append(
-                PolledReferral(
-                    key=key, referral=referral, patient_match=match_keys(referral.patient, self._match_secret)
-                )
-            )
-        elif referral.status == "revoked":
-            found.revoked.append(key)
-
-
-def _request_id(bundle: dict[str, object]) -> str:
-    entries = bundle.get("entry")
-    first = entries[0] if isinstance(entries, list) and entries else {}
-    resource = first.get("resource") if isinstance(first, dict) else None
-    return str(resource.get("id")) if isinstance(resource, dict) else "?"

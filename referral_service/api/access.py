@@ -38,6 +38,7 @@ PUBLIC = frozenset(
 POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/fhir/ServiceRequest"): REFERRERS,
     ("POST", "/fhir"): REFERRERS,
+    ("POST", "/fhir/Task"): REFERRERS,
     ("PUT", "/subscriptions/{source_id}/ServiceRequest/{request_id}"): REFERRERS,
     ("GET", "/fhir/Task/{task_id}"): REFERRERS | STAFF,
     ("PUT", "/fhir/Task/{task_id}"): REFERRERS,

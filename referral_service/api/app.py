@@ -61,7 +61,7 @@ def create_app(settings: Settings, client: Client, *, worker_running: Callable[[
         description="FHIR R4 intake for IOP step-down referrals, the case-manager API and quality measures.",
         version="0.1.0",
         dependencies=[Depends(authorize)],
-        lifespan=_closing_audit_trail,
+        lifespan=_closing_at_shutdown,
     )
     app.state.token_verifier = TokenVerifier(settings.auth) if settings.auth else None
     app.state.sign_in = SignIn.configured(settings.auth, app.state.token_verifier)
@@ -108,10 +108,12 @@ def _services(settings: Settings, client: Client, worker_running: Callable[[], b
 
 
 @contextlib.asynccontextmanager
-async def _closing_audit_trail(app: FastAPI) -> AsyncIterator[None]:
-    """At shut-down, the audit records still queued are written before the process ends."""
+async def _closing_at_shutdown(app: FastAPI) -> AsyncIterator[None]:
+    """At shut-down, the audit records still queued are written before the process ends; EHR clients close."""
     yield
     await asyncio.to_thread(app.state.audit.close)
+    for ehr in app.state.services.ehr_clients.values():
+        await ehr.aclose()
 
 
 async def _denied(request: Request, denied: AccessDenied) -> Response:

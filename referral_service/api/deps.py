@@ -15,6 +15,9 @@ from referral_service.api.intake_limits import SourceRateLimiter
 from referral_service.audit import AuditStore
 from referral_service.config import Settings
 from referral_service.domain.program import Program
+from referral_service.ehr.client import FhirClient
+from referral_service.intake.starts import ReferralStarts
+from referral_service.intake.take_in import Intake
 from referral_service.temporal_client import active_codec_key, patient_match_secret
 
 
@@ -31,6 +34,17 @@ class AppState:
     def patient_match_secret(self) -> bytes:
         """The same secret the worker's polling intake uses (see ``temporal_client.patient_match_secret``)."""
         return patient_match_secret(self.temporal, self.settings.key_ring)
+
+    @cached_property
+    def intake(self) -> Intake:
+        """Every intake route's one path (``referral_service.intake``)."""
+        starts = ReferralStarts(self.temporal, self.settings.task_queue, self.program, self.patient_match_secret)
+        return Intake(starts)
+
+    @cached_property
+    def ehr_clients(self) -> dict[str, FhirClient]:
+        """One pooled client per referring EHR, for intake's reads (closed when the API stops)."""
+        return {source.id: FhirClient(source.connection()) for source in self.settings.sources}
 
     @cached_property
     def page_token_secret(self) -> bytes:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi.responses import Response
 
 from fhir_mappings.outcomes import OutcomeIssue, http_status, operation_outcome
+from referral_service.intake.take_in import IntakeAnswer
 
 FHIR_JSON = "application/fhir+json"
 
@@ -20,3 +21,10 @@ def outcome_response(
     issues: list[OutcomeIssue], status: int | None = None, headers: dict[str, str] | None = None
 ) -> Response:
     return fhir_response(operation_outcome(issues), status or http_status(issues), headers)
+
+
+def intake_response(answer: IntakeAnswer) -> Response:
+    """An intake answer as HTTP: the Task (or Bundle of Tasks, or OperationOutcome), or no content."""
+    if answer.body is None:
+        return Response(status_code=answer.status, headers=answer.headers)
+    return fhir_response(answer.body, answer.status, answer.headers)

@@ -1,8 +1,9 @@
-"""The FHIR intake endpoint: hospitals POST a ServiceRequest (or a Bundle) and get the closed-loop Task.
+"""The FHIR intake endpoint: hospitals POST a ServiceRequest (or a Bundle), or their Task naming the
+ServiceRequest in their EHR, and get the closed-loop Task.
 
-A handler validates, starts the referral's workflow (its id is the referral key, so the same referral
-sent twice finds the first) and returns; it never waits for a worker, so a hospital gets its answer even
-while workers are down.
+A handler checks the caller, then hands the submission to the one intake path (``referral_service.intake``):
+it starts the referral's workflow (its id is the referral key, so the same referral sent twice finds the
+first) and answers without waiting for a worker, so a hospital is answered even while workers are down.
 """
 
 from __future__ import annotations
@@ -13,30 +14,22 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from temporalio.client import WorkflowExecutionStatus
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from fhir_mappings import capability, outcomes, task
-from fhir_mappings.referral_in import acceptable_for_intake, referral_from_fhir
 from fhir_mappings.task_cancellation import cancellation_from_task
 from referral_service.api.access import may_act_for_source, principal_of
 from referral_service.api.deps import AppState, StateDep
-from referral_service.api.fhir_responses import fhir_response, outcome_response
+from referral_service.api.fhir_responses import fhir_response, intake_response, outcome_response
 from referral_service.api.intake_limits import read_body
 from referral_service.api.sources import source_for
-from referral_service.domain.lifecycle import Phase
-from referral_service.domain.patient_match import match_keys
-from referral_service.domain.referral import Referral, referral_key
+from referral_service.intake.take_in import Route
 from referral_service.logging import get_logger
-from workflows import search_attributes
 from workflows.referral import ReferralWorkflow, cancellable
-from workflows.referral_types import CancelInput, ReferralState, StartReferralInput
+from workflows.referral_types import CancelInput, ReferralState
 
 router = APIRouter(prefix="/fhir", tags=["FHIR intake"])
 _QUERY_TIMEOUT = timedelta(seconds=5)
-_MAX_DUPLICATES = 20  # enough for the coordinator to see there is a problem
 log = get_logger()
 
 
@@ -56,6 +49,12 @@ async def submit_service_request(request: Request, services: StateDep) -> Respon
 async def submit_bundle(request: Request, services: StateDep) -> Response:
     """Submit a transaction or collection Bundle holding the ServiceRequest and what it references."""
     return await _submit(request, services, expected="Bundle")
+
+
+@router.post("/Task")
+async def submit_task(request: Request, services: StateDep) -> Response:
+    """Task-based intake (Gravity): the referrer's Task whose ``focus`` is the ServiceRequest in its EHR."""
+    return await _submit(request, services, expected="Task")
 
 
 @router.get("/Task/{task_id}")
@@ -110,6 +109,8 @@ async def _referral_state(task_id: str, request: Request, services: AppState) ->
 
 
 async def _submit(request: Request, services: StateDep, *, expected: str) -> Response:
+    """Push (a ServiceRequest or a Bundle) and the referrer's Task (which names the ServiceRequest in its EHR):
+    the caller's source, its rights and rate, then the one intake path."""
     payload = await _read_json(request, services)
     if isinstance(payload, Response):
         return payload
@@ -127,105 +128,12 @@ async def _submit(request: Request, services: StateDep, *, expected: str) -> Res
         log.warning("intake throttled", source_id=source, retry_after=wait)
         busy = outcomes.throttled(f"too many referrals from {source}; retry after {wait} s")
         return outcome_response([busy], headers={"Retry-After": str(wait)})
-    try:
-        referral = referral_from_fhir(
-            payload,
-            source_id=source,
-            program_org=services.program.organization,
-            received_at=datetime.now(UTC),
-            source_base_url=str(services.settings.source(source).base_url),
-        )
-    except outcomes.UnusableReferral as error:
-        return outcome_response(error.issues)
-    if not acceptable_for_intake(referral.status):
-        return outcome_response(
-            [outcomes.business_rule(f"a new referral must be active, not {referral.status}", "ServiceRequest.status")]
-        )
-    return await start_referral(referral, services)
-
-
-async def start_referral(referral: Referral, services: AppState) -> Response:
-    """Start the referral's workflow (once: its id is the referral key) and answer with its Task."""
-    key = referral_key(referral.source_id, referral.placer_identifier)
-    patient_keys = match_keys(referral.patient, services.patient_match_secret)
-    start = StartReferralInput(
-        key=key,
-        referral=referral,
-        program=services.program,
-        received_at=datetime.now(UTC),
-        possible_duplicates=await _open_referrals_matching(patient_keys, key, services),
-    )
-    attributes: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(search_attributes.PHASE, str(Phase.RECEIVED)),
-        SearchAttributePair(search_attributes.SOURCE, referral.source_id),
-        SearchAttributePair(search_attributes.AT_RISK, False),
-    ]
-    if patient_keys:
-        attributes.append(SearchAttributePair(search_attributes.PATIENT_MATCH, patient_keys))
-    try:
-        await services.temporal.start_workflow(
-            ReferralWorkflow.run,
-            start,
-            id=key,
-            task_queue=services.settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(attributes),
-        )
-    except WorkflowAlreadyStartedError:
-        return await _existing(key, referral, services)
-    body = task.referral_task(
-        referral,
-        key=f"{key}/task",
-        owner=services.program.organization,
-        status="requested",
-        business_status="created",
-        task_id=key,
-        authored_on=start.received_at,
-        last_modified=start.received_at,
-    )
-    return fhir_response(body, 201, {"Location": f"Task/{key}"})
-
-
-async def _open_referrals_matching(patient_keys: list[str], key: str, services: AppState) -> list[str]:
-    """Ids of running referrals whose patient shares a match key: flagged for the coordinator, never merged.
-
-    Visibility is eventually consistent, so a referral started a moment ago may not be found yet. A server
-    that cannot answer (down, or without visibility like the time-skipping test server) skips the check
-    rather than refusing the referral; the warning names the status only, never the query or the patient.
-    """
-    if not patient_keys:
-        return []
-    keys = ", ".join(f"'{k}'" for k in patient_keys)  # hex digests and a sanitised id: nothing to escape
-    query = (
-        f"WorkflowType = 'ReferralWorkflow' AND ExecutionStatus = 'Running'"
-        f" AND {search_attributes.PATIENT_MATCH.name} IN ({keys}) AND WorkflowId != '{key}'"
-    )
-    found = services.temporal.list_workflows(query, limit=_MAX_DUPLICATES, rpc_timeout=_QUERY_TIMEOUT)
-    try:
-        return sorted({execution.id async for execution in found})
-    except RPCError as error:
-        log.warning("duplicate patient check skipped", referral_key=key, status=error.status.name)
-        return []
-
-
-async def _existing(key: str, referral: Referral, services: AppState) -> Response:
-    """The same referral again: answer with its Task as it stands, start nothing."""
-    description = await services.temporal.get_workflow_handle(key).describe()
-    phase = Phase(description.typed_search_attributes.get(search_attributes.PHASE) or Phase.RECEIVED)
-    status, business_status = task.status_for_phase(phase)
-    received = description.start_time
-    body = task.referral_task(
-        referral,
-        key=f"{key}/task",
-        owner=services.program.organization,
-        status=status,
-        business_status=business_status,
-        task_id=key,
-        authored_on=received,
-        last_modified=description.close_time or received,
-    )
-    closed = description.status != WorkflowExecutionStatus.RUNNING
-    return fhir_response(body, 200, {"Location": f"Task/{key}", "X-Referral-Closed": str(closed).lower()})
+    ehr, now = services.ehr_clients[source], datetime.now(UTC)
+    if expected == "Task":
+        answer = await services.intake.take_in_task(payload, ehr=ehr, received_at=now)
+    else:
+        answer = await services.intake.take_in(payload, route=Route.PUSH, ehr=ehr, received_at=now)
+    return intake_response(answer)
 
 
 def _task_of(state: ReferralState) -> dict[str, Any]:

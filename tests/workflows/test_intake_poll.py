@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from referral_service.activities.intake_poll import FindReferralsInput, IntakePollActivities
@@ -22,6 +23,9 @@ from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import Program
 from referral_service.domain.referral import Identifier, ResourceRef, referral_key
 from referral_service.ehr.client import FhirClient
+from referral_service.ehr.source import SourceConfig
+from referral_service.intake.starts import ReferralStarts
+from referral_service.intake.take_in import Intake
 from referral_service.temporal_client import ensure_poll_schedules
 from referral_service.worker import create_worker
 from tests.polling import eventually
@@ -60,7 +64,8 @@ async def test_a_referral_written_in_the_ehr_is_taken_in_by_the_poll_once_and_ca
     key = referral_key(source_id, placer)
     await hapi_client.transaction(bundle)
 
-    async with create_worker(client, settings.task_queue, {source_id: hapi_client}):
+    ehr = FhirClient(SourceConfig(id=source_id, base_url=hapi_client.source.base_url))
+    async with ehr, create_worker(client, settings.task_queue, {source_id: ehr}, our_program):
         [schedule_id] = await ensure_poll_schedules(client, settings, our_program)
         try:
             await eventually(lambda: referral_phase(client, key), "the polled referral's workflow", patience_s=90)
@@ -93,26 +98,43 @@ async def _polled(client: Client, schedule_id: str, at_least: int) -> bool:
     return await _polls(client, schedule_id) >= at_least
 
 
-async def test_the_poll_refuses_what_a_push_would_refuse(hapi_client: FhirClient) -> None:
-    """A referral authored in the future is skipped by the poll, as ``POST /fhir`` would refuse it, while a
-    good one written at the same moment is taken in."""
+async def test_the_poll_refuses_what_a_push_would_refuse(
+    temporal_env: WorkflowEnvironment, hapi_client: FhirClient, program: Program
+) -> None:
+    """A referral authored in the future, and an active lab order with no performer, are skipped by the poll
+    (``POST /fhir`` would refuse the first, and a poll takes only what names the program), while a good one
+    written at the same moment is taken in: its workflow started by the same intake every route uses."""
     ours = ResourceRef(
         resource_type="Organization", identifier=Identifier(system=NPI, value=f"19{uuid.uuid4().int % 10**8:08d}")
     )
     since = datetime.now(UTC) - timedelta(seconds=5)
-    good, future = (
-        referral_bundle("ada-testpatient-adult-inpatient"),
-        referral_bundle("ada-testpatient-adult-inpatient"),
-    )
+    good, future, lab = (referral_bundle("ada-testpatient-adult-inpatient") for _ in range(3))
     _addressed_to(good, ours)
     _addressed_to(future, ours)["authoredOn"] = "2099-01-01T09:00:00Z"
-    await hapi_client.transaction(good)
-    await hapi_client.transaction(future)
+    lab_order = _addressed_to(lab, ours)
+    lab_order.pop("performer")
+    lab_order["code"] = {"coding": [{"system": "http://loinc.org", "code": "24323-8"}]}
+    for bundle in (good, future, lab):
+        await hapi_client.transaction(bundle)
 
-    polling = IntakePollActivities({"ehr": hapi_client}, match_secret=b"test")
-    found = await ActivityEnvironment().run(
-        polling.find_changed_referrals, FindReferralsInput(source_id="ehr", program_org=ours, since=since)
+    starts = ReferralStarts(
+        temporal_env.client, f"poll-{uuid.uuid4().hex[:8]}", program.model_copy(update={"organization": ours}), b"t"
     )
+    async with FhirClient(SourceConfig(id="ehr", base_url=hapi_client.source.base_url)) as ehr:
+        polling = IntakePollActivities({"ehr": ehr}, Intake(starts).take_in_polled)
+        found = await ActivityEnvironment().run(
+            polling.find_changed_referrals, FindReferralsInput(source_id="ehr", since=since)
+        )
 
-    placers = [r.referral.placer_identifier.value for r in found.new]
-    assert placers == [_addressed_to(good, ours)["identifier"][0]["value"]], placers
+    assert found.started == 1
+    assert found.skipped >= 2  # the two above, and whatever other tests wrote meanwhile
+    keys = {
+        name: referral_key("ehr", Identifier(**_addressed_to(b, ours)["identifier"][0]))
+        for name, b in (("good", good), ("future", future), ("lab", lab))
+    }
+    described = await temporal_env.client.get_workflow_handle(keys["good"]).describe()
+    assert described.workflow_type == "ReferralWorkflow"
+    await temporal_env.client.get_workflow_handle(keys["good"]).terminate("test over: no worker serves its queue")
+    for refused in ("future", "lab"):
+        with pytest.raises(RPCError):
+            await temporal_env.client.get_workflow_handle(keys[refused]).describe()

@@ -1,0 +1,81 @@
+"""Asking the referring EHR what a submission names but does not carry (``fhir_mappings.ehr_lookups``).
+
+Directory resources (organisations, roles, services) change rarely and every referral from a hospital
+names the same few, so their reads are kept for a while; patients and orders are always read fresh.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from fhir_mappings.ehr_lookups import FoundInEhr, Lookups
+from referral_service.ehr.client import FhirClient
+from referral_service.ehr.errors import FhirError, NotFoundError, TransientError
+from referral_service.logging import get_logger
+
+DIRECTORY_TYPES = frozenset({"Organization", "PractitionerRole", "HealthcareService", "Location", "Practitioner"})
+DIRECTORY_SECONDS = 600.0
+MORE_MATCHES = "(more)"  # stands for the matches past the first page: enough to say "several"
+log = get_logger()
+
+
+class EhrAnswers:
+    """Reads and identifier searches against one EHR, directory reads cached per source for ten minutes."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._directory: dict[tuple[str, str], tuple[float, FoundInEhr]] = {}
+
+    async def ask(self, ehr: FhirClient, lookups: Lookups) -> FoundInEhr:
+        """What the EHR holds for each read and search. A resource the EHR will not show (403, an id it
+        cannot take) stays unknown; a transient failure raises ``TransientError`` for the caller to retry."""
+        found = FoundInEhr()
+        for reference in sorted(lookups.reads):
+            found = found.merged(await self._read(ehr, reference))
+        for resource_type, token in sorted(lookups.searches):
+            found = found.merged(await _search(ehr, resource_type, token))
+        return found
+
+    async def _read(self, ehr: FhirClient, reference: str) -> FoundInEhr:
+        resource_type, resource_id = reference.split("/", 1)
+        cache_key = (ehr.source.id, reference)
+        kept = self._directory.get(cache_key)
+        if kept is not None and kept[0] > self._clock():
+            return kept[1]
+        try:
+            answer = FoundInEhr(held={reference: await ehr.read(resource_type, resource_id)})
+        except NotFoundError:
+            answer = FoundInEhr(held={reference: None})
+        except TransientError:
+            raise
+        except (FhirError, ValueError) as error:  # forbidden, or an id the client refuses to send
+            log.info(
+                "ehr lookup unanswered",
+                source_id=ehr.source.id,
+                resource_type=resource_type,
+                error=type(error).__name__,
+            )
+            return FoundInEhr()
+        if resource_type in DIRECTORY_TYPES:
+            self._directory[cache_key] = (self._clock() + DIRECTORY_SECONDS, answer)
+        return answer
+
+
+async def _search(ehr: FhirClient, resource_type: str, token: str) -> FoundInEhr:
+    """Ids under an identifier, from the first page only: two or more already means "not one"."""
+    try:
+        page = await anext(ehr.search_pages(resource_type, {"identifier": token, "_count": "2"}))
+    except TransientError:
+        raise
+    except (FhirError, ValueError):
+        return FoundInEhr()
+    ids = tuple(
+        str(entry["resource"]["id"])
+        for entry in page.get("entry") or []
+        if isinstance(entry.get("resource"), dict)
+        and entry["resource"].get("resourceType") == resource_type
+        and (entry.get("search") or {}).get("mode", "match") == "match"
+    )
+    more = any(link.get("relation") == "next" for link in page.get("link") or [])
+    return FoundInEhr(matches={(resource_type, token): ids + ((MORE_MATCHES,) if more else ())})

@@ -1,0 +1,116 @@
+"""Starting a referral's workflow, once: its id is the referral key, so the same referral from any route
+finds the one already started. Never waits for a worker, so the sender is answered while workers are down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from referral_service.domain.lifecycle import Phase
+from referral_service.domain.patient_match import match_keys
+from referral_service.domain.program import Program
+from referral_service.domain.referral import Referral, referral_key
+from referral_service.logging import get_logger
+from workflows import search_attributes
+from workflows.referral import ReferralWorkflow
+from workflows.referral_types import CancelInput, StartReferralInput
+
+_QUERY_TIMEOUT = timedelta(seconds=5)
+_MAX_DUPLICATES = 20  # enough for the coordinator to see there is a problem
+log = get_logger()
+
+
+@dataclass(frozen=True)
+class Started:
+    """A referral's workflow as the intake left it: new, or the one a previous submission started."""
+
+    key: str
+    created: bool
+    phase: Phase
+    received_at: datetime
+    changed_at: datetime
+    closed: bool = False
+
+
+@dataclass(frozen=True)
+class ReferralStarts:
+    """Starts and cancels referral workflows on one Temporal namespace and task queue."""
+
+    temporal: Client
+    task_queue: str
+    program: Program
+    patient_match_secret: bytes
+
+    async def start(self, referral: Referral, received_at: datetime) -> Started:
+        key = referral_key(referral.source_id, referral.placer_identifier)
+        patient_keys = match_keys(referral.patient, self.patient_match_secret)
+        start = StartReferralInput(
+            key=key,
+            referral=referral,
+            program=self.program,
+            received_at=received_at,
+            possible_duplicates=await self._open_referrals_matching(patient_keys, key),
+        )
+        attributes: list[SearchAttributePair[Any]] = [
+            SearchAttributePair(search_attributes.PHASE, str(Phase.RECEIVED)),
+            SearchAttributePair(search_attributes.SOURCE, referral.source_id),
+            SearchAttributePair(search_attributes.AT_RISK, False),
+        ]
+        if patient_keys:
+            attributes.append(SearchAttributePair(search_attributes.PATIENT_MATCH, patient_keys))
+        try:
+            await self.temporal.start_workflow(
+                ReferralWorkflow.run,
+                start,
+                id=key,
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(attributes),
+            )
+        except WorkflowAlreadyStartedError:
+            return await self._existing(key)
+        return Started(key, True, Phase.RECEIVED, received_at, received_at)
+
+    async def cancel(self, key: str, reason: str) -> bool:
+        """Signal cancellation; False when there is no running referral to cancel (never taken in, ended)."""
+        handle = self.temporal.get_workflow_handle_for(ReferralWorkflow.run, key)
+        try:
+            await handle.signal(ReferralWorkflow.cancel, CancelInput(reason=reason))
+        except RPCError:
+            return False
+        return True
+
+    async def _existing(self, key: str) -> Started:
+        """The same referral again: how it stands, from visibility (no worker needed)."""
+        description = await self.temporal.get_workflow_handle(key).describe()
+        phase = Phase(description.typed_search_attributes.get(search_attributes.PHASE) or Phase.RECEIVED)
+        received = description.start_time
+        closed = description.status != WorkflowExecutionStatus.RUNNING
+        return Started(key, False, phase, received, description.close_time or received, closed)
+
+    async def _open_referrals_matching(self, patient_keys: list[str], key: str) -> list[str]:
+        """Ids of running referrals whose patient shares a match key: flagged for the coordinator, never merged.
+
+        Visibility is eventually consistent, so a referral started a moment ago may not be found yet. A server
+        that cannot answer (down, or without visibility like the time-skipping test server) skips the check
+        rather than refusing the referral; the warning names the status only, never the query or the patient.
+        """
+        if not patient_keys:
+            return []
+        keys = ", ".join(f"'{k}'" for k in patient_keys)  # hex digests and a sanitised id: nothing to escape
+        query = (
+            f"WorkflowType = 'ReferralWorkflow' AND ExecutionStatus = 'Running'"
+            f" AND {search_attributes.PATIENT_MATCH.name} IN ({keys}) AND WorkflowId != '{key}'"
+        )
+        found = self.temporal.list_workflows(query, limit=_MAX_DUPLICATES, rpc_timeout=_QUERY_TIMEOUT)
+        try:
+            return sorted({execution.id async for execution in found})
+        except RPCError as error:
+            log.warning("duplicate patient check skipped", referral_key=key, status=error.status.name)
+            return []
