@@ -7,6 +7,7 @@ drives these cases through the service.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 
 from tests.real_world import (
     CONFIGURED_REFERENCES,
+    CORPUS,
     PROGRAM_NPI,
     ROUTES,
     SEEDED,
@@ -381,3 +383,22 @@ def test_the_source_base_placeholder_is_replaced_where_a_case_uses_it():
     assert all(
         "{{SOURCE_BASE}}/" in e["fullUrl"] for e in next(c for c in raw if c.name == case.name).submission["entry"]
     )
+
+
+def test_the_committed_cases_and_readme_table_are_what_make_corpus_writes():
+    """Nobody edits a case by hand and leaves its generator, or the README's table, behind."""
+    spec = importlib.util.spec_from_file_location("make_corpus", CORPUS / "make_corpus.py")
+    assert spec is not None
+    assert spec.loader is not None
+    make_corpus = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_corpus)
+    files = make_corpus.case_files()
+    on_disk = {
+        str(path.relative_to(CORPUS)): path.read_text()
+        for path in CORPUS.glob("*/*.json")
+        if not path.parent.name.startswith("_")
+    }
+    assert sorted(on_disk) == sorted(files)
+    assert [name for name in files if on_disk[name] != files[name]] == []
+    readme = (CORPUS / "README.md").read_text()
+    assert make_corpus.with_case_table(readme) == readme
