@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from fhir_mappings.ehr_lookups import FoundInEhr, Lookups, identifiers_of
-from fhir_mappings.resolve import ResourceIndex, local_reference
+from fhir_mappings.resolve import ResourceIndex, context_base, local_reference
 from referral_service.domain.referral import Identifier
 
 # Elements of a PractitionerRole that say which organisation or service the role works for.
@@ -42,11 +42,11 @@ def performer_lookups(
     """Performers (and a PractitionerRole's organisation or service) to read from the EHR."""
     reads = set()
     for reference in _references(request.get("performer")):
-        resource, local = _resolve(reference, index, found, source_base_url)
+        resource, local = _resolve(reference, request, index, found, source_base_url)
         if resource is None and local:
             reads.add(local)
         for parent in _role_parents(resource):
-            parent_resource, parent_local = _resolve(parent, index, found, source_base_url)
+            parent_resource, parent_local = _resolve(parent, resource or {}, index, found, source_base_url)
             if parent_resource is None and parent_local:
                 reads.add(parent_local)
     return Lookups(reads=frozenset(reads))
@@ -60,7 +60,9 @@ def addressed_to(
     source_base_url: str | None,
 ) -> Addressed:
     """The verdict over every performer: one naming the program wins; one naming someone else refuses."""
-    verdicts = [_judge(r, index, found, addressee, source_base_url) for r in _references(request.get("performer"))]
+    verdicts = [
+        _judge(r, request, index, found, addressee, source_base_url) for r in _references(request.get("performer"))
+    ]
     if not verdicts:
         return Addressed.NONE
     for verdict in (Addressed.PROGRAM, Addressed.ELSEWHERE):
@@ -71,18 +73,19 @@ def addressed_to(
 
 def _judge(
     reference: dict[str, Any],
+    request: dict[str, Any],
     index: ResourceIndex,
     found: FoundInEhr,
     addressee: Addressee,
     source_base_url: str | None,
 ) -> Addressed:
-    resource, local = _resolve(reference, index, found, source_base_url)
+    resource, local = _resolve(reference, request, index, found, source_base_url)
     if local in addressee.references:
         return Addressed.PROGRAM
     named = _carried(reference)
     held = identifiers_of(resource or {})
     for parent in _role_parents(resource):
-        parent_resource, parent_local = _resolve(parent, index, found, source_base_url)
+        parent_resource, parent_local = _resolve(parent, resource or {}, index, found, source_base_url)
         if parent_local in addressee.references:
             return Addressed.PROGRAM
         held += identifiers_of(parent_resource or {}) + _carried(parent)
@@ -102,10 +105,16 @@ def _same(a: Identifier, b: Identifier) -> bool:
 
 
 def _resolve(
-    reference: dict[str, Any], index: ResourceIndex, found: FoundInEhr, source_base_url: str | None
+    reference: dict[str, Any],
+    holder: dict[str, Any],
+    index: ResourceIndex,
+    found: FoundInEhr,
+    source_base_url: str | None,
 ) -> tuple[dict[str, Any] | None, str | None]:
-    """The resource a reference names (in the submission, else as the EHR returned it) and its local id."""
-    local = local_reference(reference.get("reference"), source_base_url)
+    """The resource a reference in ``holder`` names (in the submission, else as the EHR returned it) and its
+    id in the EHR, when it names one there."""
+    relative_to = context_base(index.full_url(holder), source_base_url)
+    local = local_reference(reference.get("reference"), source_base_url, relative_to)
     resource = index.resolve(reference) or (found.read(local) if local else None)
     return resource, local
 

@@ -24,8 +24,15 @@ from fhir_mappings.outcomes import (
     value,
 )
 from fhir_mappings.performer import Addressed, Addressee, addressed_to, performer_lookups
-from fhir_mappings.referral_kind import is_referral_code, kind_issue
-from fhir_mappings.resolve import ResourceIndex, local_reference, reference_type, resolved_ref, to_ref
+from fhir_mappings.referral_kind import kind_issue
+from fhir_mappings.resolve import (
+    ResourceIndex,
+    context_base,
+    local_reference,
+    reference_type,
+    resolved_ref,
+    to_ref,
+)
 from referral_service.domain.program import ReferralCodes
 from referral_service.domain.referral import (
     Coding,
@@ -123,9 +130,10 @@ def lookups_for(submission: Submission, rules: IntakeRules, found: FoundInEhr) -
     base = rules.source_base_url
     for entry in submission.requests:
         sr, index = entry.resource, submission.index
+        relative_to = context_base(entry.full_url, base)
         wanted |= performer_lookups(sr, index, found, base)
         for element in ("subject", "requester"):
-            wanted |= _reference_lookups(sr.get(element), index, base)
+            wanted |= _reference_lookups(sr.get(element), index, base, relative_to)
         wanted |= _identity_lookups(sr, _own_local_id(sr, entry.full_url, base))
     return wanted.without(found)
 
@@ -180,16 +188,11 @@ def _choose(
         elif rules.addressed_only and verdict != Addressed.PROGRAM:
             issues.append(business_rule(_NOT_NAMED, "ServiceRequest.performer"))
         return [entry], [_UNRESOLVED] if verdict == Addressed.UNKNOWN else [], issues
+    # A document with several orders (OT, PT, the IOP referral) is for several providers: only those that
+    # name the program are ours, whatever the route.
     ours = [e for e, verdict, kind in verdicts if verdict == Addressed.PROGRAM and kind is None]
     if ours:
         return ours, [], []
-    unnamed = [
-        e
-        for e, verdict, kind in verdicts
-        if verdict in (Addressed.NONE, Addressed.UNKNOWN) and kind is None and is_referral_code(e.resource, rules.codes)
-    ]
-    if len(unnamed) == 1 and not rules.addressed_only:
-        return unnamed, [_UNRESOLVED], []
     none_ours = f"none of the {len(verdicts)} ServiceRequests is addressed to this program"
     return [], [], [business_rule(none_ours, _ALL_REQUESTS)]
 
@@ -286,6 +289,7 @@ def _build(
     warnings: list[OutcomeIssue],
 ) -> Referral | None:
     sr, base = entry.resource, rules.source_base_url
+    relative_to = context_base(entry.full_url, base)
     key = _key_identifier(entry, issues)
     status, intent = sr.get("status"), sr.get("intent")
     if status not in REQUEST_STATUSES:
@@ -298,7 +302,7 @@ def _build(
         issues.append(invalid("a FHIR boolean is true or false", "ServiceRequest.doNotPerform"))
     elif sr.get("doNotPerform"):
         issues.append(business_rule("the request says not to perform the service", "ServiceRequest.doNotPerform"))
-    patient = _patient(sr, index, found, base, issues, warnings)
+    patient = _patient(sr, index, found, base, relative_to, issues, warnings)
     authored = _checked_datetime(sr.get("authoredOn"), "ServiceRequest.authoredOn", issues)
     discharge = _discharge(sr, index, issues)
     _check_dates(authored, discharge, received_at, issues)
@@ -313,7 +317,7 @@ def _build(
         priority=sr.get("priority"),
         authored_on=authored,
         patient=patient,
-        requester=_written_ref(sr.get("requester"), index, found, base),
+        requester=_written_ref(sr.get("requester"), index, found, base, relative_to),
         requester_organization=_requester_organization(sr, index),
         performer=to_ref((sr.get("performer") or [None])[0]),
         codes=_codings(sr.get("code")),
@@ -352,6 +356,7 @@ def _patient(
     index: ResourceIndex,
     found: FoundInEhr,
     base: str | None,
+    relative_to: str | None,
     issues: list[OutcomeIssue],
     warnings: list[OutcomeIssue],
 ) -> PatientDetails | None:
@@ -367,7 +372,7 @@ def _patient(
         issues.append(invalid("the subject must be a Patient", "ServiceRequest.subject"))
         return None
     resolved = index.resolve(subject)
-    ref = _subject_ref(subject, resolved, index, found, base, issues, warnings)
+    ref = _subject_ref(subject, resolved, index, found, base, relative_to, issues, warnings)
     if ref is None:
         return None
     resolved = resolved or {}
@@ -388,6 +393,7 @@ def _subject_ref(
     index: ResourceIndex,
     found: FoundInEhr,
     base: str | None,
+    relative_to: str | None,
     issues: list[OutcomeIssue],
     warnings: list[OutcomeIssue],
 ) -> ResourceRef | None:
@@ -395,7 +401,7 @@ def _subject_ref(
     where = "ServiceRequest.subject"
     if carried is None:
         ref = to_ref(subject, "Patient")
-        local = local_reference(subject.get("reference"), base)
+        local = local_reference(subject.get("reference"), base, relative_to)
         if ref is None or (ref.id is None and ref.identifier is None):
             issues.append(invalid("the subject reference cannot be resolved", where))
             return None
@@ -405,6 +411,17 @@ def _subject_ref(
         if local is not None and found.absent(local):
             issues.append(business_rule("the sending EHR holds no Patient with this id", where))
             return None
+        if ref.id is None and ref.identifier is not None:  # a logical reference: the EHR may know whose it is
+            return _linked(
+                {"resourceType": "Patient", "identifier": [subject["identifier"]]},
+                "Patient",
+                index,
+                found,
+                base,
+                warnings,
+                where,
+                subject.get("display"),
+            )
         return ref.model_copy(update={"base_url": None})
     return _linked(carried, "Patient", index, found, base, warnings, where, subject.get("display"))
 
@@ -461,13 +478,13 @@ def _service_request_ref(
 
 
 def _written_ref(
-    reference: dict[str, Any] | None, index: ResourceIndex, found: FoundInEhr, base: str | None
+    reference: dict[str, Any] | None, index: ResourceIndex, found: FoundInEhr, base: str | None, relative_to: str | None
 ) -> ResourceRef | None:
     """A reference the Task repeats (the requester): literal only when the EHR may hold it."""
     ref = resolved_ref(reference, index)
     if ref is None or reference is None:
         return None
-    local = local_reference(reference.get("reference"), base)
+    local = local_reference(reference.get("reference"), base, relative_to)
     carried = index.resolve(reference)
     if carried is not None and local is None:
         local = _carried_local_id(carried, index, base)
@@ -490,13 +507,16 @@ def _carried_local_id(resource: dict[str, Any], index: ResourceIndex, base: str 
     return None if id(resource) in index.contained else _own_local_id(resource, index.full_url(resource), base)
 
 
-def _reference_lookups(reference: Any, index: ResourceIndex, base: str | None) -> Lookups:
+def _reference_lookups(reference: Any, index: ResourceIndex, base: str | None, relative_to: str | None) -> Lookups:
     """A literal reference the submission does not carry is read; a carried resource is found by identity."""
     if not isinstance(reference, dict):
         return Lookups()
     carried = index.resolve(reference)
     if carried is None:
-        local = local_reference(reference.get("reference"), base)
+        local = local_reference(reference.get("reference"), base, relative_to)
+        logical = {"resourceType": reference.get("type"), "identifier": [reference.get("identifier")]}
+        if local is None and isinstance(reference.get("identifier"), dict) and isinstance(reference.get("type"), str):
+            return _identity_lookups(logical, None)
         return Lookups(reads=frozenset({local})) if local else Lookups()
     return _identity_lookups(carried, _carried_local_id(carried, index, base))
 

@@ -29,12 +29,6 @@ def kind_issue(request: dict[str, Any], rules: ReferralCodes) -> OutcomeIssue | 
     return None
 
 
-def is_referral_code(request: dict[str, Any], rules: ReferralCodes) -> bool:
-    """Whether the order carries one of the program's referral codes (chooses among several ServiceRequests)."""
-    codings = _codings(request.get("code")) + [c for x in _list(request.get("category")) for c in _codings(x)]
-    return any(f"{system}|{code}" in rules.referral for system, code in codings)
-
-
 def _codings(concept: Any) -> list[tuple[str, str]]:
     if not isinstance(concept, dict):
         return []

@@ -88,15 +88,24 @@ def resolved_ref(
     )
 
 
-def local_reference(reference: Any, source_base_url: str | None) -> str | None:
-    """``Type/id`` when a literal reference names a resource in the source EHR: relative, or absolute on the
+def local_reference(reference: Any, source_base_url: str | None, relative_to: str | None = None) -> str | None:
+    """``Type/id`` when a literal reference names a resource in the source EHR: relative (resolved against
+    ``relative_to``, the base of the Bundle entry it sits in, as FHIR resolves it), or absolute on the
     source's own base. None for contained, ``urn:`` and other servers' references."""
     if not isinstance(reference, str) or reference.startswith(("#", "urn:")):
         return None
     parts = reference.rstrip("/").split("/")
     if len(parts) < 2 or not parts[-2].isalpha():
         return None
-    base = "/".join(parts[:-2])
+    base = "/".join(parts[:-2]) or relative_to
     if base and (source_base_url is None or base.rstrip("/") != source_base_url.rstrip("/")):
         return None
     return f"{parts[-2]}/{parts[-1]}"
+
+
+def context_base(full_url: str | None, source_base_url: str | None) -> str | None:
+    """The base relative references resolve against inside a Bundle entry: its absolute fullUrl's base, else
+    the sender's (a ``urn:uuid`` entry, a resource sent alone)."""
+    if full_url and full_url.startswith(("http://", "https://")):
+        return "/".join(full_url.rstrip("/").split("/")[:-2])
+    return source_base_url

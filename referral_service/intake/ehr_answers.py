@@ -45,11 +45,11 @@ class EhrAnswers:
             return kept[1]
         try:
             answer = FoundInEhr(held={reference: await ehr.read(resource_type, resource_id)})
-        except NotFoundError:
+        except (NotFoundError, ValueError):  # ValueError: not a FHIR id, so no EHR can hold it under that id
             answer = FoundInEhr(held={reference: None})
         except TransientError:
             raise
-        except (FhirError, ValueError) as error:  # forbidden, or an id the client refuses to send
+        except FhirError as error:  # forbidden, or otherwise unanswered: unknown, not absent
             log.info(
                 "ehr lookup unanswered",
                 source_id=ehr.source.id,

@@ -141,8 +141,8 @@ def test_expectation_is_complete_for_its_outcome_and_route(case: RealWorldCase):
         assert expect.status is None  # nothing answers a poll: the outcome is whether it is taken
     elif expect.outcome == "reject":
         assert expect.status in (400, 422), expect
-    else:
-        assert expect.status == 201, expect
+    else:  # several referrals from one submission answer a batch-response (200), one a Task (201)
+        assert expect.status == (200 if len(expect.taken) > 1 else 201), expect
     if expect.outcome == "reject":
         assert expect.expressions or expect.any_of or case.route == "poll"
         assert not expect.patient_linked
