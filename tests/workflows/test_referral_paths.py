@@ -17,9 +17,18 @@ from referral_service.ehr.source import SourceConfig
 from referral_service.replay.clock import skip_time
 from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID
-from tests.workflows.stories import end_leftovers, keep_history, session, start_referral, wait_for_phase, written
+from tests.workflows.stories import (
+    end_leftovers,
+    keep_history,
+    reach_day,
+    server_today,
+    session,
+    start_referral,
+    wait_for_phase,
+    written,
+)
 from workflows.referral import ReferralWorkflow
-from workflows.referral_types import CancelInput, DischargeInput, ScreeningDecisionInput
+from workflows.referral_types import CancelInput, DischargeInput, ReferralState, ScreeningDecisionInput
 
 ACCEPT_ADULT = ScreeningDecisionInput(decision="accept", track_id="adult-mh")
 
@@ -49,15 +58,20 @@ async def test_two_no_shows_put_the_referral_at_risk_and_attending_clears_it(
     time_skipping_env, hapi_client, program, task_queue
 ):
     """Consecutive absences reaching the program's threshold (2) flag the referral; a visit clears it."""
-    today = (await time_skipping_env.get_current_time()).date()  # no deadline overdue to blur the flag
+    today = await server_today(time_skipping_env, program)  # no deadline overdue to blur the flag
     handle = await start_referral(time_skipping_env, hapi_client, program, task_queue, discharged_on=today)
     await handle.execute_update(ReferralWorkflow.decide, ACCEPT_ADULT)
-    await handle.execute_update(ReferralWorkflow.record_session, session(1, after=today))
-    once = await handle.execute_update(ReferralWorkflow.record_session, session(2, attended=False, after=today))
+
+    async def record(n: int, attended: bool = True) -> ReferralState:
+        await reach_day(time_skipping_env, program, today + timedelta(days=n))  # entered on the day
+        return await handle.execute_update(ReferralWorkflow.record_session, session(n, attended=attended, after=today))
+
+    await record(1)
+    once = await record(2, attended=False)
     assert not once.at_risk
-    twice = await handle.execute_update(ReferralWorkflow.record_session, session(3, attended=False, after=today))
+    twice = await record(3, attended=False)
     assert twice.at_risk
-    back = await handle.execute_update(ReferralWorkflow.record_session, session(4, after=today))
+    back = await record(4)
     assert not back.at_risk
     assert [e.event for e in back.timeline].count("session missed") == 2
     await handle.signal(ReferralWorkflow.cancel, CancelInput())
@@ -68,7 +82,7 @@ async def test_two_no_shows_put_the_referral_at_risk_and_attending_clears_it(
 async def test_missed_first_session_deadline_escalates(time_skipping_env, hapi_client, program, task_queue):
     """Accepted but not seen within 7 days of hospital discharge: flagged at risk with the deadline named; a
     visit within the 7 days that is entered late lifts the flag, one after them does not."""
-    today = (await time_skipping_env.get_current_time()).date()
+    today = await server_today(time_skipping_env, program)
     handle = await start_referral(time_skipping_env, hapi_client, program, task_queue, discharged_on=today)
     accepted = await handle.execute_update(ReferralWorkflow.decide, ACCEPT_ADULT)
     assert accepted.next_deadline is not None
@@ -95,7 +109,7 @@ async def test_transfer_to_a_higher_level_closes_the_loop_as_transferred(
     handle = await start_referral(time_skipping_env, hapi_client, program, task_queue)
     await handle.execute_update(ReferralWorkflow.decide, ACCEPT_ADULT)
     await handle.execute_update(ReferralWorkflow.record_session, session(1))
-    today = (await time_skipping_env.get_current_time()).date()
+    today = await server_today(time_skipping_env, program)
     php = LevelOfCare(framework="ASAM", edition="3", level="2.5")
     transfer = Discharge(reason=DischargeReason.TRANSFERRED, date=today, destination_level=php)
     await handle.execute_update(ReferralWorkflow.discharge, DischargeInput(discharge=transfer))
