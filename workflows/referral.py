@@ -174,8 +174,10 @@ class ReferralWorkflow:
     async def _start_treatment(self) -> None:
         """Write the care team and plan, tell the referrer, and schedule intake."""
         # An acceptance entered after the intake it scheduled (late data entry) starts the plan at that intake.
-        today = self._today().day
-        self._s.treatment_start = min(today, self._s.intake_at.date()) if self._s.intake_at else today
+        # Both are the program's days: its clinical date rules hold a discharge to this start.
+        today = self._today()
+        intake = self._s.intake_at
+        self._s.treatment_start = min(today.day, Today.at(intake, today.zone).day) if intake else today.day
         await self._write_team()
         await self._write_plan(status="active")
         await self._tell_referrer("accepted", "accepted")
