@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.exceptions import ApplicationError
 
 from referral_service.domain.discharge import Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase
@@ -17,6 +22,7 @@ from referral_service.ehr.source import SourceConfig
 from referral_service.replay.clock import skip_time
 from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID
+from tests.program_day import program_today
 from tests.workflows.stories import (
     end_leftovers,
     keep_history,
@@ -27,7 +33,7 @@ from tests.workflows.stories import (
     wait_for_phase,
     written,
 )
-from workflows.referral import ReferralWorkflow
+from workflows.referral import CLINICAL_DATE_ERROR, ReferralWorkflow
 from workflows.referral_types import CancelInput, DischargeInput, ReferralState, ScreeningDecisionInput
 
 ACCEPT_ADULT = ScreeningDecisionInput(decision="accept", track_id="adult-mh")
@@ -143,3 +149,46 @@ async def test_ehr_outage_waits_and_then_writes_exactly_once(temporal_env, hapi_
         finally:
             await end_leftovers(queue)
     assert await _task(hapi_client, handle.id) == ("cancelled", "cancellation-confirmed")
+
+
+async def test_a_session_after_a_discharge_still_being_written_is_refused(temporal_env, hapi_client, program):
+    """The EHR is down while a discharge dated yesterday is written: the referral waits in treatment, retrying.
+    A session dated today, after that discharge, is refused meanwhile (``session-after-discharge``); once the EHR
+    is back the discharge completes without it. (Dev server: its today is the wall clock's.)"""
+    queue = f"referrals-{uuid.uuid4().hex[:8]}"
+    today = program_today(program=program)
+    intake = datetime.combine(today - timedelta(days=3), clock(12), UTC)  # entered late: the plan began then
+    async with create_worker(temporal_env.client, queue, {HAPI_SOURCE_ID: hapi_client}):
+        handle = await start_referral(temporal_env, hapi_client, program, queue)
+        accept = ScreeningDecisionInput(decision="accept", track_id="adult-mh", intake_at=intake)
+        await handle.execute_update(ReferralWorkflow.decide, accept)
+        await handle.execute_update(ReferralWorkflow.record_session, session(1))
+    down = FhirClient(SourceConfig(id=HAPI_SOURCE_ID, base_url="http://127.0.0.1:9/fhir", timeout_seconds=1))
+    yesterday = Discharge(reason=DischargeReason.COMPLETED, date=today - timedelta(days=1))
+    tonight = session(0, after=today)
+    try:
+        async with create_worker(temporal_env.client, queue, {HAPI_SOURCE_ID: down}):
+            discharging = await handle.start_update(
+                ReferralWorkflow.discharge,
+                DischargeInput(discharge=yesterday),
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            )
+            pending = await handle.query(ReferralWorkflow.snapshot)
+            assert (pending.phase, pending.discharge) == (Phase.IN_TREATMENT, yesterday)
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await handle.execute_update(ReferralWorkflow.record_session, tonight)
+        await down.aclose()
+        cause = refused.value.cause
+        assert isinstance(cause, ApplicationError)
+        assert (cause.type, cause.message) == (
+            CLINICAL_DATE_ERROR,
+            f"session-after-discharge: a session on {today} cannot be after the program discharge ({yesterday.date})",
+        )
+        async with create_worker(temporal_env.client, queue, {HAPI_SOURCE_ID: hapi_client}):
+            done = await discharging.result()
+            assert done.phase in (Phase.DISCHARGED, Phase.AFTERCARE)
+            assert [s.session_id for s in done.sessions] == ["s1"]
+            assert await written(hapi_client, "Encounter", f"{handle.id}/encounter/s0") == []
+            await end_leftovers(queue)  # while a worker still serves its aftercare writes
+    finally:
+        await end_leftovers(queue)  # a failure above: whatever is left
