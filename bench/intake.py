@@ -27,7 +27,7 @@ import json
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -62,9 +62,12 @@ def distribution(samples_s: list[float]) -> dict[str, float]:
     return {"p50_ms": percentile(ms, 0.5), "p95_ms": percentile(ms, 0.95), "mean_ms": statistics.fmean(ms)}
 
 
-async def seeded(servers: Servers, program: Program) -> tuple[dict[str, Any], Referral]:
-    """A new referral in the EHR, as the hospital holds it; the Bundle and what the service maps it to."""
-    bundle = referral_bundle(ADA)
+async def seeded(
+    servers: Servers, program: Program, *, discharged_on: date | None = None
+) -> tuple[dict[str, Any], Referral]:
+    """A new referral in the EHR, as the hospital holds it (leaving hospital on ``discharged_on``, default the
+    fixture's date); the Bundle and what the service maps it to."""
+    bundle = referral_bundle(ADA, discharged_on=discharged_on)
     await servers.hapi.transaction(bundle)
     referral = referral_from_fhir(bundle, source_id=HAPI_SOURCE_ID, program_org=program.organization)
     return bundle, referral

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
 from typing import Any
 
 from temporalio.worker import Worker
@@ -35,6 +36,7 @@ from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from referral_service.domain.discharge import Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import Program
+from referral_service.domain.program_day import Today
 from referral_service.domain.referral import Referral, referral_key
 from referral_service.ehr.client import FhirClient, FhirExchange
 from referral_service.ehr.source import SourceConfig
@@ -51,12 +53,22 @@ PROGRAM_DISCHARGE_DAY = 84
 GOAL = ">= 70% of the lower baseline"
 
 
+def story_start(program: Program) -> date:
+    """The hospital discharge of a bench referral: its program discharge (day 84) falls on today in the program's
+    zone, so no session or discharge is dated after the workflow's today (the clinical date rules)."""
+    return Today.at(datetime.now(UTC), program.time_zone).day - timedelta(days=PROGRAM_DISCHARGE_DAY)
+
+
 async def run_program(servers: Servers, program: Program, queue: str, referral: Referral) -> None:
+    """A referral seeded with ``story_start``: accepted with its intake on day 1 (entered late, as the sessions
+    are), 36 sessions, discharged today, both follow-ups."""
     key = referral_key(referral.source_id, referral.placer_identifier)
     start = StartReferralInput(key=key, referral=referral, program=program, received_at=datetime.now(UTC))
     handle = await servers.temporal.client.start_workflow(ReferralWorkflow.run, start, id=key, task_queue=queue)
-    await handle.execute_update(ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh"))
     discharged = discharged_on(referral)
+    intake = datetime.combine(discharged + timedelta(days=1), clock(12), UTC)
+    accept = ScreeningDecisionInput(decision="accept", track_id="adult-mh", intake_at=intake)
+    await handle.execute_update(ReferralWorkflow.decide, accept)
     for day in SESSION_DAYS:
         await handle.execute_update(ReferralWorkflow.record_session, session(day, after=discharged))
     completed = Discharge(reason=DischargeReason.COMPLETED, date=discharged + timedelta(days=PROGRAM_DISCHARGE_DAY))
@@ -100,7 +112,7 @@ async def programs_per_s(servers: Servers, count: int) -> tuple[float, Counter[s
 
     source = SourceConfig(id=HAPI_SOURCE_ID, base_url=servers.hapi_base_url, timeout_seconds=300)
     # Seeded one by one, outside the timing: concurrent conditional creates of the same referrer conflict.
-    referrals = iter([(await seeded(servers, program))[1] for _ in range(count)])
+    referrals = iter([(await seeded(servers, program, discharged_on=story_start(program)))[1] for _ in range(count)])
     async with (
         FhirClient(source, observer=counted) as ehr,
         create_worker(servers.temporal.client, queue, {HAPI_SOURCE_ID: ehr}),

@@ -41,7 +41,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from bench.intake import distribution, seeded
-from bench.lifecycle import PROGRAM_DISCHARGE_DAY, discharged_on, run_program
+from bench.lifecycle import PROGRAM_DISCHARGE_DAY, discharged_on, run_program, story_start
 from bench.servers import Servers
 from fhir_mappings import encounter
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
@@ -221,7 +221,7 @@ async def history_of(client: Client, key: str) -> dict[str, Any]:
 
 async def full_program(servers: Servers, program: Program, queue: str) -> dict[str, Any]:
     """One complete 12-week program plus aftercare through the workflow's updates, and its history."""
-    _, referral = await seeded(servers, program)
+    _, referral = await seeded(servers, program, discharged_on=story_start(program))
     await run_program(servers, program, queue, referral)
     key = referral_key(referral.source_id, referral.placer_identifier)
     for _ in range(60):  # visibility lists the closed runs a moment later
@@ -261,7 +261,7 @@ async def measure(servers: Servers, levels: tuple[int, ...], round_trips: int) -
     program = load_program()
     client = servers.temporal.client
     queue = f"bench-scale-{uuid.uuid4().hex[:8]}"
-    _, referral = await seeded(servers, program)
+    _, referral = await seeded(servers, program, discharged_on=story_start(program))  # sessions in the past
     trips = RoundTrips(servers, referral, program)
     keys: list[str] = []
     rows: list[dict[str, Any]] = []

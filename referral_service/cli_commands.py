@@ -97,7 +97,8 @@ def add_commands(commands: Any) -> None:
         help="record a session (attended, or missed with --absent) for a referral in treatment",
         description="Record one session; an attended one is written to the referring EHR as an Encounter. "
         "Possible once the referral is accepted (intake scheduled or in treatment). Recording the same "
-        "session id again replaces it.",
+        "session id again replaces it. A date a clinical date rule refuses (after today in the program's time "
+        "zone, before the hospital discharge, after the program discharge) prints the rule's name (exit 1).",
     )
     attend.add_argument("id", metavar="ID", help="the referral id")
     attend.add_argument(
@@ -141,11 +142,15 @@ def add_commands(commands: Any) -> None:
         "discharge",
         help="discharge a referral from the program with a coded reason",
         description="Discharge from the program (intake scheduled or in treatment); waits until the referring "
-        "EHR has been told (CarePlan completed, CareTeam inactive, Task updated).",
+        "EHR has been told (CarePlan completed, CareTeam inactive, Task updated). A date after today in the "
+        "program's time zone, before the acceptance or before an attended session is refused naming the rule "
+        "(exit 1).",
     )
     discharge.add_argument("id", metavar="ID", help="the referral id")
     discharge.add_argument("--reason", required=True, choices=[str(r) for r in DischargeReason], help="coded reason")
-    discharge.add_argument("--date", type=_date, metavar="YYYY-MM-DD", help="discharge date (default: today)")
+    discharge.add_argument(
+        "--date", type=_date, metavar="YYYY-MM-DD", help="discharge date (default: today on this computer)"
+    )
     discharge.add_argument(
         "--to-level",
         metavar="FRAMEWORK:EDITION:LEVEL",

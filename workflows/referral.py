@@ -30,11 +30,13 @@ with workflow.unsafe.imports_passed_through():
     from referral_service.domain.assessment import score_problem
     from referral_service.domain.attendance import absence_streak, is_at_risk
     from referral_service.domain.careteam import ReassignmentRefused, TeamUnavailable, assign_team, reassign
+    from referral_service.domain.clinical_dates import Breach, assessment_breach, discharge_breach, session_breach
     from referral_service.domain.deadlines import first_session_deadline
     from referral_service.domain.discharge import DischargeReason
     from referral_service.domain.lifecycle import ImpossibleTransition, Phase, check_transition
     from referral_service.domain.metric_names import DEADLINE_ESCALATIONS, PHASE_ENTERED
     from referral_service.domain.program import StaffMember
+    from referral_service.domain.program_day import Today
     from workflows import search_attributes
     from workflows.referral_types import (
         CancelInput,
@@ -60,6 +62,8 @@ ASSESSABLE = frozenset({Phase.ACCEPTED, Phase.INTAKE_SCHEDULED, Phase.IN_TREATME
 ENDED = frozenset({Phase.CLOSED, Phase.DECLINED, Phase.CANCELLED, Phase.TRANSFERRED})
 # The phases whose care team is active in the EHR (from the acceptance's writes until discharge).
 TEAM_PHASES = frozenset({Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT})
+# The ApplicationError type of a refusal under a clinical date rule (the API answers it 422, others 409).
+CLINICAL_DATE_ERROR = "ClinicalDateRule"
 
 
 def cancellable(phase: Phase) -> bool:
@@ -69,6 +73,10 @@ def cancellable(phase: Phase) -> bool:
 
 def _staff_id(member: StaffMember | None) -> str:
     return member.id if member else "nobody"
+
+
+def _date_refusal(breach: Breach) -> ApplicationError:
+    return ApplicationError(str(breach), type=CLINICAL_DATE_ERROR)
 
 
 def _end_of(day: date) -> datetime:
@@ -166,8 +174,10 @@ class ReferralWorkflow:
     async def _start_treatment(self) -> None:
         """Write the care team and plan, tell the referrer, and schedule intake."""
         # An acceptance entered after the intake it scheduled (late data entry) starts the plan at that intake.
-        today = workflow.now().date()
-        self._s.treatment_start = min(today, self._s.intake_at.date()) if self._s.intake_at else today
+        # Both are the program's days: its clinical date rules hold a discharge to this start.
+        today = self._today()
+        intake = self._s.intake_at
+        self._s.treatment_start = min(today.day, Today.at(intake, today.zone).day) if intake else today.day
         await self._write_team()
         await self._write_plan(status="active")
         await self._tell_referrer("accepted", "accepted")
@@ -373,9 +383,15 @@ class ReferralWorkflow:
     def _validate_session(self, update: RecordSessionInput) -> None:
         if self._s.phase not in (Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT):
             raise ApplicationError(f"sessions can only be recorded in treatment, not in phase {self._s.phase}")
-        discharge = self._s.referral.discharge
-        if discharge and discharge.discharge_date and update.session.date < discharge.discharge_date:
-            raise ApplicationError("a session cannot be before the hospital discharge date")
+        hospital = self._s.referral.discharge
+        breach = session_breach(
+            update.session,
+            today=self._today(),
+            hospital_discharge=hospital.discharge_date if hospital else None,
+            program_discharge=self._s.discharge.date if self._s.discharge else None,  # one being applied
+        )
+        if breach is not None:
+            raise _date_refusal(breach)
 
     # A new update: recorded histories hold none, so its commands need no ``patched`` guard to replay.
     @workflow.update
@@ -411,8 +427,9 @@ class ReferralWorkflow:
         problem = score_problem(update.assessment)
         if problem is not None:
             raise ApplicationError(problem)
-        if update.assessment.date > workflow.now().date():
-            raise ApplicationError("an assessment cannot be dated in the future")
+        breach = assessment_breach(update.assessment.date, today=self._today())
+        if breach is not None:
+            raise _date_refusal(breach)
 
     @workflow.update
     async def discharge(self, update: DischargeInput) -> ReferralState:
@@ -433,12 +450,14 @@ class ReferralWorkflow:
         self._require_transition(
             Phase.TRANSFERRED if update.discharge.reason == DischargeReason.TRANSFERRED else Phase.DISCHARGED
         )
-        start = self._s.treatment_start
-        if start is not None and update.discharge.date < start:  # the plan's period would end before it began
-            raise ApplicationError(
-                f"the discharge date {update.discharge.date.isoformat()} is before the program started"
-                f" ({start.isoformat()})"
-            )
+        breach = discharge_breach(
+            update.discharge.date,
+            today=self._today(),
+            treatment_start=self._s.treatment_start,
+            sessions=self._s.sessions,
+        )
+        if breach is not None:
+            raise _date_refusal(breach)
 
     @workflow.update
     async def record_follow_up(self, update: FollowUpInput) -> ReferralState:
@@ -518,6 +537,10 @@ class ReferralWorkflow:
         """Let an in-flight reassignment's writes land before the team is closed, so they cannot reopen it."""
         if self._reassigning:  # never so in histories recorded before reassignment: no new wait to replay
             await workflow.wait_condition(lambda: not self._reassigning)
+
+    def _today(self) -> Today:
+        """The program's day by the workflow's clock (the clinical date rules' "today")."""
+        return Today.at(workflow.now(), self._s.program.time_zone)
 
     def _require_transition(self, to: Phase) -> None:
         try:

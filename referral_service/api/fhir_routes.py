@@ -14,10 +14,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from fhir_mappings import capability, outcomes, task
 from fhir_mappings.task_cancellation import cancellation_from_task
+from referral_service.api import referral_workflow
 from referral_service.api.access import may_act_for_source, principal_of
 from referral_service.api.deps import AppState, StateDep
 from referral_service.api.fhir_responses import fhir_response, intake_response, outcome_response
@@ -95,13 +96,12 @@ async def cancel_by_task(task_id: str, request: Request, services: StateDep) -> 
 
 async def _referral_state(task_id: str, request: Request, services: AppState) -> ReferralState | Response:
     """The referral's snapshot, or the OperationOutcome to answer with (unknown, another source's, down)."""
-    handle = services.temporal.get_workflow_handle_for(ReferralWorkflow.run, task_id)
     unknown = outcomes.not_found(f"no referral Task with id {task_id}", "Task.id")
     try:
-        state = await handle.query(ReferralWorkflow.snapshot, rpc_timeout=_QUERY_TIMEOUT)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return outcome_response([unknown])
+        state = await referral_workflow.snapshot(services.temporal, task_id)
+    except referral_workflow.NotAReferral:  # nothing by that id, or a workflow of another type (a poll schedule's run)
+        return outcome_response([unknown])
+    except referral_workflow.Unavailable:
         return outcome_response([outcomes.transient("the referral's state cannot be read right now; retry")])
     if not may_act_for_source(principal_of(request), state.referral.source_id):
         return outcome_response([unknown])  # another hospital's referral: not even its existence is shown

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel
-from temporalio.client import WorkflowExecution, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecution, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from referral_service.api import page_tokens
+from referral_service.api import page_tokens, referral_workflow
 from referral_service.api.deps import AppState, StateDep
+from referral_service.api.referral_workflow import NotAReferral, Unavailable
 from workflows import search_attributes
-from workflows.referral import ReferralWorkflow
+from workflows.referral import CLINICAL_DATE_ERROR, ReferralWorkflow
 from workflows.referral_types import (
     CancelInput,
     DischargeInput,
@@ -28,7 +30,6 @@ from workflows.referral_types import (
 )
 
 router = APIRouter(prefix="/api/referrals", tags=["referrals"])
-_QUERY_TIMEOUT = timedelta(seconds=5)
 # Snapshot queries in flight at once when a page or a measure needs many: each one is a worker task.
 SNAPSHOT_CONCURRENCY = 16
 # The list's paging: the token for the next page travels in this header, so the body stays a plain list.
@@ -164,12 +165,14 @@ async def read_referral(key: str, services: StateDep) -> ReferralState:
 
 
 async def read_snapshot(services: AppState, key: str) -> ReferralState:
-    """The ``snapshot`` query; HTTPException 404 for an unknown referral, 503 when Temporal is out of reach
-    or no worker answers in time (a query needs a worker; without a limit it would hang for 30 s)."""
+    """The ``snapshot`` query; HTTPException 404 for a key that names no referral (nothing, or a workflow of
+    another type), 503 when Temporal is out of reach or no worker answers in time."""
     try:
-        return await _handle(services, key).query(ReferralWorkflow.snapshot, rpc_timeout=_QUERY_TIMEOUT)
-    except RPCError as error:
-        raise _http_error(error) from None
+        return await referral_workflow.snapshot(services.temporal, key)
+    except NotAReferral:
+        raise _no_such_referral() from None
+    except Unavailable:
+        raise _unavailable() from None
 
 
 async def read_snapshots(services: AppState, keys: Iterable[str]) -> dict[str, ReferralState | None]:
@@ -196,20 +199,25 @@ async def decide(key: str, body: ScreeningDecisionInput, services: StateDep) -> 
 
 @router.post("/{key}/sessions")
 async def record_session(key: str, body: RecordSessionInput, services: StateDep) -> ReferralState:
-    """Record a session (attended or missed); an attended one is written to the EHR as an Encounter."""
+    """Record a session (attended or missed); an attended one is written to the EHR as an Encounter. A date a
+    clinical date rule refuses (after today in the program's time zone, before the hospital discharge, after the
+    program discharge) answers 422 naming the rule."""
     return await run_update(services, key, ReferralWorkflow.record_session, body)
 
 
 @router.post("/{key}/assessments")
 async def record_assessment(key: str, body: RecordAssessmentInput, services: StateDep) -> ReferralState:
     """Record an assessment score (PHQ-9, GAD-7, AUDIT-C, C-SSRS); it is written to the EHR as an Observation.
-    The same ``assessment_id`` again replaces it (same Observation); a score out of the instrument's range, a
-    date in the future or a referral not between acceptance and discharge answers 409 saying which."""
+    The same ``assessment_id`` again replaces it (same Observation); a score out of the instrument's range or a
+    referral not between acceptance and discharge answers 409 saying which, a date after today (program time
+    zone) 422 naming the rule ``assessment-in-future``."""
     return await run_update(services, key, ReferralWorkflow.record_assessment, body)
 
 
 @router.post("/{key}/discharge")
 async def discharge(key: str, body: DischargeInput, services: StateDep) -> ReferralState:
+    """Discharge from the program with a coded reason. A date after today (program time zone), before the
+    acceptance or before an attended session answers 422 naming the rule; a phase that takes no discharge 409."""
     return await run_update(services, key, ReferralWorkflow.discharge, body)
 
 
@@ -237,44 +245,69 @@ async def cancel(key: str, body: CancelInput, services: StateDep) -> dict[str, s
 
 
 async def send_cancel(services: AppState, key: str, body: CancelInput) -> None:
-    """The ``cancel`` signal (also the dashboard's cancel form); HTTPException 404 or 503 when not delivered."""
+    """The ``cancel`` signal (also the dashboard's cancel form); HTTPException 404 or 503 when not delivered.
+
+    The type is checked first: a workflow of another type would take the signal without a word."""
     try:
-        await _handle(services, key).signal(ReferralWorkflow.cancel, body)
+        await referral_workflow.require_referral(services.temporal, key)
+        await referral_workflow.handle(services.temporal, key).signal(ReferralWorkflow.cancel, body)
+    except NotAReferral:
+        raise _no_such_referral() from None
+    except Unavailable:
+        raise _unavailable() from None
     except RPCError as error:
-        raise _http_error(error) from None
-
-
-def _handle(services: AppState, key: str) -> WorkflowHandle[Any, Any]:
-    return services.temporal.get_workflow_handle(key)
+        if error.status == RPCStatusCode.NOT_FOUND:  # a referral whose workflow has ended
+            raise HTTPException(409, detail="this referral has ended and takes no more changes") from None
+        raise _unavailable() from None
 
 
 async def run_update(services: AppState, key: str, update: Any, body: BaseModel) -> ReferralState:
-    """Run a workflow update; a refused one raises HTTPException (409 with the workflow's reason, 404, 503)."""
+    """Run a workflow update; a refused one raises HTTPException: 422 under a clinical date rule, 409 for any
+    other rule (both with the workflow's reason), 404 for a key that names no referral, 503."""
     try:
-        result: ReferralState = await _handle(services, key).execute_update(update, body)
+        result: ReferralState = await referral_workflow.handle(services.temporal, key).execute_update(update, body)
     except WorkflowUpdateFailedError as error:
-        # The validator's message says which rule the request broke; it never carries patient data.
-        raise HTTPException(409, detail=str(error.cause)) from None
+        raise await _refusal(services, key, error.cause) from None
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             # The server answers NOT_FOUND both for an unknown id and for a referral whose workflow has ended.
             raise await _ended_or_unknown(services, key) from None
-        raise _http_error(error) from None
+        raise _unavailable() from None
     return result
+
+
+async def _refusal(services: AppState, key: str, cause: BaseException | None) -> HTTPException:
+    """The validator's message says which rule the request broke; it never carries patient data. A workflow of
+    another type refuses every update as unknown to it: that key names no referral."""
+    try:
+        await referral_workflow.require_referral(services.temporal, key)
+    except NotAReferral:
+        return _no_such_referral()
+    except Unavailable:
+        pass  # the refusal itself is still the answer
+    if isinstance(cause, ApplicationError):  # its str() would lead with the type
+        return HTTPException(422 if cause.type == CLINICAL_DATE_ERROR else 409, detail=cause.message)
+    return HTTPException(409, detail=str(cause))
 
 
 async def _ended_or_unknown(services: AppState, key: str) -> HTTPException:
     """404 for an id that never was a referral; 409 naming the final phase for one that has ended."""
     try:
-        state = await _handle(services, key).query(ReferralWorkflow.snapshot, rpc_timeout=_QUERY_TIMEOUT)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return _http_error(error)
+        state = await referral_workflow.snapshot(services.temporal, key)
+    except NotAReferral:
+        return _no_such_referral()
+    except Unavailable:
         return HTTPException(409, detail="this referral has ended and takes no more changes")
     return HTTPException(409, detail=f"this referral has ended (phase {state.phase}) and takes no more changes")
 
 
 def _http_error(error: RPCError) -> HTTPException:
-    if error.status == RPCStatusCode.NOT_FOUND:
-        return HTTPException(404, detail="no such referral")
+    return _no_such_referral() if error.status == RPCStatusCode.NOT_FOUND else _unavailable()
+
+
+def _no_such_referral() -> HTTPException:
+    return HTTPException(404, detail="no such referral")
+
+
+def _unavailable() -> HTTPException:
     return HTTPException(503, detail="the workflow service is unavailable; retry")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from referral_service.domain.program_day import time_zone
 from referral_service.domain.referral import Frozen, Identifier, ResourceRef
 
 
@@ -111,6 +112,14 @@ class Program(Frozen):
     tracks: list[Track] = Field(min_length=1)
     roster: list[StaffMember]
     deadlines: Deadlines = Deadlines()
+    # The IANA zone the program's days are counted in: "today" for the clinical date rules.
+    time_zone: str = "America/New_York"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        time_zone(name)  # refused at load, not at the first session recorded
+        return name
 
     @model_validator(mode="after")
     def _roster_tracks_exist(self) -> Program:

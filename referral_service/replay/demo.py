@@ -112,7 +112,7 @@ async def _place(
     applied = [(day, step) for day, step in steps(scenario) if placement.today is not None and day <= placement.today]
     for day, step in applied:
         try:
-            await send_step(handle, day0, day, step)
+            await send_step(handle, day0, day, step, zone=program.time_zone)
         except WorkflowUpdateFailedError as refused:
             return f"stopped: {refused.cause}"
         if isinstance(step, Discharge):  # follow-ups are taken once the workflow has moved on into aftercare

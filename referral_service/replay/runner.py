@@ -192,7 +192,9 @@ class _ScenarioRun:
         self.progress(f"  day {day:<3} {describe(step)}")
         try:
             assert self.handle is not None
-            await asyncio.wait_for(send_step(self.handle, self.day0, day, step), EVENT_TIMEOUT_S)
+            await asyncio.wait_for(
+                send_step(self.handle, self.day0, day, step, zone=self.program.time_zone), EVENT_TIMEOUT_S
+            )
         except WorkflowUpdateFailedError as error:
             self.result.problems.append(f"day {day} {step.do}: the workflow refused it: {error.cause}")
             return False

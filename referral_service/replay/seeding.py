@@ -18,6 +18,7 @@ from typing import Any
 from fhir_mappings.outcomes import UnusableReferral
 from fhir_mappings.referral_in import referral_from_fhir
 from referral_service.domain.program import Program
+from referral_service.domain.program_day import Today
 from referral_service.domain.referral import Referral
 from referral_service.ehr.client import FhirClient
 from referral_service.replay.scenario import ReferralSpec, ScenarioError
@@ -38,7 +39,8 @@ def prepare(spec: ReferralSpec, program: Program, *, day0: datetime, order_suffi
     payload: dict[str, Any] = json.loads(Path(spec.file).read_text())
     original = _parse(payload, spec, program, received_at=None)
     discharge = original.discharge.discharge_date if original.discharge else None
-    shift = day0.date() + timedelta(days=spec.hospital_discharge_day) - discharge if discharge else timedelta(0)
+    first_day = Today.at(day0, program.time_zone).day  # the program's day: sessions are dated in its days
+    shift = first_day + timedelta(days=spec.hospital_discharge_day) - discharge if discharge else timedelta(0)
     order = original.placer_identifier.value
     moved = _rewrite(payload, shift, order, f"{order}-{order_suffix}")
     return PreparedReferral(moved, _parse(moved, spec, program, received_at=day0))

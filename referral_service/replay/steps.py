@@ -9,6 +9,7 @@ from temporalio.client import WorkflowHandle
 
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.discharge import Discharge as DischargeRecord
+from referral_service.domain.program_day import Today
 from referral_service.replay.scenario import (
     Accept,
     Attend,
@@ -36,9 +37,10 @@ Handle = WorkflowHandle[ReferralWorkflow, ReferralState]
 Step = Accept | Decline | Waitlist | Attend | Miss | Discharge | FollowUp | Cancel
 
 
-async def send_step(handle: Handle, day0: datetime, day: int, step: Step) -> None:
-    """Send ``step`` (on ``day`` of a story that began at ``day0``) to the referral's workflow."""
-    on_day = day0.date() + timedelta(days=day)
+async def send_step(handle: Handle, day0: datetime, day: int, step: Step, *, zone: str) -> None:
+    """Send ``step`` (on ``day`` of a story that began at ``day0``) to the referral's workflow. Its date is
+    the program's day (``zone``) at that moment of the story: never after the workflow's today."""
+    on_day = Today.at(day0 + timedelta(days=day), zone).day
     match step:
         case Accept():
             intake = None if step.intake_day is None else day0 + timedelta(days=step.intake_day)

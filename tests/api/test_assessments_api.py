@@ -16,6 +16,7 @@ import pytest
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from tests.api_driver import Api
 from tests.api_server import driven_api
+from tests.program_day import program_today
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ async def test_two_phq9_scores_become_exactly_two_observations_even_when_sent_tw
     """Each score recorded twice (a client retrying): two Observations in HAPI, each at version 1, listed by
     the treatment plan."""
     key = await _accepted(driver)
-    today = (await time_skipping_env.get_current_time()).date()
+    today = program_today(await time_skipping_env.get_current_time())
     scores = {"phq9-intake": (today - timedelta(days=1), 17), "phq9-week1": (today, 12)}
     answers = []
     for assessment_id, (day, score) in scores.items():
@@ -97,7 +98,7 @@ async def test_impossible_assessments_are_refused_with_the_rule_broken(api, driv
     """Out of range, dated tomorrow, an unknown instrument or before acceptance: refused saying why, nothing
     written."""
     bundle_key = await _accepted(driver)
-    today = (await time_skipping_env.get_current_time()).date()
+    today = program_today(await time_skipping_env.get_current_time())
 
     def body(**change: Any) -> dict[str, Any]:
         assessment = {"assessment_id": "a1", "instrument": "GAD-7", "score": 5, "date": str(today), **change}
@@ -109,8 +110,11 @@ async def test_impossible_assessments_are_refused_with_the_rule_broken(api, driv
     tomorrow = await api.post(
         f"/api/referrals/{bundle_key}/assessments", json=body(date=str(today + timedelta(days=1)))
     )
-    assert tomorrow.status_code == 409
-    assert tomorrow.json()["detail"] == "an assessment cannot be dated in the future"
+    assert tomorrow.status_code == 422, tomorrow.text  # a clinical date rule, named first
+    assert tomorrow.json()["detail"] == (
+        f"assessment-in-future: an assessment cannot be dated after today ({today}, America/New_York):"
+        f" {today + timedelta(days=1)} has not come yet"
+    )
     unknown = await api.post(f"/api/referrals/{bundle_key}/assessments", json=body(instrument="BDI-II"))
     assert unknown.status_code == 422
     assert [e["loc"] for e in unknown.json()["detail"]] == [["body", "assessment", "instrument"]]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from tests.api_driver import ADA, Api
 from tests.api_server import service_settings
 from tests.auth_tokens import auth_settings, token
 from tests.conftest import HAPI_SOURCE_ID
+from tests.program_day import program_today
 from tests.referrals import PATIENT_DATA, referral_bundle
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
@@ -176,7 +177,7 @@ async def test_requests_at_once_each_get_their_row(as_user: Client):
 
 
 def _discharge() -> dict[str, Any]:
-    return {"discharge": {"reason": "dropped_out", "date": date.today().isoformat()}}
+    return {"discharge": {"reason": "dropped_out", "date": program_today().isoformat()}}
 
 
 async def test_the_dashboard_page_shows_the_trail_to_program_admins_only(as_user: Client):
@@ -205,7 +206,7 @@ async def test_a_group_roster_is_one_row_per_referral(as_user: Client):
     """The roster names its referrals in the body: each gets its own row, with the roster's outcome."""
     keys = ["hapi-test.roster-a.0000000000", "hapi-test.roster-b.0000000000"]
     roster = {
-        "date": date.today().isoformat(),
+        "date": program_today().isoformat(),
         "minutes": 180,
         "entries": [{"referral_id": key, "status": "attended"} for key in keys],
     }

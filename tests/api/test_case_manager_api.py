@@ -36,6 +36,7 @@ from referral_service.replay.clock import skip_time
 from referral_service.worker import create_worker
 from tests.api_server import service_settings
 from tests.conftest import HAPI_SOURCE_ID, time_skipping_server
+from tests.program_day import program_today
 from tests.referrals import referral_bundle
 
 ADA = "ada-testpatient-adult-inpatient"
@@ -475,7 +476,7 @@ async def test_list_filters_select_by_phase_track_source_and_risk(temporal_env, 
 
         sud = await api.post(f"/api/referrals/{keys['sud']}/decision", json={"decision": "accept", "track_id": "sud"})
         assert sud.status_code == 200, sud.text
-        day = max(datetime.now(UTC).date(), ADA_LEFT_HOSPITAL)
+        day = max(program_today(), ADA_LEFT_HOSPITAL)
         for n in (1, 2):
             missed = {"session_id": f"s{n}", "date": day.isoformat(), "kind": "group", "minutes": 180}
             response = await api.post(

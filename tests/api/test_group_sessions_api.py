@@ -15,6 +15,7 @@ import pytest
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from tests.api_driver import Api
 from tests.api_server import driven_api
+from tests.program_day import program_today
 
 
 @pytest.fixture
@@ -29,8 +30,9 @@ def api(driver: Api) -> httpx.AsyncClient:
 
 
 async def test_a_roster_is_recorded_per_referral_and_again_changes_nothing(api, driver, time_skipping_env, hapi_client):
-    day = (await time_skipping_env.get_current_time()).date()
-    # Discharged yesterday: today's session is inside the 7-day first-session deadline, whatever the date.
+    # Yesterday's group, then today's (no session may be dated after today in the program's zone). Discharged
+    # the day before: both sessions are inside the 7-day first-session deadline, whatever the date.
+    day = program_today(await time_skipping_env.get_current_time()) - timedelta(days=1)
     present, missing, unscreened = [await driver.submit(discharged_on=day - timedelta(days=1)) for _ in range(3)]
     for key in (present, missing):
         accepted = await api.post(f"/api/referrals/{key}/decision", json={"decision": "accept", "track_id": "adult-mh"})

@@ -29,6 +29,7 @@ from referral_service.ehr.client import FhirClient
 from tests.api_server import running_api
 from tests.auth_tokens import auth_settings, token
 from tests.conftest import HAPI_SOURCE_ID
+from tests.program_day import program_today
 from tests.referrals import referral_bundle
 
 ADA = "ada-testpatient-adult-inpatient"
@@ -316,6 +317,31 @@ async def test_attend_before_acceptance_is_refused_with_the_servers_reason(cli, 
     assert_no_phi(cli, referral)
 
 
+async def test_a_session_dated_after_today_exits_1_naming_the_rule(cli, referral):
+    """A clinical date rule's refusal (422) prints the rule's name and what today is, and exits 1."""
+    assert (await cli("submit", str(referral.file))).code == 0
+    async with httpx.AsyncClient(base_url=cli.url, timeout=60) as api:
+        accepted = await api.post(
+            f"/api/referrals/{referral.key}/decision", json={"decision": "accept", "track_id": "adult-mh"}
+        )
+    assert accepted.status_code == 200, accepted.text
+    ahead = (program_today() + timedelta(days=3)).isoformat()
+
+    run = await cli(
+        "attend", referral.key, "--session-id", "s1", "--date", ahead, "--kind", "group", "--minutes", "180"
+    )
+
+    assert run.code == 1, run
+    assert f"the server refused POST /api/referrals/{referral.key}/sessions (422)" in run.err
+    assert (
+        f"session-in-future: an attended session cannot be dated after today ({program_today().isoformat()},"
+        f" America/New_York): {ahead} has not come yet"
+    ) in run.err
+    shown = await cli("show", referral.key, "--json")
+    assert json.loads(shown.out)["sessions"] == []
+    assert_no_phi(cli, referral)
+
+
 async def test_attend_and_discharge_an_accepted_referral(cli, referral):
     """Accepted (through the API), the referral takes sessions and a discharge from the CLI, and shows them."""
     assert (await cli("submit", str(referral.file))).code == 0
@@ -347,7 +373,12 @@ async def test_attend_and_discharge_an_accepted_referral(cli, referral):
     assert re.search(r"^\s+Encounter\s+\S+\s+version \S+", shown.out, re.M), shown.out
     assert re.search(r"^\s+CarePlan\s+\S+\s+version \S+", shown.out, re.M)
 
-    discharged = await cli("discharge", referral.key, "--reason", "completed", "--date", "2026-12-20", "--json")
+    ahead = (program_today() + timedelta(days=10)).isoformat()
+    early = await cli("discharge", referral.key, "--reason", "completed", "--date", ahead)
+    assert early.code == 1, early
+    assert f"discharge-in-future: a discharge cannot be dated after today ({program_today().isoformat()}," in early.err
+    today = program_today().isoformat()
+    discharged = await cli("discharge", referral.key, "--reason", "completed", "--date", today, "--json")
 
     assert discharged.code == 0, discharged
     view = json.loads(discharged.out)

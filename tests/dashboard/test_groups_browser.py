@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -13,6 +13,7 @@ from playwright.async_api import Page, expect
 
 from tests.api_driver import Api
 from tests.dashboard.test_dashboard_browser import api_url, browser, tab  # noqa: F401 (fixtures)
+from tests.program_day import program_today
 
 pytestmark = [pytest.mark.timeout(600)]
 TRACK = "co-occurring"
@@ -32,7 +33,7 @@ async def open_roster_until(page: Page, url: str, keys: list[str], patience_s: f
 
 
 async def test_mark_a_tracks_roster_in_one_form_and_see_each_session_on_the_referral(api_url, tab):  # noqa: F811
-    today = datetime.now(UTC).date()
+    today = program_today()
     session_day = today - timedelta(days=2)
     async with httpx.AsyncClient(base_url=api_url, timeout=180) as http:
         api = Api(http)
@@ -81,6 +82,19 @@ async def test_mark_a_tracks_roster_in_one_form_and_see_each_session_on_the_refe
     for path in (f"/referrals/{missing}", f"/groups?track={TRACK}&date={session_day.isoformat()}"):
         await page.goto(api_url + path)
         assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), path
+
+    # Tomorrow's session cannot be marked yet: each referral's result names the rule.
+    tomorrow = program_today() + timedelta(days=1)
+    await page.goto(f"{api_url}/groups?track={TRACK}&date={tomorrow.isoformat()}&kind=group&minutes=150")
+    await page.get_by_label(f"Status of {present}").select_option("attended")
+    await page.get_by_label(f"Status of {missing}").select_option("absent")
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Record attendance").click()
+    for key in (present, missing):
+        result = page.locator(f'tr[data-result="{key}"]')
+        await expect(result).to_have_attribute("data-ok", "no")
+        await expect(result).to_contain_text("refused session-in-future: ")
+        await expect(result).to_contain_text(f"cannot be dated after today ({program_today().isoformat()}, ")
 
     async with httpx.AsyncClient(base_url=api_url, timeout=60) as http:
         for key, attended in ((present, True), (missing, False)):

@@ -11,7 +11,7 @@ import asyncio
 import random
 import re
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -21,6 +21,7 @@ from playwright.async_api import expect
 from tests.api_driver import Api
 from tests.conftest import HAPI_SOURCE_ID
 from tests.dashboard.test_dashboard_browser import SCREENSHOTS, api_url, browser, tab  # noqa: F401 (fixtures)
+from tests.program_day import program_today
 
 pytestmark = [pytest.mark.timeout(600)]
 PATIENCE_S = 90.0
@@ -70,7 +71,7 @@ async def test_measures_page_shows_the_follow_up_rates_their_denominators_and_th
         await api.attend(later, day(41), session_id="s1")
         # Program discharge today (the plan cannot end before its start, the acceptance day): its aftercare
         # follow-ups are due in 7 and 30 days, so they pend rather than count as missed.
-        await api.discharge(seen_day_3, "completed", datetime.now(UTC).date())
+        await api.discharge(seen_day_3, "completed", program_today())
         await api.snapshot_until(seen_day_3, lambda s: s["phase"] == "aftercare", "aftercare")
 
         period = {"from": day(0).isoformat(), "to": day(13).isoformat()}

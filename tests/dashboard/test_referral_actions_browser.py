@@ -15,6 +15,7 @@ from playwright.async_api import Page, expect
 
 from tests.api_driver import Api
 from tests.dashboard.test_dashboard_browser import SCREENSHOTS, api_url, browser, tab  # noqa: F401 (fixtures)
+from tests.program_day import program_today
 
 pytestmark = [pytest.mark.timeout(600)]
 
@@ -29,7 +30,9 @@ async def record(page: Page, instrument: str, score: str, day: str) -> None:
 
 
 async def test_record_phq9_scores_read_them_on_the_chart_then_discharge(api_url, tab):  # noqa: F811
-    today = datetime.now(UTC).date()
+    """... and a discharge dated ahead of today (the program's day, the form's default) is refused naming the
+    rule, the referral left in treatment."""
+    today = program_today()
     first, second = today - timedelta(days=3), today - timedelta(days=1)
     async with httpx.AsyncClient(base_url=api_url, timeout=180) as http:
         api = Api(http)
@@ -66,6 +69,19 @@ async def test_record_phq9_scores_read_them_on_the_chart_then_discharge(api_url,
     await expect(page.locator('svg[data-instrument="GAD-7"]')).to_have_count(0)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / "referral.png"), full_page=True)
+
+    form = page.locator("form.action-discharge")
+    await expect(form.get_by_label("Discharge date")).to_have_value(today.isoformat())
+    ahead = today + timedelta(days=10)
+    await form.get_by_label("Discharge reason").select_option("completed")
+    await form.get_by_label("Discharge date").fill(ahead.isoformat())
+    async with page.expect_navigation():
+        await form.get_by_role("button", name="Discharge").click()
+    await expect(page.locator('[data-flash="error"]')).to_have_text(
+        f"not discharged: discharge-in-future: a discharge cannot be dated after today ({today.isoformat()},"
+        f" America/New_York): {ahead.isoformat()} has not come yet"
+    )
+    await expect(page.locator('[data-field="phase"]')).to_have_text("in_treatment")
 
     form = page.locator("form.action-discharge")
     await form.get_by_label("Discharge reason").select_option("completed")

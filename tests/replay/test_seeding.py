@@ -26,6 +26,16 @@ def test_dates_follow_the_hospital_discharge_day_and_birth_dates_stay(program: P
     assert prepared.referral.patient.birth_date == date(1984, 2, 29)
 
 
+def test_the_story_is_moved_to_the_programs_day_not_utcs(program: Program) -> None:
+    """At 03:00 UTC on 2 March it is still 1 March in New York: the story's day 0 is 1 March, so its sessions,
+    dated in the program's days from then, are never after the workflow's today."""
+    spec = ReferralSpec(file=FIXTURES / "ada-testpatient-adult-inpatient.json", hospital_discharge_day=0)
+    prepared = prepare(spec, program, day0=datetime(2027, 3, 2, 3, 0, tzinfo=UTC), order_suffix="story-abc123")
+
+    assert prepared.referral.discharge is not None
+    assert prepared.referral.discharge.discharge_date == date(2027, 3, 1)
+
+
 def test_the_order_number_and_its_conditional_create_get_the_suffix(program: Program) -> None:
     spec = ReferralSpec(file=FIXTURES / "ada-testpatient-adult-inpatient.json")
     prepared = prepare(spec, program, day0=DAY0, order_suffix="story-abc123")

@@ -37,6 +37,7 @@ from referral_service.domain.referral import referral_key
 from referral_service.ehr.client import FhirClient
 from referral_service.ehr.source import SourceConfig
 from tests.conftest import HAPI_SOURCE_ID
+from tests.program_day import program_today
 from tests.referrals import referral_bundle
 from tests.workflows.stories import session, written
 from workflows.referral import ReferralWorkflow
@@ -111,7 +112,7 @@ class Stack:
 
 
 async def _start(client: Client, hapi: FhirClient, program: Program, queue: str) -> str:
-    discharged_on = datetime.now(UTC).date() - timedelta(days=SESSIONS)
+    discharged_on = program_today(program=program) - timedelta(days=SESSIONS)
     bundle = referral_bundle("ada-testpatient-adult-inpatient", discharged_on=discharged_on)
     await hapi.transaction(bundle)
     referral = referral_from_fhir(bundle, source_id=HAPI_SOURCE_ID, program_org=program.organization)
@@ -147,12 +148,13 @@ async def _until_phase(client: Client, key: str, phase: Phase) -> None:
         await asyncio.sleep(1)
 
 
-async def _lifecycle(client: Client, key: str, discharged_on: Any) -> None:
+async def _lifecycle(client: Client, key: str, discharged_on: Any, program: Program) -> None:
     accept = ScreeningDecisionInput(decision="accept", track_id="adult-mh")
     await _update(client, key, ReferralWorkflow.decide, accept, f"{key}/accept")
     for n in range(1, SESSIONS + 1):
         await _update(client, key, ReferralWorkflow.record_session, session(n, after=discharged_on), f"{key}/s{n}")
-    done = DischargeInput(discharge=Discharge(reason=DischargeReason.COMPLETED, date=datetime.now(UTC).date()))
+    # The program's today: the last session's day (no session or discharge may be dated after it).
+    done = DischargeInput(discharge=Discharge(reason=DischargeReason.COMPLETED, date=program_today(program=program)))
     await _update(client, key, ReferralWorkflow.discharge, done, f"{key}/discharge")
     await _until_phase(client, key, Phase.AFTERCARE)
     for day in (7, 30):
@@ -198,7 +200,7 @@ async def test_nothing_is_lost_or_duplicated_under_kills_outages_and_restarts(
         client = await Client.connect(f"127.0.0.1:{stack.temporal_port}", data_converter=data_converter(key_ring))
         hapi = FhirClient(SourceConfig(id=HAPI_SOURCE_ID, base_url=stack.hapi_url))
         started = time.monotonic()
-        discharged_on = datetime.now(UTC).date() - timedelta(days=SESSIONS)
+        discharged_on = program_today(program=program) - timedelta(days=SESSIONS)
         keys = [await _start(client, hapi, program, stack.queue) for _ in range(REFERRALS)]
         running = asyncio.Event()
         running.set()
@@ -207,7 +209,7 @@ async def test_nothing_is_lost_or_duplicated_under_kills_outages_and_restarts(
 
         async def one(key: str) -> None:
             async with limit:
-                await _lifecycle(client, key, discharged_on)
+                await _lifecycle(client, key, discharged_on, program)
 
         await asyncio.gather(*(one(key) for key in keys))
         running.clear()

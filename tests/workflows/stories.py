@@ -18,8 +18,9 @@ from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import Program, SessionKind
 from referral_service.domain.referral import referral_key
 from referral_service.ehr.client import FhirClient
-from referral_service.replay.clock import terminate_when_idle
+from referral_service.replay.clock import skip_time, terminate_when_idle
 from tests.conftest import HAPI_SOURCE_ID
+from tests.program_day import noon_of, program_today
 from tests.referrals import ADA_DISCHARGED, FIXTURES, referral_bundle
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import RecordSessionInput, ReferralState, StartReferralInput
@@ -76,6 +77,20 @@ def session(n: int, *, attended: bool = True, after: date = ADA_DISCHARGED) -> R
             attended=attended,
         )
     )
+
+
+async def server_today(env: WorkflowEnvironment, program: Program) -> date:
+    """The program's day by the test server's clock."""
+    return program_today(await env.get_current_time(), program)
+
+
+async def reach_day(env: WorkflowEnvironment, program: Program, day: date) -> None:
+    """Move the test server's clock to ``day`` (midday in the program's zone) unless it is there already: a
+    session or a discharge is recorded on its day or later, never ahead of it."""
+    target = noon_of(day, program)
+    now = await env.get_current_time()
+    if program_today(now, program) < day:
+        await skip_time(env.client, target - now)
 
 
 async def referral_phase(client: Client, key: str) -> Phase | None:

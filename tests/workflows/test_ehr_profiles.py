@@ -13,7 +13,7 @@ from referral_service.ehr.client import FhirClient
 from referral_service.ehr.source import SourceConfig
 from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID
-from tests.workflows.stories import end_leftovers, session, start_referral, wait_for_phase, written
+from tests.workflows.stories import end_leftovers, server_today, session, start_referral, wait_for_phase, written
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import DischargeInput, FollowUpInput, ScreeningDecisionInput
 
@@ -35,7 +35,7 @@ async def test_no_careplan_writes_means_plan_notes_instead(time_skipping_env, ha
                 ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh")
             )
             await handle.execute_update(ReferralWorkflow.record_session, session(1))
-            today = (await time_skipping_env.get_current_time()).date()
+            today = await server_today(time_skipping_env, program)
             done = Discharge(reason=DischargeReason.COMPLETED, date=today)
             await handle.execute_update(ReferralWorkflow.discharge, DischargeInput(discharge=done))
             await wait_for_phase(handle, Phase.AFTERCARE)

@@ -5,11 +5,12 @@ Time-skipping Temporal server, real worker, real HAPI read back.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fhir_mappings.codes import OUTREACH, PROGRAM_TASK_SYSTEM, RESOURCE_KEY_SYSTEM
 from referral_service.ehr.client import FhirClient
-from tests.workflows.stories import keep_history, session, start_referral
+from tests.workflows.stories import keep_history, reach_day, server_today, session, start_referral
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import CancelInput, ScreeningDecisionInput
 
@@ -22,11 +23,12 @@ async def _outreach_tasks(hapi: FhirClient, key: str) -> list[dict[str, Any]]:
 
 
 async def test_two_no_shows_request_outreach_once_per_streak(time_skipping_env, hapi_client, program, task_queue):
-    today = (await time_skipping_env.get_current_time()).date()
+    today = await server_today(time_skipping_env, program)
     handle = await start_referral(time_skipping_env, hapi_client, program, task_queue, discharged_on=today)
     await handle.execute_update(ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh"))
 
     async def record(n: int, attended: bool) -> Any:
+        await reach_day(time_skipping_env, program, today + timedelta(days=n))  # entered on the day, or later
         return await handle.execute_update(ReferralWorkflow.record_session, session(n, attended=attended, after=today))
 
     await record(1, True)

@@ -9,13 +9,22 @@ from datetime import date, timedelta
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 
 from referral_service.codec import EncryptionCodec
 from referral_service.domain.discharge import DeclineReason, Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase
 from referral_service.replay.clock import skip_time
-from tests.workflows.stories import keep_history, session, start_referral, wait_for_phase, written
-from workflows.referral import ReferralWorkflow
+from tests.workflows.stories import (
+    keep_history,
+    reach_day,
+    server_today,
+    session,
+    start_referral,
+    wait_for_phase,
+    written,
+)
+from workflows.referral import CLINICAL_DATE_ERROR, ReferralWorkflow
 from workflows.referral_types import (
     CancelInput,
     DischargeInput,
@@ -27,8 +36,9 @@ async def test_full_lifecycle_writes_each_resource_once_and_closes_the_loop(
     time_skipping_env, hapi_client, program, task_queue
 ):
     """Accept, three sessions (one missed), discharge, aftercare: HAPI holds one Task (completed, with
-    outputs), one CareTeam, the treatment and aftercare CarePlans, and one Encounter per attended session."""
-    today = (await time_skipping_env.get_current_time()).date()
+    outputs), one CareTeam, the treatment and aftercare CarePlans, and one Encounter per attended session.
+    Each session is recorded on its day (the clock moves there first), the discharge on the last one."""
+    today = await server_today(time_skipping_env, program)
     handle = await start_referral(time_skipping_env, hapi_client, program, task_queue, discharged_on=today)
     key = handle.id
     accepted = await handle.execute_update(
@@ -37,15 +47,14 @@ async def test_full_lifecycle_writes_each_resource_once_and_closes_the_loop(
     assert accepted.phase == Phase.INTAKE_SCHEDULED
     assert set(accepted.team.members) == {"prescriber", "primary_therapist", "case_manager", "nurse"}
     for n, attended in ((1, True), (2, False), (3, True), (4, True)):
+        await reach_day(time_skipping_env, program, today + timedelta(days=n))
         await handle.execute_update(ReferralWorkflow.record_session, session(n, attended=attended, after=today))
     in_treatment = await handle.query(ReferralWorkflow.snapshot)
     assert in_treatment.phase == Phase.IN_TREATMENT
     await handle.execute_update(
         ReferralWorkflow.discharge,
         DischargeInput(
-            discharge=Discharge(
-                reason=DischargeReason.COMPLETED, date=(await time_skipping_env.get_current_time()).date()
-            )
+            discharge=Discharge(reason=DischargeReason.COMPLETED, date=await server_today(time_skipping_env, program))
         ),
     )
     final = await handle.result()  # time skips through the 7- and 30-day follow-up checkpoints
@@ -110,7 +119,11 @@ async def test_impossible_moves_are_rejected_with_a_clear_message(time_skipping_
             ReferralWorkflow.discharge,
             DischargeInput(discharge=Discharge(reason=DischargeReason.COMPLETED, date=before_start)),
         )
-    assert "is before the program started" in str(backdated.value.cause)
+    refusal = backdated.value.cause
+    assert isinstance(refusal, ApplicationError)
+    assert refusal.type == CLINICAL_DATE_ERROR  # the API answers it 422, not 409
+    assert refusal.message.startswith("discharge-before-acceptance: ")
+    assert "is before the program started" in refusal.message
     await handle.signal(ReferralWorkflow.cancel, CancelInput())
     assert (await handle.result()).phase == Phase.CANCELLED
 

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.exceptions import ApplicationError
 
 from referral_service.domain.discharge import Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase
@@ -17,9 +22,19 @@ from referral_service.ehr.source import SourceConfig
 from referral_service.replay.clock import skip_time
 from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID
-from tests.workflows.stories import end_leftovers, keep_history, session, start_referral, wait_for_phase, written
-from workflows.referral import ReferralWorkflow
-from workflows.referral_types import CancelInput, DischargeInput, ScreeningDecisionInput
+from tests.program_day import program_today
+from tests.workflows.stories import (
+    end_leftovers,
+    keep_history,
+    reach_day,
+    server_today,
+    session,
+    start_referral,
+    wait_for_phase,
+    written,
+)
+from workflows.referral import CLINICAL_DATE_ERROR, ReferralWorkflow
+from workflows.referral_types import CancelInput, DischargeInput, ReferralState, ScreeningDecisionInput
 
 ACCEPT_ADULT = ScreeningDecisionInput(decision="accept", track_id="adult-mh")
 
@@ -49,15 +64,20 @@ async def test_two_no_shows_put_the_referral_at_risk_and_attending_clears_it(
     time_skipping_env, hapi_client, program, task_queue
 ):
     """Consecutive absences reaching the program's threshold (2) flag the referral; a visit clears it."""
-    today = (await time_skipping_env.get_current_time()).date()  # no deadline overdue to blur the flag
+    today = await server_today(time_skipping_env, program)  # no deadline overdue to blur the flag
     handle = await start_referral(time_skipping_env, hapi_client, program, task_queue, discharged_on=today)
     await handle.execute_update(ReferralWorkflow.decide, ACCEPT_ADULT)
-    await handle.execute_update(ReferralWorkflow.record_session, session(1, after=today))
-    once = await handle.execute_update(ReferralWorkflow.record_session, session(2, attended=False, after=today))
+
+    async def record(n: int, attended: bool = True) -> ReferralState:
+        await reach_day(time_skipping_env, program, today + timedelta(days=n))  # entered on the day
+        return await handle.execute_update(ReferralWorkflow.record_session, session(n, attended=attended, after=today))
+
+    await record(1)
+    once = await record(2, attended=False)
     assert not once.at_risk
-    twice = await handle.execute_update(ReferralWorkflow.record_session, session(3, attended=False, after=today))
+    twice = await record(3, attended=False)
     assert twice.at_risk
-    back = await handle.execute_update(ReferralWorkflow.record_session, session(4, after=today))
+    back = await record(4)
     assert not back.at_risk
     assert [e.event for e in back.timeline].count("session missed") == 2
     await handle.signal(ReferralWorkflow.cancel, CancelInput())
@@ -68,7 +88,7 @@ async def test_two_no_shows_put_the_referral_at_risk_and_attending_clears_it(
 async def test_missed_first_session_deadline_escalates(time_skipping_env, hapi_client, program, task_queue):
     """Accepted but not seen within 7 days of hospital discharge: flagged at risk with the deadline named; a
     visit within the 7 days that is entered late lifts the flag, one after them does not."""
-    today = (await time_skipping_env.get_current_time()).date()
+    today = await server_today(time_skipping_env, program)
     handle = await start_referral(time_skipping_env, hapi_client, program, task_queue, discharged_on=today)
     accepted = await handle.execute_update(ReferralWorkflow.decide, ACCEPT_ADULT)
     assert accepted.next_deadline is not None
@@ -95,7 +115,7 @@ async def test_transfer_to_a_higher_level_closes_the_loop_as_transferred(
     handle = await start_referral(time_skipping_env, hapi_client, program, task_queue)
     await handle.execute_update(ReferralWorkflow.decide, ACCEPT_ADULT)
     await handle.execute_update(ReferralWorkflow.record_session, session(1))
-    today = (await time_skipping_env.get_current_time()).date()
+    today = await server_today(time_skipping_env, program)
     php = LevelOfCare(framework="ASAM", edition="3", level="2.5")
     transfer = Discharge(reason=DischargeReason.TRANSFERRED, date=today, destination_level=php)
     await handle.execute_update(ReferralWorkflow.discharge, DischargeInput(discharge=transfer))
@@ -129,3 +149,46 @@ async def test_ehr_outage_waits_and_then_writes_exactly_once(temporal_env, hapi_
         finally:
             await end_leftovers(queue)
     assert await _task(hapi_client, handle.id) == ("cancelled", "cancellation-confirmed")
+
+
+async def test_a_session_after_a_discharge_still_being_written_is_refused(temporal_env, hapi_client, program):
+    """The EHR is down while a discharge dated yesterday is written: the referral waits in treatment, retrying.
+    A session dated today, after that discharge, is refused meanwhile (``session-after-discharge``); once the EHR
+    is back the discharge completes without it. (Dev server: its today is the wall clock's.)"""
+    queue = f"referrals-{uuid.uuid4().hex[:8]}"
+    today = program_today(program=program)
+    intake = datetime.combine(today - timedelta(days=3), clock(12), UTC)  # entered late: the plan began then
+    async with create_worker(temporal_env.client, queue, {HAPI_SOURCE_ID: hapi_client}):
+        handle = await start_referral(temporal_env, hapi_client, program, queue)
+        accept = ScreeningDecisionInput(decision="accept", track_id="adult-mh", intake_at=intake)
+        await handle.execute_update(ReferralWorkflow.decide, accept)
+        await handle.execute_update(ReferralWorkflow.record_session, session(1))
+    down = FhirClient(SourceConfig(id=HAPI_SOURCE_ID, base_url="http://127.0.0.1:9/fhir", timeout_seconds=1))
+    yesterday = Discharge(reason=DischargeReason.COMPLETED, date=today - timedelta(days=1))
+    tonight = session(0, after=today)
+    try:
+        async with create_worker(temporal_env.client, queue, {HAPI_SOURCE_ID: down}):
+            discharging = await handle.start_update(
+                ReferralWorkflow.discharge,
+                DischargeInput(discharge=yesterday),
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            )
+            pending = await handle.query(ReferralWorkflow.snapshot)
+            assert (pending.phase, pending.discharge) == (Phase.IN_TREATMENT, yesterday)
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await handle.execute_update(ReferralWorkflow.record_session, tonight)
+        await down.aclose()
+        cause = refused.value.cause
+        assert isinstance(cause, ApplicationError)
+        assert (cause.type, cause.message) == (
+            CLINICAL_DATE_ERROR,
+            f"session-after-discharge: a session on {today} cannot be after the program discharge ({yesterday.date})",
+        )
+        async with create_worker(temporal_env.client, queue, {HAPI_SOURCE_ID: hapi_client}):
+            done = await discharging.result()
+            assert done.phase in (Phase.DISCHARGED, Phase.AFTERCARE)
+            assert [s.session_id for s in done.sessions] == ["s1"]
+            assert await written(hapi_client, "Encounter", f"{handle.id}/encounter/s0") == []
+            await end_leftovers(queue)  # while a worker still serves its aftercare writes
+    finally:
+        await end_leftovers(queue)  # a failure above: whatever is left

@@ -11,7 +11,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from referral_service.domain.discharge import Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import StaffRole
-from tests.workflows.stories import keep_history, session, start_referral, written
+from tests.workflows.stories import keep_history, server_today, session, start_referral, written
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import CancelInput, DischargeInput, ReassignTeamInput, ScreeningDecisionInput
 
@@ -89,7 +89,7 @@ async def test_a_discharge_arriving_during_a_reassignment_still_closes_the_team(
     handle = await start_referral(time_skipping_env, hapi_client, program, task_queue)
     await handle.execute_update(ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh"))
     await handle.execute_update(ReferralWorkflow.record_session, session(1))
-    today = (await time_skipping_env.get_current_time()).date()
+    today = await server_today(time_skipping_env, program)
     discharge = DischargeInput(discharge=Discharge(reason=DischargeReason.COMPLETED, date=today))
 
     reassigned, _ = await asyncio.gather(

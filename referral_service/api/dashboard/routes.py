@@ -53,7 +53,8 @@ from referral_service.domain.careteam import team_roles
 from referral_service.domain.deadlines import step_down_ineligibility
 from referral_service.domain.discharge import DeclineReason, Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase
-from referral_service.domain.program import LevelOfCare, SessionKind, StaffMember, StaffRole, Track
+from referral_service.domain.program import LevelOfCare, Program, SessionKind, StaffMember, StaffRole, Track
+from referral_service.domain.program_day import Today
 from workflows.referral import ASSESSABLE, ENDED, TEAM_PHASES, ReferralWorkflow
 from workflows.referral_types import (
     CancelInput,
@@ -187,7 +188,7 @@ async def referral_page(key: str, request: Request, services: StateDep) -> Respo
         reassign=_reassign_choices(state, track),
         instruments=list(Instrument),
         discharge_reasons=[(reason.value, reason.value.replace("_", " ")) for reason in DischargeReason],
-        today=datetime.now(UTC).date(),
+        today=Today.at(datetime.now(UTC), state.program.time_zone).day,  # the forms' default: the program's day
     )
 
 
@@ -284,7 +285,7 @@ async def reassign_team(key: str, request: Request, services: StateDep) -> Respo
 @router.get("/groups", response_class=HTMLResponse)
 async def groups(request: Request, services: StateDep) -> Response:
     """Pick a group session (track, date, kind, minutes); the roster of that track to mark in one form."""
-    chosen = _session_choice(request.query_params, services.program.tracks)
+    chosen = _session_choice(request.query_params, services.program)
     roster: list[ReferralState] = []
     error = None
     if chosen["track"]:
@@ -306,7 +307,7 @@ async def mark_group(request: Request, services: StateDep) -> Response:
     track and session kind, so the session id is ``<track>-<kind>-<date>``); shows each referral's result."""
     _same_origin(request)
     form = await _form(request)
-    chosen = _session_choice(form, services.program.tracks)
+    chosen = _session_choice(form, services.program)
     entries = [
         RosterEntry.model_validate({"referral_id": name.removeprefix("status:"), "status": value})
         for name, value in form.items()
@@ -461,14 +462,16 @@ async def audit(
 # ---- helpers -----------------------------------------------------------------------------------------
 
 
-def _session_choice(given: Mapping[str, str], tracks: list[Track]) -> dict[str, Any]:
-    """The group session picked in the form or the query; unknown values fall back to defaults."""
+def _session_choice(given: Mapping[str, str], program: Program) -> dict[str, Any]:
+    """The group session picked in the form or the query; unknown values fall back to defaults (the date: today
+    in the program's zone)."""
+    tracks = program.tracks
     track = given.get("track", "")
     kind = given.get("kind", "")
     try:
         day = date.fromisoformat(given.get("date", ""))
     except ValueError:
-        day = datetime.now(UTC).date()
+        day = Today.at(datetime.now(UTC), program.time_zone).day
     try:
         minutes = int(given.get("minutes", "") or 180)
     except ValueError:

@@ -1,0 +1,63 @@
+"""One referral's workflow by key, for every route that reads or drives one.
+
+A key is the caller's text: it may name no workflow, or a workflow of another type (a poll schedule's run),
+running or finished. Each is ``NotAReferral`` here, so every route answers it as an unknown referral. The
+workflow type is checked only when a call has failed, so a referral costs no extra round trip.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.referral import ReferralWorkflow
+from workflows.referral_types import ReferralState
+
+# A query needs a worker; without a limit it would hang for 30 s.
+QUERY_TIMEOUT = timedelta(seconds=5)
+_WORKFLOW_TYPE = ReferralWorkflow.__name__  # @workflow.defn names it after the class
+
+
+class NotAReferral(Exception):
+    """No ReferralWorkflow has this id: nothing has it, or a workflow of another type."""
+
+
+class Unavailable(Exception):
+    """Temporal is out of reach, or no worker answered the query in time: retrying may help."""
+
+
+def handle(client: Client, key: str) -> WorkflowHandle[ReferralWorkflow, ReferralState]:
+    return client.get_workflow_handle_for(ReferralWorkflow.run, key)
+
+
+async def snapshot(client: Client, key: str) -> ReferralState:
+    """The referral's ``snapshot`` query."""
+    try:
+        return await handle(client, key).query(ReferralWorkflow.snapshot, rpc_timeout=QUERY_TIMEOUT)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise NotAReferral(key) from None
+        await require_referral(client, key)  # another type's run no worker replays times out: still unknown
+        raise Unavailable(key) from None
+    except WorkflowQueryFailedError:  # a workflow of another type has no such query
+        await require_referral(client, key)
+        raise Unavailable(key) from None
+
+
+async def require_referral(client: Client, key: str) -> None:
+    """Return when ``key`` names a ReferralWorkflow (any run, running or ended); else ``NotAReferral``.
+
+    Read from the raw description: the SDK's decoding of it can trip on an unset datetime search attribute."""
+    request = DescribeWorkflowExecutionRequest(namespace=client.namespace, execution=WorkflowExecution(workflow_id=key))
+    try:
+        described = await client.workflow_service.describe_workflow_execution(request, timeout=QUERY_TIMEOUT)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise NotAReferral(key) from None
+        raise Unavailable(key) from None
+    if described.workflow_execution_info.type.name != _WORKFLOW_TYPE:
+        raise NotAReferral(key)
