@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -29,6 +29,7 @@ from referral_service.api.sources import source_for
 from referral_service.domain.lifecycle import Phase
 from referral_service.domain.patient_match import match_keys
 from referral_service.domain.referral import Referral, referral_key
+from referral_service.domain.referrer_task import referrer_task
 from referral_service.logging import get_logger
 from workflows import search_attributes
 from workflows.referral import ReferralWorkflow, cancellable
@@ -173,17 +174,8 @@ async def start_referral(referral: Referral, services: AppState) -> Response:
         )
     except WorkflowAlreadyStartedError:
         return await _existing(key, referral, services)
-    body = task.referral_task(
-        referral,
-        key=f"{key}/task",
-        owner=services.program.organization,
-        status="requested",
-        business_status="created",
-        task_id=key,
-        authored_on=start.received_at,
-        last_modified=start.received_at,
-    )
-    return fhir_response(body, 201, {"Location": f"Task/{key}"})
+    received = ReferralState(key=key, referral=referral, program=services.program, received_at=start.received_at)
+    return fhir_response(_task_of(received), 201, {"Location": f"Task/{key}"})
 
 
 async def _open_referrals_matching(patient_keys: list[str], key: str, services: AppState) -> list[str]:
@@ -210,36 +202,56 @@ async def _open_referrals_matching(patient_keys: list[str], key: str, services: 
 
 async def _existing(key: str, referral: Referral, services: AppState) -> Response:
     """The same referral again: answer with its Task as it stands, start nothing."""
-    description = await services.temporal.get_workflow_handle(key).describe()
-    phase = Phase(description.typed_search_attributes.get(search_attributes.PHASE) or Phase.RECEIVED)
-    status, business_status = task.status_for_phase(phase)
-    received = description.start_time
-    body = task.referral_task(
-        referral,
-        key=f"{key}/task",
-        owner=services.program.organization,
-        status=status,
-        business_status=business_status,
-        task_id=key,
-        authored_on=received,
-        last_modified=description.close_time or received,
-    )
+    handle = services.temporal.get_workflow_handle_for(ReferralWorkflow.run, key)
+    description = await handle.describe()
     closed = description.status != WorkflowExecutionStatus.RUNNING
+    state = await _state_of(handle, description.status)
+    if state is not None:
+        body = _task_of(state)
+    else:  # no worker answered: the phase alone, from the search attributes, still says where it stands
+        phase = Phase(description.typed_search_attributes.get(search_attributes.PHASE) or Phase.RECEIVED)
+        told = referrer_task(phase)
+        body = task.referral_task(
+            referral,
+            key=f"{key}/task",
+            owner=services.program.organization,
+            status=told.status,
+            business_status=told.business_status,
+            status_reason=told.reason,
+            task_id=key,
+            authored_on=description.start_time,
+            last_modified=description.close_time or description.start_time,
+        )
     return fhir_response(body, 200, {"Location": f"Task/{key}", "X-Referral-Closed": str(closed).lower()})
 
 
+async def _state_of(
+    handle: WorkflowHandle[ReferralWorkflow, ReferralState], status: WorkflowExecutionStatus | None
+) -> ReferralState | None:
+    """The referral's state: a completed one's result (no worker needed), else the snapshot query; None when no
+    worker answers in time."""
+    try:
+        if status == WorkflowExecutionStatus.COMPLETED:
+            return await handle.result(rpc_timeout=_QUERY_TIMEOUT)
+        return await handle.query(ReferralWorkflow.snapshot, rpc_timeout=_QUERY_TIMEOUT)
+    except (RPCError, WorkflowQueryFailedError):
+        return None
+
+
 def _task_of(state: ReferralState) -> dict[str, Any]:
-    _, business_status = task.status_for_phase(state.phase)
+    """The referrer's Task as the referral's state makes it (what the workflow last sent the EHR)."""
+    told = state.referrer_task()
     return task.referral_task(
         state.referral,
         key=f"{state.key}/task",
         owner=state.program.organization,
-        status=state.task_status,
-        business_status=business_status,
+        status=told.status,
+        business_status=told.business_status,
+        status_reason=told.reason,
         task_id=state.key,
         authored_on=state.received_at,
         last_modified=state.timeline[-1].at if state.timeline else state.received_at,
-        outputs=[w.ref() for w in state.writes.values() if w.resource_type in ("CarePlan", "Encounter")],
+        outputs=[write.ref() for write in state.task_outputs()],
     )
 
 
