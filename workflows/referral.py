@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from referral_service.activities.writeback import (
         REFUSED,
+        TASK_OUTPUT_TYPES,
         WRITE_INPUTS,
         EhrWrite,
         RefusalReport,
@@ -550,6 +551,9 @@ class ReferralWorkflow:
                 write = await self._write(getattr(WritebackActivities, refused.activity), self._resend(refused))
                 if write is not None:
                     succeeded.append(write)
+            task_key = f"{self._s.key}/task"
+            if task_key not in keys and any(w.resource_type in TASK_OUTPUT_TYPES for w in succeeded):
+                await self._write(WritebackActivities.write_task, task_request(self._s))  # to list them now
         finally:
             self._retrying = False
         return RetryWritesResult(
