@@ -349,9 +349,9 @@ def _refused(client: FhirClient, resource_type: str, error: FhirError) -> Refusa
         source_id=client.source.id,
         resource_type=resource_type,
         status=refusal.status,
-        codes=refusal.codes,
-        issues=refusal.issues,
-        attempts=refusal.attempts,
+        issue_codes=refusal.codes,
+        issue_descriptions=refusal.issues,
+        attempt=refusal.attempts,
     )
     return refusal
 
