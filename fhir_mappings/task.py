@@ -1,4 +1,5 @@
-"""The closed-loop referral Task (FHIR core Task + BSeR business statuses) and its state machine."""
+"""The closed-loop referral Task (FHIR core Task + BSeR business statuses). What it says, and the state machine it
+moves along, are the domain's (``referral_service.domain.referrer_task``); this shapes it as FHIR."""
 
 from __future__ import annotations
 
@@ -7,44 +8,8 @@ from typing import Any
 
 from fhir_mappings import codes
 from fhir_mappings.common import business_identifier, concept, reference, validated
-from referral_service.domain.lifecycle import Phase
 from referral_service.domain.referral import Referral, ResourceRef
-
-TERMINAL = frozenset({"completed", "failed", "rejected", "cancelled"})
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "requested": frozenset({"received", "accepted", "rejected", "cancelled"}),
-    "received": frozenset({"accepted", "rejected", "cancelled"}),
-    "accepted": frozenset({"in-progress", "cancelled"}),
-    # Gravity: either party may cancel while the work is under way.
-    "in-progress": frozenset({"completed", "failed", "on-hold", "cancelled"}),
-    "on-hold": frozenset({"in-progress", "cancelled"}),
-}
-NEEDS_REASON = frozenset({"rejected", "cancelled", "on-hold", "failed"})
-
-# How the referrer sees each phase: (Task.status, Task.businessStatus).
-PHASE_STATUS: dict[Phase, tuple[str, str]] = {
-    Phase.RECEIVED: ("received", "created"),
-    Phase.SCREENING: ("received", "created"),
-    Phase.WAITLISTED: ("received", "waitlisted"),
-    Phase.ACCEPTED: ("accepted", "accepted"),
-    Phase.DECLINED: ("rejected", "declined"),
-    Phase.INTAKE_SCHEDULED: ("accepted", "event-scheduled"),
-    Phase.IN_TREATMENT: ("in-progress", "in-treatment"),
-    Phase.DISCHARGED: ("completed", "fulfillment-completed"),
-    Phase.AFTERCARE: ("completed", "fulfillment-completed"),
-    Phase.CLOSED: ("completed", "fulfillment-completed"),
-    Phase.CANCELLED: ("cancelled", "cancellation-confirmed"),
-    Phase.TRANSFERRED: ("completed", "transferred"),
-}
-
-
-def can_transition(current: str, target: str) -> bool:
-    """FHIR core Task transitions; servers do not enforce them, so we do."""
-    return current == target or target in TRANSITIONS.get(current, frozenset())
-
-
-def status_for_phase(phase: Phase) -> tuple[str, str]:
-    return PHASE_STATUS[phase]
+from referral_service.domain.referrer_task import NEEDS_REASON
 
 
 def referral_task(

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 EXIT_FAILURE = EXIT_REFUSED
 SERVER_COMMANDS = frozenset({"dev", "worker", "api", "replay-history", "replay"})
 EPILOG = f"""\
-client commands (submit, list, show, attend, team, discharge, measures, audit) talk to a running API over HTTP:
+client commands (submit, list, show, attend, team, discharge, retry-writes, measures, audit) talk to a running
+API over HTTP:
   --api-url, else $IOP_API_URL, else http://API_HOST:API_PORT from the settings.
   --api-url, --timeout and --json go before or after the command.
   They send the bearer token in $IOP_API_TOKEN to an API that requires sign-in.

@@ -1,5 +1,5 @@
-"""Client commands: submit a referral, list, show, record a session, reassign the team, discharge, measures, the
-audit trail; all over the HTTP API."""
+"""Client commands: submit a referral, list, show, record a session, reassign the team, discharge, retry the writes
+the EHR refused, measures, the audit trail; all over the HTTP API."""
 
 from __future__ import annotations
 
@@ -64,14 +64,22 @@ def add_commands(commands: Any) -> None:
 
     listing = commands.add_parser(
         "list",
-        help="list referrals: id, phase, track, source, at-risk, next deadline",
-        description="Referrals from the workflow service's visibility store (updated within seconds of a change).",
+        help="list referrals: id, phase, track, source, at-risk, next deadline, writes the EHR refused",
+        description="Referrals from the workflow service's visibility store (updated within seconds of a change). "
+        "A referral whose workflow failed shows phase `failed`.",
     )
-    listing.add_argument("--phase", choices=[str(p) for p in Phase], help="only referrals in this phase")
+    listing.add_argument(
+        "--phase", choices=[*(str(p) for p in Phase), "failed"], help="only referrals in this phase (or failed)"
+    )
     listing.add_argument("--track", metavar="T", help="only referrals accepted onto this track id")
     listing.add_argument("--source", metavar="S", help="only referrals from this referring EHR (source id)")
     listing.add_argument("--at-risk", action="store_true", help="only referrals flagged at risk")
     listing.add_argument("--overdue", action="store_true", help="only referrals whose next deadline has passed")
+    listing.add_argument(
+        "--refused-writes",
+        action="store_true",
+        help="only referrals with writes the EHR refused for good (send them again with `retry-writes`)",
+    )
     listing.add_argument(
         "--limit", type=int, default=200, metavar="N", help="at most N referrals a page (1-1000; default 200)"
     )
@@ -85,7 +93,7 @@ def add_commands(commands: Any) -> None:
 
     show = commands.add_parser(
         "show",
-        help="show one referral: phase, track, team, deadlines, sessions, timeline, EHR writes",
+        help="show one referral: phase, track, team, deadlines, sessions, timeline, EHR writes and refusals",
         description="A referral's current state, without patient details (no name, birth date or identifiers).",
     )
     show.add_argument("id", metavar="ID", help="the referral id (the Task id `submit` printed)")
@@ -160,6 +168,19 @@ def add_commands(commands: Any) -> None:
     discharge.add_argument("--note", help="a short note (do not put patient details here)")
     add_client_options(discharge, json_help="print the referral's updated (patient-free) view as JSON")
     discharge.set_defaults(handler=_discharge)
+
+    retry = commands.add_parser(
+        "retry-writes",
+        help="send the writes the EHR refused for good again, once the cause is fixed on the EHR's side",
+        description="A write the referring EHR refused for good (HTTP 400, 403, 404, 422, or a 409/412 conflict "
+        "that lasted) does not stop the referral: it is recorded (see `show`), the referral is flagged (`list "
+        "--refused-writes`) and care goes on. Once the EHR's side is fixed, this sends each refused write again as "
+        "the referral stands now, and prints what the EHR took and what it refused again. Exit 0 when it took "
+        "everything, 1 when some writes are still refused (or there was nothing to retry).",
+    )
+    retry.add_argument("id", metavar="ID", help="the referral id")
+    add_client_options(retry, json_help="print what was written and what is still refused as JSON")
+    retry.set_defaults(handler=_retry_writes)
 
     measures = commands.add_parser(
         "measures",
@@ -246,7 +267,7 @@ def _list(args: argparse.Namespace, client: ApiClient) -> int:
     for name in ("phase", "track", "source"):
         if getattr(args, name):
             params[name] = getattr(args, name)
-    for flag in ("at_risk", "overdue"):
+    for flag in ("at_risk", "overdue", "refused_writes"):
         if getattr(args, flag):
             params[flag] = "true"
     if args.page_token:
@@ -317,6 +338,16 @@ def _discharge(args: argparse.Namespace, client: ApiClient) -> int:
         return _print_view(args, state)
     print(f"discharged ({args.reason}, {discharge['date']}): {_status_line(state)}")
     return EXIT_OK
+
+
+def _retry_writes(args: argparse.Namespace, client: ApiClient) -> int:
+    result = _referral_call(client, "POST", args.id, "/retry-writes")
+    view = render.retry_view(result)
+    if _wants_json(args):
+        _print_json(view)
+    else:
+        print(render.retry_text(view))
+    return EXIT_REFUSED if view["still_refused"] else EXIT_OK
 
 
 def _measures(args: argparse.Namespace, client: ApiClient) -> int:

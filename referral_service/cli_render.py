@@ -60,12 +60,13 @@ def summary_rows(summaries: list[dict[str, Any]]) -> list[list[str]]:
             row.get("source") or NONE,
             yes_no(row.get("at_risk")),
             when(row.get("next_deadline")),
+            str(row.get("refused_writes") or 0),
         ]
         for row in summaries
     ]
 
 
-LIST_HEADERS = ("ID", "PHASE", "TRACK", "SOURCE", "AT-RISK", "NEXT DEADLINE")
+LIST_HEADERS = ("ID", "PHASE", "TRACK", "SOURCE", "AT-RISK", "NEXT DEADLINE", "REFUSED")
 
 
 MEASURES_HEADERS = (
@@ -184,8 +185,47 @@ def snapshot_view(state: dict[str, Any]) -> dict[str, Any]:
             {k: w.get(k) for k in ("resource_type", "id", "version", "created")}
             for w in (state.get("writes") or {}).values()
         ],
+        "refused_writes": [refusal_view(r) for r in (state.get("refused") or {}).values()],
         "timeline": [{k: e.get(k) for k in ("at", "event", "detail")} for e in state.get("timeline") or []],
     }
+
+
+def refusal_view(refused: dict[str, Any]) -> dict[str, Any]:
+    """A refused write as shown: what the EHR said (codes and PHI-free descriptions), when, what stood in."""
+    fallback = refused.get("fallback")
+    instead = refused.get("fallback_refusal")
+    return {
+        **{
+            k: refused.get(k)
+            for k in ("key", "resource_type", "status", "summary", "codes", "issues", "at", "attempts")
+        },
+        "fallback": {k: fallback.get(k) for k in ("resource_type", "id", "version")} if fallback else None,
+        "fallback_refused": {k: instead.get(k) for k in ("resource_type", "status", "codes")} if instead else None,
+    }
+
+
+def retry_view(result: dict[str, Any]) -> dict[str, Any]:
+    """``POST /api/referrals/{id}/retry-writes``: what the EHR took, and what it refused again."""
+    return {
+        "succeeded": [{k: w.get(k) for k in ("key", "resource_type", "id", "version")} for w in result["succeeded"]],
+        "still_refused": [refusal_view(r) for r in result["still_refused"]],
+    }
+
+
+def retry_text(view: dict[str, Any]) -> str:
+    lines = [f"written: {w['resource_type']}/{w['id']} ({w['key']})" for w in view["succeeded"]]
+    lines += [f"still refused: {_refusal_line(r)}" for r in view["still_refused"]]
+    return "\n".join(lines or ["nothing was sent"])
+
+
+def _refusal_line(refused: dict[str, Any]) -> str:
+    said = "; ".join(refused["issues"]) or refused["summary"]
+    line = f"{refused['resource_type']} HTTP {refused['status'] or NONE} ({said})"
+    if refused["fallback"]:
+        line += f", a {refused['fallback']['resource_type']} note written instead"
+    elif refused["fallback_refused"]:
+        line += f", the {refused['fallback_refused']['resource_type']} note instead refused too"
+    return line
 
 
 def snapshot_text(view: dict[str, Any]) -> str:
@@ -232,6 +272,11 @@ def snapshot_text(view: dict[str, Any]) -> str:
         ],
         empty="none yet",
     )
+    if view["refused_writes"]:
+        out += _section(
+            "Refused by the EHR (retry with `referral-service retry-writes`)",
+            [[when(r["at"]), _refusal_line(r), f"{r['attempts']} attempt(s)"] for r in view["refused_writes"]],
+        )
     return "\n".join(out)
 
 

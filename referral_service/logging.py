@@ -38,6 +38,7 @@ SAFE_KEYS = frozenset(
         "attempt",
         "error_type",
         "issue_codes",
+        "issue_descriptions",  # ehr.errors.describe_issue: severity, code, where, HAPI code; never diagnostics
         "expressions",
         "count",
         "url",

@@ -13,12 +13,15 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from fhir_mappings import task as task_mapping
     from referral_service.activities.writeback import (
+        REFUSED,
+        TASK_OUTPUT_TYPES,
+        WRITE_INPUTS,
         EhrWrite,
+        RefusalReport,
         WritebackActivities,
         WriteCarePlanInput,
         WriteCareTeamInput,
@@ -34,9 +37,10 @@ with workflow.unsafe.imports_passed_through():
     from referral_service.domain.deadlines import first_session_deadline
     from referral_service.domain.discharge import DischargeReason
     from referral_service.domain.lifecycle import ImpossibleTransition, Phase, check_transition
-    from referral_service.domain.metric_names import DEADLINE_ESCALATIONS, PHASE_ENTERED
+    from referral_service.domain.metric_names import DEADLINE_ESCALATIONS, EHR_WRITES_REFUSED, PHASE_ENTERED
     from referral_service.domain.program import StaffMember
     from referral_service.domain.program_day import Today
+    from referral_service.domain.referrer_task import Cancellation, can_transition
     from workflows import search_attributes
     from workflows.referral_types import (
         CancelInput,
@@ -47,6 +51,8 @@ with workflow.unsafe.imports_passed_through():
         RecordAssessmentInput,
         RecordSessionInput,
         ReferralState,
+        RefusedWrite,
+        RetryWritesResult,
         ScreeningDecisionInput,
         StartReferralInput,
         TimelineEntry,
@@ -64,11 +70,36 @@ ENDED = frozenset({Phase.CLOSED, Phase.DECLINED, Phase.CANCELLED, Phase.TRANSFER
 TEAM_PHASES = frozenset({Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT})
 # The ApplicationError type of a refusal under a clinical date rule (the API answers it 422, others 409).
 CLINICAL_DATE_ERROR = "ClinicalDateRule"
+# The order refused writes are sent again: what later resources reference (team, scores, sessions) first, the
+# referrer's Task, which lists the plans and sessions, last.
+RETRY_ORDER = (
+    "write_care_team",
+    "write_observation",
+    "write_encounter",
+    "write_outreach_task",
+    "write_care_plan",
+    "write_task",
+)
 
 
 def cancellable(phase: Phase) -> bool:
     """Until discharge: after it, the program is over and the loop closes by follow-up, not cancellation."""
     return phase not in ENDED and phase not in (Phase.DISCHARGED, Phase.AFTERCARE)
+
+
+def task_request(state: ReferralState) -> WriteTaskInput:
+    """The referrer's Task as the referral stands: what the workflow writes (``GET /fhir/Task`` reads the same)."""
+    told = state.referrer_task()
+    return WriteTaskInput(
+        key=f"{state.key}/task",
+        referral=state.referral,
+        program=state.program,
+        status=told.status,
+        business_status=told.business_status,
+        reason=told.reason,
+        outputs=state.task_outputs(),
+        authored_on=state.received_at,
+    )
 
 
 def _staff_id(member: StaffMember | None) -> str:
@@ -99,8 +130,9 @@ class ReferralWorkflow:
         self._applying = False  # a decision taken from ``_decision`` whose effects are still being written
         self._cancel: CancelInput | None = None
         self._reassigning = False  # a reassignment whose CareTeam and CarePlan writes are in flight
+        self._retrying = False  # refused writes being sent again (``retry_writes``)
         # The search-attribute values last upserted by this run (None: none yet, so the first always goes).
-        self._published: tuple[str, str, bool, str | None, datetime | None] | None = None
+        self._published: tuple[str, str, bool, str | None, datetime | None, int] | None = None
 
     # ---- the lifecycle -------------------------------------------------------------------------------
 
@@ -116,7 +148,7 @@ class ReferralWorkflow:
                         detail=", ".join(self._s.possible_duplicates),
                     )
                 )
-            await self._tell_referrer("received", "created")
+            await self._tell_referrer()
             await self._move(Phase.SCREENING, "screening started")
         phase = self._s.phase
         if phase in (Phase.SCREENING, Phase.WAITLISTED):
@@ -125,7 +157,9 @@ class ReferralWorkflow:
             await self._treat()
         if self._s.phase == Phase.DISCHARGED:
             await self._aftercare()
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        # A write the EHR refused stays retryable after the story ends: the referral waits for someone to send it
+        # again (none in histories recorded before refusals were kept, so nothing new to replay).
+        await workflow.wait_condition(lambda: not self._s.refused and workflow.all_handlers_finished())
         return self._s
 
     async def _screen(self) -> None:
@@ -157,12 +191,12 @@ class ReferralWorkflow:
     async def _apply_decision(self, decision: ScreeningDecisionInput) -> None:
         if decision.decision == "waitlist":
             await self._move(Phase.WAITLISTED, "waitlisted")
-            await self._tell_referrer("received", "waitlisted")
+            await self._tell_referrer()
             self._set_deadline(None)
         elif decision.decision == "decline":
             self._s.decline_reason = decision.decline_reason
             await self._move(Phase.DECLINED, "declined", str(decision.decline_reason))
-            await self._tell_referrer("rejected", "declined", reason=str(decision.decline_reason))
+            await self._tell_referrer()
         else:
             self._s.track_id = decision.track_id
             self._s.intake_at = decision.intake_at
@@ -180,7 +214,7 @@ class ReferralWorkflow:
         self._s.treatment_start = min(today.day, Today.at(intake, today.zone).day) if intake else today.day
         await self._write_team()
         await self._write_plan(status="active")
-        await self._tell_referrer("accepted", "accepted")
+        await self._tell_referrer()
         if (due := self._first_session_due()) is not None:
             self._set_deadline(_end_of(due))
         await self._move(
@@ -188,7 +222,7 @@ class ReferralWorkflow:
             "intake scheduled",
             self._s.intake_at.isoformat() if self._s.intake_at else "",
         )
-        await self._tell_referrer("accepted", "event-scheduled")
+        await self._tell_referrer()
 
     async def _treat(self) -> None:
         """Sessions arrive through updates until discharge or cancellation; watch the first-session deadline."""
@@ -228,14 +262,7 @@ class ReferralWorkflow:
         await self._team_settled()
         await self._write_plan(status="completed", end=discharge.date)
         await self._write_team(active=False)
-        if self._s.task_status == "in-progress":
-            await self._tell_referrer("completed", "transferred" if transferred else "fulfillment-completed")
-        else:  # never attended: FHIR's Task machine has no accepted -> completed, and nothing was fulfilled
-            await self._tell_referrer(
-                "cancelled",
-                "transferred" if transferred else "unattended",
-                reason=f"discharged before any attended session ({discharge.reason})",
-            )
+        await self._tell_referrer()  # completed, or cancelled when no session was attended
         if transferred:
             await self._move(Phase.TRANSFERRED, "transferred", str(discharge.destination_level or ""))
             return
@@ -264,13 +291,15 @@ class ReferralWorkflow:
 
     async def _cancelled(self) -> None:
         assert self._cancel is not None
+        self._s.cancellation = Cancellation(reason=self._cancel.reason, requested=self._cancel.requested)
         if self._cancel.requested:  # BSeR: the request is acknowledged before it is confirmed
-            await self._tell_referrer(self._s.task_status, "cancellation-requested")
+            await self._tell_referrer()
         if self._s.phase in TEAM_PHASES:
             await self._team_settled()
             await self._write_plan(status="revoked", end=workflow.now().date())
             await self._write_team(active=False)
-        await self._tell_referrer("cancelled", "cancellation-confirmed", reason=self._cancel.reason)
+        self._s.cancellation = self._s.cancellation.model_copy(update={"confirmed": True})
+        await self._tell_referrer()
         self._set_deadline(None)
         await self._move(Phase.CANCELLED, "cancelled", self._cancel.reason)
 
@@ -323,7 +352,7 @@ class ReferralWorkflow:
             if self._s.phase == Phase.INTAKE_SCHEDULED:
                 await self._move(Phase.IN_TREATMENT, "first session attended")
                 self._set_deadline(None)
-                await self._tell_referrer("in-progress", "in-treatment")
+                await self._tell_referrer()
             self._clear_first_session_flag(session.date)
             await self._write(
                 WritebackActivities.write_encounter,
@@ -525,6 +554,38 @@ class ReferralWorkflow:
         except ReassignmentRefused as error:
             raise ApplicationError(str(error)) from None
 
+    # A new update: recorded histories hold none, so its commands need no ``patched`` guard to replay.
+    @workflow.update
+    async def retry_writes(self) -> RetryWritesResult:
+        """Send every write the EHR refused again, as it stands now (the Task as the referral is now, plans
+        referencing what the EHR has since taken); a success moves to ``writes``, a refusal stays refused."""
+        self._retrying = True
+        try:
+            keys = sorted(self._s.refused, key=lambda key: RETRY_ORDER.index(self._s.refused[key].activity))
+            succeeded: list[EhrWrite] = []
+            for key in keys:
+                refused = self._s.refused.get(key)
+                if refused is None:  # the referral's own course wrote it meanwhile
+                    continue
+                write = await self._write(getattr(WritebackActivities, refused.activity), self._resend(refused))
+                if write is not None:
+                    succeeded.append(write)
+            task_key = f"{self._s.key}/task"
+            if task_key not in keys and any(w.resource_type in TASK_OUTPUT_TYPES for w in succeeded):
+                await self._write(WritebackActivities.write_task, task_request(self._s))  # to list them now
+        finally:
+            self._retrying = False
+        return RetryWritesResult(
+            succeeded=succeeded, still_refused=[self._s.refused[key] for key in keys if key in self._s.refused]
+        )
+
+    @retry_writes.validator
+    def _validate_retry_writes(self) -> None:
+        if not self._s.refused:
+            raise ApplicationError("the EHR has refused no write of this referral: there is nothing to retry")
+        if self._retrying:
+            raise ApplicationError("the refused writes are being sent again already; wait for that to finish")
+
     @workflow.signal
     def cancel(self, request: CancelInput) -> None:
         """The referrer revoked the referral. A signal, so it is accepted even while no worker runs."""
@@ -593,12 +654,16 @@ class ReferralWorkflow:
             self._s.at_risk,
             self._s.track_id,
             self._s.next_deadline,
+            len(self._s.refused),
         )
         # Histories recorded before this change upserted on every call: they replay through the unpatched path.
         if values == self._published and workflow.patched("publish-changes-only"):
             return
+        # The refused-writes count goes up only once there has been a refusal, so the upserts of histories
+        # recorded before refusals were kept (none had one) stay exactly as they were.
+        flag_refusals = bool(values[5]) or bool(self._published and self._published[5])
         self._published = values
-        phase, source, at_risk, track, deadline = values
+        phase, source, at_risk, track, deadline, refused = values
         workflow.upsert_search_attributes(
             [
                 search_attributes.PHASE.value_set(phase),
@@ -608,6 +673,7 @@ class ReferralWorkflow:
                 search_attributes.NEXT_DEADLINE.value_set(deadline)
                 if deadline
                 else search_attributes.NEXT_DEADLINE.value_unset(),
+                *([search_attributes.REFUSED_WRITES.value_set(refused)] if flag_refusals else []),
             ]
         )
 
@@ -620,29 +686,15 @@ class ReferralWorkflow:
             return False
         return True
 
-    async def _tell_referrer(self, status: str, business_status: str, *, reason: str | None = None) -> None:
-        """Update the closed-loop Task (one Task per referral, updated in place), along FHIR's Task state
-        machine only: a move it does not allow is a bug here, so it fails loudly instead of reaching the EHR."""
-        if not task_mapping.can_transition(self._s.task_status, status):
-            raise ApplicationError(f"Task cannot go from {self._s.task_status} to {status}", non_retryable=True)
-        self._s.task_status = status
-        # DocumentReference: a plan or session note where the EHR takes no CarePlan or Encounter.
-        outputs = [
-            w for w in self._s.writes.values() if w.resource_type in ("CarePlan", "Encounter", "DocumentReference")
-        ]
-        await self._write(
-            WritebackActivities.write_task,
-            WriteTaskInput(
-                key=f"{self._s.key}/task",
-                referral=self._s.referral,
-                program=self._s.program,
-                status=status,
-                business_status=business_status,
-                reason=reason,
-                outputs=outputs,
-                authored_on=self._s.received_at,
-            ),
-        )
+    async def _tell_referrer(self) -> None:
+        """Update the closed-loop Task (one Task per referral, updated in place) to what the referral's state says,
+        along FHIR's Task state machine only: a move it does not allow is a bug here, so it fails loudly instead
+        of reaching the EHR."""
+        request = task_request(self._s)
+        if not can_transition(self._s.task_status, request.status):
+            raise ApplicationError(f"Task cannot go from {self._s.task_status} to {request.status}", non_retryable=True)
+        self._s.task_status = request.status
+        await self._write(WritebackActivities.write_task, request)
 
     async def _write_team(self, *, active: bool = True) -> None:
         assert self._s.team is not None
@@ -669,11 +721,17 @@ class ReferralWorkflow:
                 status=status,
                 start=self._s.treatment_start or workflow.now().date(),
                 end=end,
-                care_team=self._s.writes.get(f"{self._s.key}/careteam"),
                 team=self._s.team,
-                assessments=[w for w in self._s.writes.values() if w.resource_type == "Observation"],
+                **self._plan_links(),
             ),
         )
+
+    def _plan_links(self, *, treatment: bool = True) -> dict[str, Any]:
+        """What a plan references in the EHR as it stands: the CareTeam, and (the treatment plan) the scores."""
+        links: dict[str, Any] = {"care_team": self._s.writes.get(f"{self._s.key}/careteam")}
+        if treatment:
+            links["assessments"] = [w for w in self._s.writes.values() if w.resource_type == "Observation"]
+        return links
 
     async def _write_aftercare_plan(self, *, status: str) -> None:
         assert self._s.discharge is not None
@@ -686,17 +744,65 @@ class ReferralWorkflow:
                 track_id=str(self._s.track_id),
                 status=status,
                 start=self._s.discharge.date,
-                care_team=self._s.writes.get(f"{self._s.key}/careteam"),
                 follow_up_days=[f.day for f in self._s.follow_ups],
+                **self._plan_links(treatment=False),
             ),
         )
 
-    async def _write(self, activity: Callable[[Any, Any], Awaitable[EhrWrite]], request: Any) -> EhrWrite:
-        write = await workflow.execute_activity_method(
-            activity,
-            request,
-            start_to_close_timeout=EHR_WRITE_TIMEOUT,
-            retry_policy=EHR_RETRY,
-        )
+    async def _write(self, activity: Callable[[Any, Any], Awaitable[EhrWrite]], request: Any) -> EhrWrite | None:
+        """One write-back activity; a write the EHR refuses for good is recorded (None) and the referral goes on."""
+        try:
+            write = await workflow.execute_activity_method(
+                activity,
+                request,
+                start_to_close_timeout=EHR_WRITE_TIMEOUT,
+                retry_policy=EHR_RETRY,
+            )
+        except ActivityError as error:
+            cause = error.cause
+            if not (isinstance(cause, ApplicationError) and cause.type == REFUSED and cause.details):
+                raise
+            self._refused(activity.__name__, request, RefusalReport.model_validate(cause.details[0]))
+            return None
         self._s.writes[write.key] = write
+        if self._s.refused.pop(write.key, None) is not None:
+            self._s.timeline.append(
+                TimelineEntry(at=workflow.now(), event="refused write accepted", detail=write.resource_type)
+            )
+            self._publish()
         return write
+
+    def _refused(self, activity: str, request: Any, report: RefusalReport) -> None:
+        """Record a refusal (replacing an older one of the same write), flag the referral and count it."""
+        refusal = report.refusal
+        self._s.refused[request.key] = RefusedWrite(
+            **refusal.model_dump(),
+            key=request.key,
+            at=workflow.now(),
+            activity=activity,
+            request=request.model_dump(mode="json", exclude={"referral", "program"}),
+            fallback=report.fallback,
+            fallback_refusal=report.fallback_refusal,
+        )
+        detail = f"{refusal.resource_type}: HTTP {refusal.status} {', '.join(refusal.codes) or refusal.summary}"
+        if report.fallback is not None:
+            self._s.writes[request.key] = report.fallback
+            detail += "; written as a DocumentReference note instead"
+        elif report.fallback_refusal is not None:
+            detail += f"; the DocumentReference note instead was refused too (HTTP {report.fallback_refusal.status})"
+        self._s.timeline.append(TimelineEntry(at=workflow.now(), event="EHR refused a write", detail=detail))
+        self._publish()
+        for refused in (refusal, report.fallback_refusal):
+            if refused is not None:
+                self._count(EHR_WRITES_REFUSED, resource_type=refused.resource_type)
+
+    def _resend(self, refused: RefusedWrite) -> Any:
+        """The refused write's input as the referral stands now."""
+        if refused.key == f"{self._s.key}/task":
+            return task_request(self._s)
+        request = WRITE_INPUTS[refused.activity].model_validate(
+            {**refused.request, "referral": self._s.referral, "program": self._s.program}
+        )
+        if isinstance(request, WriteCarePlanInput):
+            request = request.model_copy(update=self._plan_links(treatment=not request.follow_up_days))
+        return request

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from referral_service.activities.writeback import EhrWrite
+from referral_service.activities.writeback import TASK_OUTPUT_TYPES, EhrWrite, Refusal
 from referral_service.domain.assessment import AssessmentRecord
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.careteam import CareTeamAssignment
@@ -15,6 +15,7 @@ from referral_service.domain.discharge import DeclineReason, Discharge
 from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import Program, StaffRole
 from referral_service.domain.referral import Referral
+from referral_service.domain.referrer_task import Cancellation, ReferrerTask, referrer_task
 
 FHIR_STRING = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*\S[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
 
@@ -32,6 +33,27 @@ class FollowUp(BaseModel):
     due: date
     reached: bool | None = None
     note: str = ""
+
+
+class RefusedWrite(Refusal):
+    """A write the EHR refused for good: what it said (codes and PHI-free descriptions), and what it takes to send
+    it again. Later writes under the same key replace it (the newest version is the one to send) or, when the EHR
+    takes one, resolve it."""
+
+    key: str
+    at: datetime
+    activity: str  # the write-back activity's name
+    # The activity's input without the referral and the program (the state holds both).
+    request: dict[str, Any]
+    fallback: EhrWrite | None = None  # the DocumentReference note written instead (CarePlan, Encounter)
+    fallback_refusal: Refusal | None = None  # the note was refused too
+
+
+class RetryWritesResult(BaseModel):
+    """What ``retry_writes`` achieved: the writes the EHR took this time, and those it refused again."""
+
+    succeeded: list[EhrWrite]
+    still_refused: list[RefusedWrite]
 
 
 class ReferralState(BaseModel):
@@ -60,9 +82,26 @@ class ReferralState(BaseModel):
     overdue: list[str] = Field(default_factory=list)
     next_deadline: datetime | None = None
     writes: dict[str, EhrWrite] = Field(default_factory=dict)
+    # Writes the EHR refused for good, by write key: shown, flagged (search attribute) and retryable.
+    refused: dict[str, RefusedWrite] = Field(default_factory=dict)
+    cancellation: Cancellation | None = None  # recorded when the workflow applies the referrer's cancellation
     timeline: list[TimelineEntry] = Field(default_factory=list)
     # Open referrals (workflow ids) whose patient matched this one's at intake: for the coordinator to check.
     possible_duplicates: list[str] = Field(default_factory=list)
+
+    def referrer_task(self) -> ReferrerTask:
+        """What the referrer's Task says now (the one function every writer and reader of it uses)."""
+        return referrer_task(
+            self.phase,
+            decline_reason=str(self.decline_reason) if self.decline_reason else None,
+            cancellation=self.cancellation,
+            discharge_reason=self.discharge.reason if self.discharge else None,
+            attended=any(session.attended for session in self.sessions),
+        )
+
+    def task_outputs(self) -> list[EhrWrite]:
+        """What the Task lists as the program's outputs: the plans and sessions in the EHR."""
+        return [write for write in self.writes.values() if write.resource_type in TASK_OUTPUT_TYPES]
 
 
 class StartReferralInput(BaseModel):

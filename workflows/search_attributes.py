@@ -16,4 +16,16 @@ NEXT_DEADLINE = SearchAttributeKey.for_datetime("ReferralNextDeadline")
 # start: intake finds open referrals of the same patient without the attribute holding PHI.
 PATIENT_MATCH = SearchAttributeKey.for_keyword_list("ReferralPatientMatch")
 
-ALL: tuple[SearchAttributeKey, ...] = (PHASE, TRACK, SOURCE, AT_RISK, NEXT_DEADLINE, PATIENT_MATCH)  # type: ignore[type-arg]
+# How many of the referral's writes the EHR refused for good and nobody has yet sent again; set from the first
+# refusal on (unset: none ever), so the list can flag them (``refused_writes=true``).
+REFUSED_WRITES = SearchAttributeKey.for_int("ReferralRefusedWrites")
+
+ALL: tuple[SearchAttributeKey, ...] = (  # type: ignore[type-arg]
+    PHASE,
+    TRACK,
+    SOURCE,
+    AT_RISK,
+    NEXT_DEADLINE,
+    PATIENT_MATCH,
+    REFUSED_WRITES,
+)

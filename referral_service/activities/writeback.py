@@ -6,6 +6,12 @@ what an earlier try wrote instead of making a duplicate.
 
 A CarePlan or Encounter the EHR does not accept (its CapabilityStatement, read once per source, or the
 source's ``writable`` override) is written as a DocumentReference note instead, never dropped.
+
+A write the EHR refuses for good (a 4xx a retry cannot change; a 409/412 conflict still there after
+``CONFLICT_ATTEMPTS`` tries) fails the activity with a non-retryable ``REFUSED`` error whose details are a
+``RefusalReport``: what the EHR said, without PHI, and the note written instead where one applies. The workflow
+records it and goes on. A source's refusal of our credentials (401, or 403 where the source has ``auth``) is
+retried with backoff instead: credentials can be fixed.
 """
 
 from __future__ import annotations
@@ -27,10 +33,16 @@ from referral_service.domain.metric_names import EHR_WRITES
 from referral_service.domain.program import Program
 from referral_service.domain.referral import Referral, ResourceRef
 from referral_service.ehr.client import FhirClient
-from referral_service.ehr.errors import FhirError
+from referral_service.ehr.errors import AuthError, ConflictError, FhirError, describe_issue
 from referral_service.logging import get_logger
 
 log = get_logger()
+
+REFUSED = "EhrWriteRefused"  # the ApplicationError type of a write refused for good
+# A 409/412 is a lost race at first (two conditional creates of one identifier); by this attempt it is not.
+CONFLICT_ATTEMPTS = 5
+# What the referrer's Task lists as outputs: a plan or a session, or the note standing in for one.
+TASK_OUTPUT_TYPES = frozenset({"CarePlan", "Encounter", "DocumentReference"})
 
 
 class EhrWrite(BaseModel):
@@ -44,6 +56,27 @@ class EhrWrite(BaseModel):
 
     def ref(self) -> ResourceRef:
         return ResourceRef(resource_type=self.resource_type, id=self.id)
+
+
+class Refusal(BaseModel):
+    """What an EHR said when it refused a write for good. No PHI: the status, the OperationOutcome's issue codes
+    and ``describe_issue`` texts (severity, code, where, HAPI code), never the diagnostics, which can echo
+    submitted values."""
+
+    resource_type: str
+    status: int | None  # None: the EHR's answer was not an HTTP error (e.g. a success naming no resource)
+    summary: str  # the reason phrase, or what was wrong with the answer
+    codes: list[str] = Field(default_factory=list)
+    issues: list[str] = Field(default_factory=list)
+    attempts: int = 1
+
+
+class RefusalReport(BaseModel):
+    """The details of a ``REFUSED`` activity error."""
+
+    refusal: Refusal
+    fallback: EhrWrite | None = None  # the DocumentReference note the EHR took instead
+    fallback_refusal: Refusal | None = None  # ... or refused as well
 
 
 class WriteInput(BaseModel):
@@ -88,6 +121,17 @@ class WriteObservationInput(WriteInput):
 class WriteOutreachInput(WriteInput):
     missed: int
     authored_on: datetime
+
+
+# Each write-back activity's input type, by activity name: what a refused write needs to be sent again.
+WRITE_INPUTS: dict[str, type[WriteInput]] = {
+    "write_task": WriteTaskInput,
+    "write_care_team": WriteCareTeamInput,
+    "write_care_plan": WriteCarePlanInput,
+    "write_encounter": WriteEncounterInput,
+    "write_observation": WriteObservationInput,
+    "write_outreach_task": WriteOutreachInput,
+}
 
 
 class WritebackActivities:
@@ -198,21 +242,43 @@ class WritebackActivities:
 
     async def _upsert(self, request: WriteInput, resource: dict[str, Any]) -> EhrWrite:
         client = self._clients.get(request.referral.source_id)
-        if client is None:
-            raise ApplicationError(
-                f"no EHR configured for source {request.referral.source_id!r}",
-                type="UnknownSource",
-                non_retryable=True,
-            )
+        if client is None:  # configuration, not the EHR: retried until the worker knows the source
+            raise ApplicationError(f"no EHR configured for source {request.referral.source_id!r}", type="UnknownSource")
         if resource["resourceType"] in document.NOTE_TYPE and not await self._writable(
             client, resource["resourceType"]
         ):
             resource = document.note_instead(request.referral, resource, key=request.key)
         try:
-            result = await client.update_conditional(resource, f"identifier={RESOURCE_KEY_SYSTEM}|{request.key}")
+            return await self._put(client, request.key, resource)
         except FhirError as error:
-            _count_write(client, resource["resourceType"], type(error).__name__)
-            raise _activity_error(error) from None
+            if not _refused_for_good(client, error):
+                raise _activity_error(error) from None
+            report = RefusalReport(refusal=_refused(client, resource["resourceType"], error))
+        if resource["resourceType"] in document.NOTE_TYPE:  # a refused plan or session still reaches the chart
+            try:
+                report.fallback = await self._put(
+                    client, request.key, document.note_instead(request.referral, resource, key=request.key)
+                )
+            except FhirError as error:
+                if not _refused_for_good(client, error):
+                    raise _activity_error(error) from None
+                report.fallback_refusal = _refused(client, "DocumentReference", error)
+        refusal = report.refusal
+        raise ApplicationError(
+            f"the EHR refused the {refusal.resource_type} for good (HTTP {refusal.status}: {refusal.summary})",
+            report.model_dump(mode="json"),
+            type=REFUSED,
+            non_retryable=True,
+        )
+
+    async def _put(self, client: FhirClient, key: str, resource: dict[str, Any]) -> EhrWrite:
+        """The conditional update on the business identifier, counted and logged."""
+        try:
+            result = await client.update_conditional(resource, f"identifier={RESOURCE_KEY_SYSTEM}|{key}")
+        except FhirError as error:
+            outcome = "refused" if _refused_for_good(client, error) else type(error).__name__
+            _count_write(client, resource["resourceType"], outcome)
+            raise
         _count_write(client, result.resource_type, "created" if result.created else "updated")
         log.info(
             "ehr write",
@@ -224,7 +290,7 @@ class WritebackActivities:
             created=result.created,
         )
         return EhrWrite(
-            key=request.key,
+            key=key,
             resource_type=result.resource_type,
             id=result.id,
             version=result.version,
@@ -232,7 +298,9 @@ class WritebackActivities:
         )
 
     async def _writable(self, client: FhirClient, resource_type: str) -> bool:
-        """The source's override if it has one, else whether its CapabilityStatement offers ``update``."""
+        """The source's override if it has one, else whether its CapabilityStatement offers ``update``.
+
+        A statement the EHR will not give at all counts as offering it: a refused write still gets the note."""
         override = client.source.writable.get(resource_type)
         if override is not None:
             return override
@@ -240,7 +308,10 @@ class WritebackActivities:
             try:
                 statement = await client.capabilities()
             except FhirError as error:
-                raise _activity_error(error) from None
+                if not _refused_for_good(client, error):
+                    raise _activity_error(error) from None
+                log.warning("ehr capabilities unreadable", source_id=client.source.id, status=error.status)
+                return True
             self._updatable[client.source.id] = capability.updatable_types(statement)
         return resource_type in self._updatable[client.source.id]
 
@@ -252,6 +323,39 @@ def _count_write(client: FhirClient, resource_type: str, outcome: str) -> None:
     )
 
 
+def _refused_for_good(client: FhirClient, error: FhirError) -> bool:
+    """Whether another try cannot help: a conflict only once it has lasted ``CONFLICT_ATTEMPTS`` tries, and never
+    a refusal of our credentials (401, or 403 from a source we authenticate to), which someone can fix."""
+    if isinstance(error, AuthError) or (error.status == 403 and client.source.auth is not None):
+        return False
+    if isinstance(error, ConflictError):
+        return activity.info().attempt >= CONFLICT_ATTEMPTS
+    return not error.retryable
+
+
+def _refused(client: FhirClient, resource_type: str, error: FhirError) -> Refusal:
+    """The refusal as it is recorded, logged (no PHI: codes and descriptions, never diagnostics) and returned."""
+    refusal = Refusal(
+        resource_type=resource_type,
+        status=error.status,
+        summary=error.summary,
+        codes=[str(issue["code"]) for issue in error.issues if issue.get("code")],
+        issues=[text for text in map(describe_issue, error.issues) if text],
+        attempts=activity.info().attempt,
+    )
+    log.warning(
+        "ehr write refused",
+        workflow_id=activity.info().workflow_id,
+        source_id=client.source.id,
+        resource_type=resource_type,
+        status=refusal.status,
+        issue_codes=refusal.codes,
+        issue_descriptions=refusal.issues,
+        attempt=refusal.attempts,
+    )
+    return refusal
+
+
 def _activity_error(error: FhirError) -> ApplicationError:
-    # Transient and conflict errors are retried by Temporal; the rest would fail the same way again.
-    return ApplicationError(str(error), type=type(error).__name__, non_retryable=not error.retryable)
+    """A failure Temporal retries with the workflow's backoff (whatever refuses for good is ``REFUSED``)."""
+    return ApplicationError(str(error), type=type(error).__name__)

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from temporalio.service import RPCError
 
-from fhir_mappings import capability, outcomes, task
+from fhir_mappings import capability, outcomes
 from fhir_mappings.task_cancellation import cancellation_from_task
 from referral_service.api import referral_workflow
 from referral_service.api.access import may_act_for_source, principal_of
@@ -25,6 +25,7 @@ from referral_service.api.fhir_responses import fhir_response, intake_response, 
 from referral_service.api.intake_limits import read_body
 from referral_service.api.sources import source_for
 from referral_service.intake.take_in import Route
+from referral_service.intake.task_answer import task_of
 from referral_service.logging import get_logger
 from workflows.referral import ReferralWorkflow, cancellable
 from workflows.referral_types import CancelInput, ReferralState
@@ -62,7 +63,7 @@ async def submit_task(request: Request, services: StateDep) -> Response:
 async def read_task(task_id: str, request: Request, services: StateDep) -> Response:
     """The closed-loop Task of a referral, from the workflow's current state."""
     state = await _referral_state(task_id, request, services)
-    return state if isinstance(state, Response) else fhir_response(_task_of(state))
+    return state if isinstance(state, Response) else fhir_response(task_of(state))
 
 
 @router.put("/Task/{task_id}")
@@ -91,7 +92,7 @@ async def cancel_by_task(task_id: str, request: Request, services: StateDep) -> 
         )
     except RPCError:  # it ended a moment ago
         return outcome_response([outcomes.conflict("the referral has just ended: nothing left to cancel", "Task")])
-    return fhir_response(_task_of(state))
+    return fhir_response(task_of(state))
 
 
 async def _referral_state(task_id: str, request: Request, services: AppState) -> ReferralState | Response:
@@ -134,21 +135,6 @@ async def _submit(request: Request, services: StateDep, *, expected: str) -> Res
     else:
         answer = await services.intake.take_in(payload, route=Route.PUSH, ehr=ehr, received_at=now)
     return intake_response(answer)
-
-
-def _task_of(state: ReferralState) -> dict[str, Any]:
-    _, business_status = task.status_for_phase(state.phase)
-    return task.referral_task(
-        state.referral,
-        key=f"{state.key}/task",
-        owner=state.program.organization,
-        status=state.task_status,
-        business_status=business_status,
-        task_id=state.key,
-        authored_on=state.received_at,
-        last_modified=state.timeline[-1].at if state.timeline else state.received_at,
-        outputs=[w.ref() for w in state.writes.values() if w.resource_type in ("CarePlan", "Encounter")],
-    )
 
 
 async def _read_json(request: Request, services: AppState) -> dict[str, Any] | Response:

@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 from referral_service.api.deps import AppState, StateDep
 from referral_service.config import SourceSettings
 from referral_service.ehr.client import FhirClient
-from referral_service.ehr.errors import FhirError
+from referral_service.ehr.errors import AuthError, FhirError
 
 router = APIRouter(tags=["health"])
 _PROBE_SECONDS = 3.0
@@ -49,10 +49,13 @@ async def _temporal(services: AppState) -> tuple[str, str]:
 
 
 async def _ehr(source: SourceSettings) -> tuple[str, str]:
+    """``ok``, ``credentials refused`` (the token endpoint or the EHR refused our credentials: writes wait, retrying,
+    until someone fixes them) or ``unreachable``, with the PHI-free error."""
     name = f"ehr:{source.id}"
     try:
         async with FhirClient(source.connection(timeout_seconds=_PROBE_SECONDS)) as client:
             await client.capabilities()
     except FhirError as error:
-        return name, f"unreachable ({error})"
+        refused = isinstance(error, AuthError) or (error.status == 403 and source.auth is not None)
+        return name, f"{'credentials refused' if refused else 'unreachable'} ({error})"
     return name, "ok"

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel
-from temporalio.client import WorkflowExecution, WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecution, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -26,6 +26,7 @@ from workflows.referral_types import (
     RecordAssessmentInput,
     RecordSessionInput,
     ReferralState,
+    RetryWritesResult,
     ScreeningDecisionInput,
 )
 
@@ -34,6 +35,14 @@ router = APIRouter(prefix="/api/referrals", tags=["referrals"])
 SNAPSHOT_CONCURRENCY = 16
 # The list's paging: the token for the next page travels in this header, so the body stays a plain list.
 NEXT_PAGE_HEADER = "X-Next-Page-Token"
+# What a list shows as the phase of a referral whose workflow ended without finishing its story (never an EHR
+# refusal: those are recorded and the referral goes on); ``phase=failed`` lists them.
+FAILED = "failed"
+FAILED_STATUSES = {
+    WorkflowExecutionStatus.FAILED: "Failed",
+    WorkflowExecutionStatus.TERMINATED: "Terminated",
+    WorkflowExecutionStatus.TIMED_OUT: "TimedOut",
+}
 
 
 class ReferralSummary(BaseModel):
@@ -46,6 +55,7 @@ class ReferralSummary(BaseModel):
     at_risk: bool
     next_deadline: datetime | None
     status: str
+    refused_writes: int = 0  # writes the EHR refused for good, not yet sent again
 
 
 @router.get(
@@ -70,20 +80,29 @@ async def list_referrals(
     source: Annotated[str | None, Query(pattern=r"^[a-z0-9-]+$")] = None,
     at_risk: bool | None = None,
     overdue: Annotated[bool | None, Query(description="true: the next deadline has passed; false: it has not")] = None,
+    refused_writes: Annotated[
+        bool | None, Query(description="true: the EHR refused some of its writes (retry them); false: none")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="referrals per page")] = 200,
     page_token: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,4096}$")] = None,
 ) -> list[ReferralSummary]:
-    """Referrals, filtered by phase, track, source, at-risk flag and overdue (a visibility query), one page of
-    at most ``limit``; the ``X-Next-Page-Token`` header, when present, asks for the next page (same filters)."""
+    """Referrals, filtered by phase, track, source, at-risk flag, overdue and refused writes (a visibility query),
+    one page of at most ``limit``; the ``X-Next-Page-Token`` header, when present, asks for the next page (same
+    filters). A referral whose workflow failed shows phase ``failed`` (``phase=failed`` lists them)."""
     # What a page token is bound to: the filters as given (the overdue clause's "now" moves between pages).
-    filters = f"{phase}|{track}|{source}|{at_risk}|{overdue}"
+    filters = f"{phase}|{track}|{source}|{at_risk}|{overdue}|{refused_writes}"
     token = None
     if page_token is not None:
         token = page_tokens.unseal(page_token, filters, services.page_token_secret)
         if token is None:
             raise HTTPException(400, detail="page_token is not one this list gave for these filters; start again")
     query = referral_query(
-        phases=(phase,) if phase is not None else (), track=track, source=source, at_risk=at_risk, overdue=overdue
+        phases=(phase,) if phase is not None else (),
+        track=track,
+        source=source,
+        at_risk=at_risk,
+        overdue=overdue,
+        refused_writes=refused_writes,
     )
     listing = services.temporal.list_workflows(query, page_size=limit, next_page_token=token)
     try:
@@ -118,13 +137,17 @@ def referral_query(
     source: str | None = None,
     at_risk: bool | None = None,
     overdue: bool | None = None,
+    refused_writes: bool | None = None,
 ) -> str:
-    """The visibility query behind every list: any of ``phases``, and the filters.
+    """The visibility query behind every list: any of ``phases`` (``failed``: the workflow failed), and the filters.
 
     Callers pass only pattern-checked values or enum members: they are put into the query text."""
     clauses = ["WorkflowType = 'ReferralWorkflow'"]
     if phases:
-        clauses.append("(" + " OR ".join(f"{search_attributes.PHASE.name} = '{value}'" for value in phases) + ")")
+        matches = [
+            f"{search_attributes.PHASE.name} = '{value}'" if value != FAILED else _failed_clause() for value in phases
+        ]
+        clauses.append("(" + " OR ".join(matches) + ")")
     for key, value in (
         (search_attributes.TRACK, track),
         (search_attributes.SOURCE, source),
@@ -135,7 +158,14 @@ def referral_query(
         clauses.append(f"{search_attributes.AT_RISK.name} = {str(at_risk).lower()}")
     if overdue is not None:
         clauses.append(_overdue_clause(overdue, datetime.now(UTC)))
+    if refused_writes is not None:
+        refused = search_attributes.REFUSED_WRITES.name
+        clauses.append(f"{refused} > 0" if refused_writes else f"({refused} = 0 OR {refused} IS NULL)")
     return " AND ".join(clauses)
+
+
+def _failed_clause() -> str:
+    return "(" + " OR ".join(f"ExecutionStatus = '{name}'" for name in FAILED_STATUSES.values()) + ")"
 
 
 def _overdue_clause(overdue: bool, now: datetime) -> str:
@@ -147,14 +177,16 @@ def _overdue_clause(overdue: bool, now: datetime) -> str:
 
 def _summary(execution: WorkflowExecution) -> ReferralSummary:
     attrs = execution.typed_search_attributes
+    failed = execution.status in FAILED_STATUSES  # its last phase would say it is still under way
     return ReferralSummary(
         key=execution.id,
-        phase=attrs.get(search_attributes.PHASE),
+        phase=FAILED if failed else attrs.get(search_attributes.PHASE),
         track=attrs.get(search_attributes.TRACK),
         source=attrs.get(search_attributes.SOURCE),
         at_risk=bool(attrs.get(search_attributes.AT_RISK)),
         next_deadline=attrs.get(search_attributes.NEXT_DEADLINE),
         status=execution.status.name.lower() if execution.status else "unknown",
+        refused_writes=attrs.get(search_attributes.REFUSED_WRITES) or 0,
     )
 
 
@@ -237,6 +269,20 @@ async def record_follow_up(key: str, body: FollowUpInput, services: StateDep) ->
     return await run_update(services, key, ReferralWorkflow.record_follow_up, body)
 
 
+@router.post("/{key}/retry-writes")
+async def retry_writes(key: str, services: StateDep) -> RetryWritesResult:
+    """Send the writes the EHR refused for good again, once the cause is fixed on the EHR's side: each resource as
+    the referral stands now. The answer lists the writes the EHR took and those it refused again; a referral
+    with no refused write answers 409."""
+    return await retry_refused_writes(services, key)
+
+
+async def retry_refused_writes(services: AppState, key: str) -> RetryWritesResult:
+    """The ``retry_writes`` update (also the dashboard's button)."""
+    result: RetryWritesResult = await _execute_update(services, key, ReferralWorkflow.retry_writes)
+    return result
+
+
 @router.post("/{key}/cancel", status_code=202)
 async def cancel(key: str, body: CancelInput, services: StateDep) -> dict[str, str]:
     """Cancel (a signal: accepted at once, applied by the workflow)."""
@@ -264,8 +310,13 @@ async def send_cancel(services: AppState, key: str, body: CancelInput) -> None:
 async def run_update(services: AppState, key: str, update: Any, body: BaseModel) -> ReferralState:
     """Run a workflow update; a refused one raises HTTPException: 422 under a clinical date rule, 409 for any
     other rule (both with the workflow's reason), 404 for a key that names no referral, 503."""
+    result: ReferralState = await _execute_update(services, key, update, body)
+    return result
+
+
+async def _execute_update(services: AppState, key: str, update: Any, *args: BaseModel) -> Any:
     try:
-        result: ReferralState = await referral_workflow.handle(services.temporal, key).execute_update(update, body)
+        return await referral_workflow.handle(services.temporal, key).execute_update(update, *args)
     except WorkflowUpdateFailedError as error:
         raise await _refusal(services, key, error.cause) from None
     except RPCError as error:
@@ -273,7 +324,6 @@ async def run_update(services: AppState, key: str, update: Any, body: BaseModel)
             # The server answers NOT_FOUND both for an unknown id and for a referral whose workflow has ended.
             raise await _ended_or_unknown(services, key) from None
         raise _unavailable() from None
-    return result
 
 
 async def _refusal(services: AppState, key: str, cause: BaseException | None) -> HTTPException:

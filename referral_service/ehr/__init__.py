@@ -6,6 +6,7 @@
 
 from referral_service.ehr.client import FhirClient, SearchParams
 from referral_service.ehr.errors import (
+    AuthError,
     ConflictError,
     FhirError,
     NotFoundError,
@@ -18,6 +19,7 @@ from referral_service.ehr.responses import WriteResult
 from referral_service.ehr.source import SourceConfig
 
 __all__ = [
+    "AuthError",
     "ConflictError",
     "FhirClient",
     "FhirError",

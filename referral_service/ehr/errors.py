@@ -97,6 +97,11 @@ class NotFoundError(PermanentError):
     """404/410: the resource does not exist or was deleted."""
 
 
+class AuthError(PermanentError):
+    """401 from the FHIR server, or an authorization server that refused the client (``smart_backend_auth``): the
+    same credentials get the same answer, but fixed credentials can succeed, so writes wait for them."""
+
+
 def describe_issue(issue: dict[str, Any]) -> str:
     """A PHI-free description of one issue: severity, code, where, and any ``HAPI-NNNN`` code."""
     parts = [str(issue.get(key)) for key in ("severity", "code") if issue.get(key)]
@@ -122,6 +127,8 @@ def error_from_response(response: httpx.Response) -> FhirError:
         return TransientError(summary, status=status, issues=issues, retry_after=retry_after)
     if status in (404, 410):
         return NotFoundError(summary, status=status, issues=issues)
+    if status == 401:
+        return AuthError(summary, status=status, issues=issues)
     return PermanentError(summary, status=status, issues=issues)
 
 

@@ -25,7 +25,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from referral_service.ehr.errors import FhirError, PermanentError, TransientError, parse_retry_after
+from referral_service.ehr.errors import AuthError, FhirError, PermanentError, TransientError, parse_retry_after
 from referral_service.logging import get_logger
 
 log = get_logger()
@@ -227,7 +227,7 @@ async def _call(http: httpx.AsyncClient, method: str, url: str, what: str, **kwa
 
 
 def _endpoint_error(response: httpx.Response, what: str) -> FhirError:
-    """A refusal from the authorization server: transient for 429 and 5xx, else permanent (a retry with the
+    """A refusal from the authorization server: transient for 429 and 5xx, else an ``AuthError`` (a retry with the
     same client id, key and scope gets the same answer)."""
     status = response.status_code
     code = _oauth_error(response)
@@ -236,7 +236,7 @@ def _endpoint_error(response: httpx.Response, what: str) -> FhirError:
         return TransientError(
             summary, status=status, retry_after=parse_retry_after(response.headers.get("Retry-After"))
         )
-    return PermanentError(summary, status=status)
+    return AuthError(summary, status=status)
 
 
 def _oauth_error(response: httpx.Response) -> str | None:

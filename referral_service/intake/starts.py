@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -19,7 +19,7 @@ from referral_service.domain.referral import Referral, referral_key
 from referral_service.logging import get_logger
 from workflows import search_attributes
 from workflows.referral import ReferralWorkflow
-from workflows.referral_types import CancelInput, StartReferralInput
+from workflows.referral_types import CancelInput, ReferralState, StartReferralInput
 
 _QUERY_TIMEOUT = timedelta(seconds=5)
 _MAX_DUPLICATES = 20  # enough for the coordinator to see there is a problem
@@ -28,7 +28,8 @@ log = get_logger()
 
 @dataclass(frozen=True)
 class Started:
-    """A referral's workflow as the intake left it: new, or the one a previous submission started."""
+    """A referral's workflow as the intake left it: new, or the one a previous submission started (with its
+    state when a worker answered for it in time, else its phase from visibility)."""
 
     key: str
     created: bool
@@ -36,6 +37,7 @@ class Started:
     received_at: datetime
     changed_at: datetime
     closed: bool = False
+    state: ReferralState | None = None
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,8 @@ class ReferralStarts:
             )
         except WorkflowAlreadyStartedError:
             return await self._existing(key)
-        return Started(key, True, Phase.RECEIVED, received_at, received_at)
+        state = ReferralState(key=key, referral=referral, program=self.program, received_at=received_at)
+        return Started(key, True, Phase.RECEIVED, received_at, received_at, state=state)
 
     async def cancel(self, key: str, reason: str) -> bool:
         """Signal cancellation; False when there is no running referral to cancel (never taken in, ended)."""
@@ -87,12 +90,14 @@ class ReferralStarts:
         return True
 
     async def _existing(self, key: str) -> Started:
-        """The same referral again: how it stands, from visibility (no worker needed)."""
-        description = await self.temporal.get_workflow_handle(key).describe()
+        """The same referral again: how it stands (its state, or its phase alone when no worker answers)."""
+        handle = self.temporal.get_workflow_handle_for(ReferralWorkflow.run, key)
+        description = await handle.describe()
         phase = Phase(description.typed_search_attributes.get(search_attributes.PHASE) or Phase.RECEIVED)
         received = description.start_time
         closed = description.status != WorkflowExecutionStatus.RUNNING
-        return Started(key, False, phase, received, description.close_time or received, closed)
+        state = await _state_of(handle, description.status)
+        return Started(key, False, phase, received, description.close_time or received, closed, state)
 
     async def _open_referrals_matching(self, patient_keys: list[str], key: str) -> list[str]:
         """Ids of running referrals whose patient shares a match key: flagged for the coordinator, never merged.
@@ -114,3 +119,16 @@ class ReferralStarts:
         except RPCError as error:
             log.warning("duplicate patient check skipped", referral_key=key, status=error.status.name)
             return []
+
+
+async def _state_of(
+    handle: WorkflowHandle[ReferralWorkflow, ReferralState], status: WorkflowExecutionStatus | None
+) -> ReferralState | None:
+    """The referral's state: a completed one's result (no worker needed), else the snapshot query; None when no
+    worker answers in time."""
+    try:
+        if status == WorkflowExecutionStatus.COMPLETED:
+            return await handle.result(rpc_timeout=_QUERY_TIMEOUT)
+        return await handle.query(ReferralWorkflow.snapshot, rpc_timeout=_QUERY_TIMEOUT)
+    except (RPCError, WorkflowQueryFailedError):
+        return None

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from fhir_mappings import codes, searchset, task
+from fhir_mappings import searchset
 from fhir_mappings.ehr_lookups import FoundInEhr, held_in
 from fhir_mappings.intake_answer import batch_answer, task_with_warnings
 from fhir_mappings.outcomes import (
@@ -44,6 +44,7 @@ from referral_service.ehr.client import FhirClient
 from referral_service.ehr.errors import FhirError, TransientError
 from referral_service.intake.ehr_answers import EhrAnswers
 from referral_service.intake.starts import ReferralStarts, Started
+from referral_service.intake.task_answer import task_of, task_of_phase
 from referral_service.logging import get_logger
 
 # A PractitionerRole's organisation is only known once the role is read: two rounds of questions.
@@ -191,18 +192,15 @@ class Intake:
         return IntakeAnswer(201 if created else 200, body, headers, started=started)
 
     def _task(self, referral: Referral, started: Started) -> dict[str, Any]:
-        # Just started: the workflow has not yet written its receipt, so the Task is as the referrer made it.
-        status, business_status = ("requested", "created") if started.created else task.status_for_phase(started.phase)
-        return task.referral_task(
+        if started.state is not None:
+            return task_of(started.state)
+        return task_of_phase(
             referral,
-            key=f"{started.key}/task",
-            owner=self.program.organization,
-            status=status,
-            business_status=business_status,
-            status_reason=codes.BUSINESS_STATUS.get(business_status) if status in task.NEEDS_REASON else None,
-            task_id=started.key,
-            authored_on=started.received_at,
-            last_modified=started.changed_at,
+            key=started.key,
+            program=self.program,
+            phase=started.phase,
+            received_at=started.received_at,
+            changed_at=started.changed_at,
         )
 
 

@@ -129,6 +129,26 @@ async def test_case_managers_and_program_admins_reassign_care_teams(api: httpx.A
             assert response.json()["detail"] == "this needs one of the roles: case-manager, program-admin"
 
 
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [("intake-coordinator", False), ("clinician", True), ("case-manager", True), ("program-admin", True)],
+)
+async def test_care_staff_retry_the_writes_the_ehr_refused(api: httpx.AsyncClient, role: str, allowed: bool):
+    """The API route and the dashboard's button alike."""
+    unknown = f"hapi-test~nobody-{uuid.uuid4().hex[:8]}"
+
+    by_api = await api.post(f"/api/referrals/{unknown}/retry-writes", headers=token(role))
+    by_form = await api.post(f"/referrals/{unknown}/retry-writes", headers=token(role))
+
+    if allowed:  # let in: the referral just does not exist
+        assert (by_api.status_code, by_api.json()["detail"]) == (404, "no such referral")
+        assert by_form.status_code == 303
+    else:
+        for response in (by_api, by_form):
+            assert response.status_code == 403
+            assert response.json()["detail"] == "this needs one of the roles: case-manager, clinician, program-admin"
+
+
 async def test_fhir_callers_get_operation_outcomes_and_staff_may_not_submit(api: httpx.AsyncClient) -> None:
     bundle = referral_bundle("ada-testpatient-adult-inpatient")
 

@@ -101,10 +101,10 @@ async def _seed(hapi_client: FhirClient, bundle: dict[str, Any]) -> dict[str, st
 # ---- submitting a referral ---------------------------------------------------------------------------
 
 
-async def test_bundle_gets_a_requested_task_and_the_referral_reads_back_once_a_worker_runs(
+async def test_bundle_gets_a_received_task_and_the_referral_reads_back_once_a_worker_runs(
     api, settings, temporal_env, hapi_client
 ):
-    """A hospital posting a referral Bundle gets 201 and a requested Task, and can read that Task back."""
+    """A hospital posting a referral Bundle gets 201 and its Task (received), and can read that Task back."""
     bundle = referral_bundle(ADA)
     key = _key(bundle)
 
@@ -114,7 +114,7 @@ async def test_bundle_gets_a_requested_task_and_the_referral_reads_back_once_a_w
     assert response.headers["content-type"].startswith("application/fhir+json")
     assert response.headers["Location"] == f"Task/{key}"
     created = response.json()
-    assert (created["resourceType"], created["id"], created["status"]) == ("Task", key, "requested")
+    assert (created["resourceType"], created["id"], created["status"]) == ("Task", key, "received")
     assert created["focus"] == {"type": "ServiceRequest", "identifier": _placer(bundle)}
     assert {"system": RESOURCE_KEY_SYSTEM, "value": f"{key}/task"} in created["identifier"]
     assert _placer(bundle)["value"] in key  # the order number, readable in the Temporal UI
@@ -132,7 +132,7 @@ async def test_bundle_gets_a_requested_task_and_the_referral_reads_back_once_a_w
         read = await eventually(read_task, f"GET /fhir/Task/{key} to answer 200")
     task = read.json()
     assert (task["resourceType"], task["id"]) == ("Task", key)
-    assert task["status"] in ("requested", "received")
+    assert task["status"] == "received"
     assert task["focus"] == created["focus"]
     assert task["identifier"] == created["identifier"]
 
@@ -182,7 +182,7 @@ async def test_service_request_alone_is_accepted(form, api, settings, temporal_e
 
     assert response.status_code == 201, response.text
     task = response.json()
-    assert (task["resourceType"], task["id"], task["status"]) == ("Task", key, "requested")
+    assert (task["resourceType"], task["id"], task["status"]) == ("Task", key, "received")
     assert response.headers["Location"] == f"Task/{key}"
     assert (task["focus"], task["for"]) == (expected_focus, expected_for)
     description = await temporal_env.client.get_workflow_handle(key).describe()

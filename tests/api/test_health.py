@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric import rsa
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.api.app import create_app
@@ -12,6 +14,7 @@ from referral_service.config import Settings, SourceSettings
 from referral_service.devstack.process import free_port
 from tests.api_server import service_settings
 from tests.conftest import HAPI_SOURCE_ID
+from tests.smart_token_server import TokenServer, serving, smart_auth, write_pem
 
 
 def _client(settings: Settings, temporal_env: WorkflowEnvironment) -> httpx.AsyncClient:
@@ -49,3 +52,33 @@ async def test_not_ready_names_the_unreachable_ehr_and_answers_within_seconds(
     assert checks["ehr:down-ehr"].startswith("unreachable"), checks
     assert "ConnectError" in checks["ehr:down-ehr"], checks
     assert took < 10, f"readiness probe took {took:.1f}s"
+
+
+async def test_an_ehr_refusing_our_credentials_shows_as_such(
+    hapi_base_url: str, temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Writes to an EHR that refuses the service's credentials wait, retrying, until someone fixes them: readiness
+    says so, for a key the authorization server does not know and for tokens the FHIR server will not take."""
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with serving(TokenServer()) as unknown_key, serving(TokenServer(honour_tokens=False)) as no_tokens:
+        settings = service_settings(hapi_base_url, "health")
+        sources = (
+            SourceSettings.model_validate(
+                {
+                    "id": "wrong-key",
+                    "base_url": unknown_key.fhir_base,
+                    "auth": smart_auth(tmp_path, private_key_file=str(write_pem(tmp_path, stranger, "stranger.pem"))),
+                }
+            ),
+            SourceSettings.model_validate(
+                {"id": "tokens-refused", "base_url": no_tokens.fhir_base, "auth": smart_auth(tmp_path)}
+            ),
+        )
+        async with _client(settings.model_copy(update={"sources": (*settings.sources, *sources)}), temporal_env) as api:
+            ready = await api.get("/readyz")
+
+    assert ready.status_code == 503, ready.text
+    checks = ready.json()["checks"]
+    assert checks[f"ehr:{HAPI_SOURCE_ID}"] == "ok"
+    assert checks["ehr:wrong-key"].startswith("credentials refused (HTTP 400: token request failed: invalid_client")
+    assert checks["ehr:tokens-refused"].startswith("credentials refused (HTTP 401"), checks

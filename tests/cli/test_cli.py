@@ -29,6 +29,7 @@ from referral_service.ehr.client import FhirClient
 from tests.api_server import running_api
 from tests.auth_tokens import auth_settings, token
 from tests.conftest import HAPI_SOURCE_ID
+from tests.hapi_refusals import refusing
 from tests.program_day import program_today
 from tests.referrals import referral_bundle
 
@@ -155,7 +156,7 @@ async def test_submit_prints_the_task_and_a_resend_is_already_received(cli, refe
     assert first.code == 0, first
     assert "submitted" in first.out
     assert re.search(rf"Task\s+{re.escape(referral.key)}$", first.out, re.M), first.out
-    assert re.search(r"status\s+requested$", first.out, re.M)
+    assert re.search(r"status\s+received$", first.out, re.M)
     assert re.search(r"businessStatus\s+created$", first.out, re.M)
     assert f"{cli.url}/fhir/Task/{referral.key}" in first.out
 
@@ -301,6 +302,47 @@ async def test_show_of_an_unknown_referral_exits_1(cli):
     run = await cli("show", "hapi-test.no-such-referral.0000000000")
     assert run.code == 1, run
     assert "no referral with id hapi-test.no-such-referral.0000000000" in run.err
+
+
+# ---- writes the EHR refused ----------------------------------------------------------------------------
+
+
+async def test_refused_writes_are_listed_shown_and_retried(cli, referral, hapi_base_url):
+    """HAPI refuses the referrer's Task: `list --refused-writes` finds the referral, `show` says what the EHR
+    answered, `retry-writes` exits 1 while the EHR still refuses and 0 once it takes the Task."""
+    help_text = await cli("retry-writes", "--help")
+    assert help_text.code == 0
+    assert "Exit 0 when it took everything, 1 when some writes are still refused" in " ".join(help_text.out.split())
+    async with refusing(hapi_base_url, {"Task": 422}):
+        assert (await cli("submit", str(referral.file))).code == 0
+        listed = await cli.eventually(
+            "list", "--refused-writes", "--json",
+            until=lambda run: run.code == 0 and referral.key in [row["key"] for row in json.loads(run.out)],
+            what=f"{referral.key} in list --refused-writes",
+        )  # fmt: skip
+        [row] = [row for row in json.loads(listed.out) if row["key"] == referral.key]
+        assert row["refused_writes"] == 1
+
+        shown = await cli("show", referral.key)
+        assert shown.code == 0, shown
+        assert "Refused by the EHR" in shown.out
+        assert re.search(r"Task HTTP 422 \(error processing at Task\)", shown.out), shown.out
+        view = json.loads((await cli("show", referral.key, "--json")).out)
+        [refused] = view["refused_writes"]
+        assert (refused["resource_type"], refused["status"], refused["codes"]) == ("Task", 422, ["processing"])
+
+        still = await cli("retry-writes", referral.key)
+        assert still.code == 1, still
+        assert "still refused: Task HTTP 422" in still.out
+
+    retried = await cli("retry-writes", referral.key, "--json")
+    assert retried.code == 0, retried
+    result = json.loads(retried.out)
+    assert ([w["resource_type"] for w in result["succeeded"]], result["still_refused"]) == (["Task"], [])
+    nothing = await cli("retry-writes", referral.key)
+    assert nothing.code == 1
+    assert "nothing to retry" in nothing.err
+    assert_no_phi(cli, referral)
 
 
 # ---- attend and discharge ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from referral_service.devstack.process import free_port
 from tests.api.intake_checks import echoed, patient_phi, resource_of_type
 from tests.api_driver import ADA, Api
 from tests.conftest import HAPI_SOURCE_ID, TEST_KEY_RING
+from tests.hapi_refusals import refusing
 from tests.polling import eventually
 from tests.referrals import referral_bundle
 
@@ -214,6 +216,37 @@ async def test_each_process_serves_its_metrics_and_the_sdk_s(stack: dict[str, st
     logged = [json.loads(line) for line in log_lines if line.startswith("{")]
     care_team = [e for e in logged if e["event"] == "ehr write" and e.get("resource_type") == "CareTeam"]
     assert [e["workflow_id"] for e in care_team] == [key], "each EHR write is logged with its referral's workflow id"
+
+
+async def test_a_refused_write_is_counted_by_source_and_type_and_logged(
+    stack: dict[str, str], api: Api, hapi_base_url: str
+) -> None:
+    """The EHR refuses an assessment's Observation: the worker counts it (``iop_ehr_writes_refused_total``) and
+    logs it with the referral's workflow id, the status and the issue codes, no patient data."""
+    key = await api.submit()
+    await api.snapshot_until(key, lambda s: s["phase"] == "screening", "screening")
+    await api.accept(key, "adult-mh")
+    score = {"assessment_id": "phq9-1", "instrument": "PHQ-9", "score": 9, "date": datetime.now(UTC).date().isoformat()}
+    async with refusing(hapi_base_url, {"Observation": 422}):
+        recorded = await api.http.post(f"/api/referrals/{key}/assessments", json={"assessment": score})
+    assert recorded.status_code == 200, recorded.text
+    assert [r["resource_type"] for r in recorded.json()["refused"].values()] == ["Observation"]
+
+    async with httpx.AsyncClient(timeout=10) as http:
+
+        async def refused_count() -> dict[str, float] | None:
+            text = (await http.get(stack["worker_metrics"])).text
+            refused = _samples(text, "iop_ehr_writes_refused_total")
+            return refused if _value(refused, resource_type="Observation", source=HAPI_SOURCE_ID) >= 1 else None
+
+        refused = await eventually(refused_count, "the refused Observation counted", patience_s=30)
+    assert _value(refused, resource_type="Task") == 0, refused
+    log_lines = (Path(stack["logs"]) / "worker.log").read_text().splitlines()
+    logged = [json.loads(line) for line in log_lines if line.startswith("{")]
+    [event] = [e for e in logged if e["event"] == "ehr write refused" and e.get("workflow_id") == key]
+    assert (event["resource_type"], event["status"], event["issue_codes"]) == ("Observation", 422, ["processing"])
+    assert (event["issue_descriptions"], event["attempt"]) == (["error processing at Observation"], 1)
+    assert not echoed(ADA_PHI, json.dumps(event)), "the log line must carry no patient data"
 
 
 async def test_one_trace_runs_from_the_api_request_through_the_workflow_to_the_ehr_write(

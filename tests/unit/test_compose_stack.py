@@ -19,7 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
 # How `temporal operator search-attribute create --type` names each of the SDK's indexed value types.
-CLI_TYPE = {"KEYWORD": "Keyword", "BOOL": "Bool", "DATETIME": "Datetime", "KEYWORD_LIST": "KeywordList"}
+CLI_TYPE = {
+    "KEYWORD": "Keyword",
+    "BOOL": "Bool",
+    "DATETIME": "Datetime",
+    "KEYWORD_LIST": "KeywordList",
+    "INT": "Int",
+}
 
 
 def _env(service: str) -> dict[str, str]:

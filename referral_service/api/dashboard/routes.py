@@ -38,10 +38,12 @@ from referral_service.api.deps import AppState, AuditDep, StateDep
 from referral_service.api.group_routes import GroupSessionInput, GroupSessionResult, RosterEntry, record_roster
 from referral_service.api.measures_routes import default_period, measure
 from referral_service.api.referral_routes import (
+    FAILED,
     ReferralSummary,
     find_referrals,
     read_snapshot,
     read_snapshots,
+    retry_refused_writes,
     run_update,
     send_cancel,
 )
@@ -179,6 +181,7 @@ async def referral_page(key: str, request: Request, services: StateDep) -> Respo
         team=_team_by_role(state),
         chart=weekly_chart(state.sessions, track.min_weekly_hours) if track else None,
         writes=sorted(state.writes.values(), key=lambda w: (w.resource_type, w.id)),
+        refused=sorted(state.refused.values(), key=lambda r: r.at),
         workflow_url=workflow_url,
         deadline=countdown(state.next_deadline, datetime.now(UTC)),
         scores=assessment_chart(state.assessments),
@@ -282,6 +285,23 @@ async def reassign_team(key: str, request: Request, services: StateDep) -> Respo
     return _redirect(back, "notice", f"{role.value.replace('_', ' ')} is now {state.team.members[role].name}")
 
 
+@router.post("/referrals/{key}/retry-writes")
+async def retry_writes(key: str, request: Request, services: StateDep) -> Response:
+    """The referral page's "Retry refused writes" button: the ``retry_writes`` update; the notice says which
+    writes the EHR took and which it refused again."""
+    _same_origin(request)
+    back = f"/referrals/{quote(key, safe='')}"
+    try:
+        result = await retry_refused_writes(services, key)
+    except HTTPException as refused:
+        return _redirect(back, "error", f"not retried: {refused.detail}")
+    taken = ", ".join(write.resource_type for write in result.succeeded) or "none"
+    if result.still_refused:
+        again = ", ".join(f"{r.resource_type} (HTTP {r.status})" for r in result.still_refused)
+        return _redirect(back, "error", f"the EHR took: {taken}; still refused: {again}")
+    return _redirect(back, "notice", f"the EHR took every refused write: {taken}")
+
+
 @router.get("/groups", response_class=HTMLResponse)
 async def groups(request: Request, services: StateDep) -> Response:
     """Pick a group session (track, date, kind, minutes); the roster of that track to mark in one form."""
@@ -380,7 +400,8 @@ async def caseload(
     now = datetime.now(UTC)
     unique = {row.key: row for row in summaries}.values()  # one row per referral (continue-as-new runs)
     rows = [_caseload_row(row, snapshots[row.key], now) for row in unique]
-    open_phases = {phase.value for phase in CASELOAD_PHASES}  # a referral may have ended since it was indexed
+    # A referral may have ended since it was indexed; one whose workflow failed stays, shown as failed.
+    open_phases = {phase.value for phase in CASELOAD_PHASES} | {FAILED}
     rows = [row for row in rows if row.phase in open_phases and filters.admit(row)]
     phase_order = {phase.value: index for index, phase in enumerate(CASELOAD_PHASES)}
     rows.sort(key=lambda r: (phase_order.get(r.phase, len(phase_order)), r.track or "", r.key))
@@ -525,7 +546,7 @@ def _caseload_row(row: ReferralSummary, snapshot: ReferralState | None, now: dat
     case_manager = members.get(StaffRole.CASE_MANAGER)
     return CaseloadRow(
         key=row.key,
-        phase=snapshot.phase.value if snapshot else row.phase or "unknown",
+        phase=_phase(row, snapshot) or "unknown",
         track=snapshot.track_id if snapshot else row.track,
         at_risk=snapshot.at_risk if snapshot else row.at_risk,
         overdue=bool(snapshot and snapshot.overdue) or (next_deadline is not None and next_deadline < now),
@@ -534,7 +555,15 @@ def _caseload_row(row: ReferralSummary, snapshot: ReferralState | None, now: dat
         team={m.id: m.name for m in members.values()},
         case_manager=case_manager.name if case_manager else None,
         readable=snapshot is not None,
+        refused_writes=len(snapshot.refused) if snapshot else row.refused_writes,
     )
+
+
+def _phase(row: ReferralSummary, snapshot: ReferralState | None) -> str | None:
+    """The snapshot's phase (fresher than the search index), unless the workflow failed: then ``failed``."""
+    if row.phase == FAILED or snapshot is None:
+        return row.phase
+    return snapshot.phase.value
 
 
 def _inbox_row(row: ReferralSummary, snapshot: ReferralState | None, now: datetime) -> dict[str, Any]:
@@ -547,8 +576,7 @@ def _inbox_row(row: ReferralSummary, snapshot: ReferralState | None, now: dateti
                 referrer = ref.display
                 break
     discharge = referral.discharge if referral else None
-    # The snapshot is fresher than the search index (visibility lags by seconds): prefer it when there is one.
-    phase = snapshot.phase.value if snapshot else row.phase
+    phase = _phase(row, snapshot)
     next_deadline = snapshot.next_deadline if snapshot else row.next_deadline
     return {
         "key": row.key,
@@ -562,6 +590,7 @@ def _inbox_row(row: ReferralSummary, snapshot: ReferralState | None, now: dateti
         "overdue": next_deadline is not None and next_deadline < now,
         "at_risk": snapshot.at_risk if snapshot else row.at_risk,
         "possible_duplicates": snapshot.possible_duplicates if snapshot else [],
+        "refused_writes": len(snapshot.refused) if snapshot else row.refused_writes,
         "eligibility": step_down_ineligibility(referral, now.date()) if referral else [],
     }
 

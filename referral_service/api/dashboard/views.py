@@ -296,6 +296,7 @@ class CaseloadRow:
     team: dict[str, str]  # staff id -> name
     case_manager: str | None
     readable: bool  # False: no snapshot (no worker answered); shown from the search index alone
+    refused_writes: int = 0  # writes the EHR refused for good, waiting to be retried
 
 
 @dataclass(frozen=True)

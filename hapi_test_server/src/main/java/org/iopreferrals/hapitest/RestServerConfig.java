@@ -18,7 +18,10 @@ import org.springframework.boot.web.servlet.ServletRegistrationBean;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 
-/** The REST layer at /fhir: every resource type, the system provider, paging, ETags, request validation. */
+/**
+ * The REST layer at /fhir: every resource type, the system provider, paging, ETags, request validation, and the
+ * test-only refusal switch (off by default).
+ */
 @Configuration
 public class RestServerConfig {
 
@@ -42,13 +45,15 @@ public class RestServerConfig {
 			JpaStorageSettings storageSettings,
 			ISearchParamRegistry searchParamRegistry,
 			@Qualifier(JpaConfig.JPA_VALIDATION_SUPPORT_CHAIN) IValidationSupport validationSupport,
-			RequestValidatingInterceptor requestValidatingInterceptor) {
+			RequestValidatingInterceptor requestValidatingInterceptor,
+			RefusalSwitch refusalSwitch) {
 		RestfulServer server = new RestfulServer(systemDao.getContext());
 		server.registerProviders(resourceProviders.createProviders());
 		server.registerProvider(systemProvider);
 		server.setPagingProvider(pagingProvider);
 		server.setDefaultPrettyPrint(false);
 		server.registerInterceptor(requestValidatingInterceptor);
+		server.registerInterceptor(refusalSwitch); // test only: refuses nothing until told to (RefusalAdmin)
 		JpaCapabilityStatementProvider capabilities = new JpaCapabilityStatementProvider(
 				server, systemDao, storageSettings, searchParamRegistry, validationSupport);
 		capabilities.setImplementationDescription("IOP referral service - HAPI FHIR R4 test server");

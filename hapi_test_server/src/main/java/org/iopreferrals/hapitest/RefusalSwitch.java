@@ -1,0 +1,70 @@
+package org.iopreferrals.hapitest;
+
+import ca.uhn.fhir.interceptor.api.Hook;
+import ca.uhn.fhir.interceptor.api.Interceptor;
+import ca.uhn.fhir.interceptor.api.Pointcut;
+import ca.uhn.fhir.rest.api.RestOperationTypeEnum;
+import ca.uhn.fhir.rest.api.server.RequestDetails;
+import ca.uhn.fhir.rest.server.exceptions.BaseServerResponseException;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import org.hl7.fhir.r4.model.OperationOutcome;
+import org.hl7.fhir.r4.model.StringType;
+import org.springframework.stereotype.Component;
+
+/**
+ * TEST ONLY: a fault switch that makes this server refuse every write of chosen resource types with a chosen
+ * HTTP status and a real OperationOutcome, as a production EHR refuses writes it will not take (validation,
+ * permissions, unknown references). Off by default (nothing is refused); set through {@link RefusalAdmin}.
+ */
+@Component
+@Interceptor
+public class RefusalSwitch {
+	private static final Set<RestOperationTypeEnum> WRITES =
+			Set.of(RestOperationTypeEnum.CREATE, RestOperationTypeEnum.UPDATE, RestOperationTypeEnum.PATCH);
+
+	private final Map<String, Integer> refusals = new ConcurrentHashMap<>();
+
+	/** Resource type to HTTP status: what is refused now. */
+	public Map<String, Integer> current() {
+		return new TreeMap<>(refusals);
+	}
+
+	/** Replace every refusal (an empty map turns the switch off). */
+	public synchronized void set(Map<String, Integer> wanted) {
+		refusals.clear();
+		refusals.putAll(wanted);
+	}
+
+	@Hook(Pointcut.SERVER_INCOMING_REQUEST_PRE_HANDLED)
+	public void refuseWrites(RequestDetails request, RestOperationTypeEnum operation) {
+		String type = request.getResourceName();
+		Integer status = type == null || !WRITES.contains(operation) ? null : refusals.get(type);
+		if (status == null) {
+			return;
+		}
+		String text = "Refused by the HAPI test server's fault switch (test only): " + type + " writes answer " + status;
+		OperationOutcome outcome = new OperationOutcome();
+		OperationOutcome.OperationOutcomeIssueComponent issue = outcome.addIssue()
+				.setSeverity(OperationOutcome.IssueSeverity.ERROR)
+				.setCode(issueType(status))
+				.setDiagnostics(text);
+		issue.getExpression().add(new StringType(type));
+		BaseServerResponseException refusal = BaseServerResponseException.newInstance(status, text);
+		refusal.setOperationOutcome(outcome);
+		throw refusal;
+	}
+
+	private static OperationOutcome.IssueType issueType(int status) {
+		return switch (status) {
+			case 400 -> OperationOutcome.IssueType.INVALID;
+			case 401, 403 -> OperationOutcome.IssueType.FORBIDDEN;
+			case 404 -> OperationOutcome.IssueType.NOTFOUND;
+			case 409, 412 -> OperationOutcome.IssueType.CONFLICT;
+			case 422 -> OperationOutcome.IssueType.PROCESSING;
+			default -> OperationOutcome.IssueType.EXCEPTION;
+		};
+	}
+}
