@@ -1,4 +1,4 @@
-"""The referrer's Task has one owner: whatever path a referral takes, ``GET /fhir/Task`` (``_task_of``) never fails
+"""The referrer's Task has one owner: whatever path a referral takes, ``GET /fhir/Task`` (``task_of``) never fails
 and always says what the workflow last wrote (``task_request``, the activity's input), along FHIR's Task machine.
 
 Pure: no server. ``Referral`` below changes a real ``ReferralState`` in the order ``workflows/referral.py`` does
@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 from fhir_mappings import task
 from fhir_mappings.referral_in import referral_from_fhir
 from referral_service.activities.writeback import EhrWrite
-from referral_service.api.fhir_routes import _task_of
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.discharge import DeclineReason, Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase, check_transition
 from referral_service.domain.program import SessionKind
 from referral_service.domain.referrer_task import Cancellation, can_transition
+from referral_service.intake.task_answer import task_of
 from referral_service.programs import load_program
 from tests.referrals import referral_bundle
 from workflows.referral import ENDED, TEAM_PHASES, task_request
@@ -157,11 +157,11 @@ class Referral:
     # ---- the referrer's read ----
 
     def read(self) -> tuple[str, str, str | None]:
-        return _told(_task_of(self.state))
+        return _told(task_of(self.state))
 
     def settled(self) -> None:
         """Between the workflow's steps, the read says what was last written."""
-        read, last = _task_of(self.state), self.written[-1]
+        read, last = task_of(self.state), self.written[-1]
         assert {k: read.get(k) for k in TOLD} == {k: last.get(k) for k in TOLD}
 
     @property
