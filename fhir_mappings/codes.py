@@ -29,12 +29,7 @@ OUTPUT_TYPE_SYSTEM = f"{SERVICE_SYSTEM_BASE}/CodeSystem/task-output-type"
 PROGRAM_TASK_SYSTEM = f"{SERVICE_SYSTEM_BASE}/CodeSystem/program-task"
 OUTREACH = ("outreach", "Reach out to the patient after missed sessions")
 
-# No SNOMED CT concept specific to IOP referral exists; these are the nearby referral concepts we accept.
-REFERRAL_CODES = frozenset({"390866009", "401266006", "306252003", "3457005"})
-IOP_HCPCS = {
-    "S9480": "Intensive outpatient psychiatric services, per diem",
-    "H0015": "Alcohol and/or drug services; intensive outpatient",
-}
+# Which ServiceRequest codes count as referrals is program data: ReferralCodes in domain/program.py.
 
 # BSeR / IHE 360X referral events, carried in Task.businessStatus.
 BUSINESS_STATUS = {

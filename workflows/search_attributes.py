@@ -5,7 +5,11 @@ the workflow task retry forever), so the dev stack, the tests and the worker's s
 this one list.
 """
 
-from temporalio.common import SearchAttributeKey
+from typing import Any
+
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from referral_service.domain.lifecycle import Phase
 
 PHASE = SearchAttributeKey.for_keyword("ReferralPhase")
 TRACK = SearchAttributeKey.for_keyword("ReferralTrack")
@@ -29,3 +33,15 @@ ALL: tuple[SearchAttributeKey, ...] = (  # type: ignore[type-arg]
     PATIENT_MATCH,
     REFUSED_WRITES,
 )
+
+
+def at_start(source_id: str, patient_match: list[str]) -> TypedSearchAttributes:
+    """What a referral's workflow is started with: received, not at risk, and its patient-match keys."""
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(PHASE, str(Phase.RECEIVED)),
+        SearchAttributePair(SOURCE, source_id),
+        SearchAttributePair(AT_RISK, False),
+    ]
+    if patient_match:
+        pairs.append(SearchAttributePair(PATIENT_MATCH, patient_match))
+    return TypedSearchAttributes(pairs)

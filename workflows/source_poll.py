@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from referral_service.activities.intake_poll import FindReferralsInput, FoundReferrals, IntakePollActivities
-    from referral_service.domain.lifecycle import Phase
     from referral_service.domain.program import Program
     from referral_service.domain.referral import Referral
     from workflows import search_attributes
@@ -65,13 +63,6 @@ class SourcePollWorkflow:
         return PollResult(until=found.until or since, started=started, revoked=revoked)
 
     async def _start(self, key: str, referral: Referral, patient_match: list[str], poll: PollInput) -> int:
-        attributes: list[SearchAttributePair[Any]] = [
-            SearchAttributePair(search_attributes.PHASE, str(Phase.RECEIVED)),
-            SearchAttributePair(search_attributes.SOURCE, referral.source_id),
-            SearchAttributePair(search_attributes.AT_RISK, False),
-        ]
-        if patient_match:
-            attributes.append(SearchAttributePair(search_attributes.PATIENT_MATCH, patient_match))
         start = StartReferralInput(
             key=key, referral=referral, program=poll.program, received_at=workflow.now().astimezone(UTC)
         )
@@ -83,7 +74,7 @@ class SourcePollWorkflow:
                 task_queue=poll.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                search_attributes=TypedSearchAttributes(attributes),
+                search_attributes=search_attributes.at_start(referral.source_id, patient_match),
             )
         except WorkflowAlreadyStartedError:
             return 0

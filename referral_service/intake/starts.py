@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -59,13 +58,6 @@ class ReferralStarts:
             received_at=received_at,
             possible_duplicates=await self._open_referrals_matching(patient_keys, key),
         )
-        attributes: list[SearchAttributePair[Any]] = [
-            SearchAttributePair(search_attributes.PHASE, str(Phase.RECEIVED)),
-            SearchAttributePair(search_attributes.SOURCE, referral.source_id),
-            SearchAttributePair(search_attributes.AT_RISK, False),
-        ]
-        if patient_keys:
-            attributes.append(SearchAttributePair(search_attributes.PATIENT_MATCH, patient_keys))
         try:
             await self.temporal.start_workflow(
                 ReferralWorkflow.run,
@@ -73,7 +65,7 @@ class ReferralStarts:
                 id=key,
                 task_queue=self.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=TypedSearchAttributes(attributes),
+                search_attributes=search_attributes.at_start(referral.source_id, patient_keys),
             )
         except WorkflowAlreadyStartedError:
             return await self._existing(key)

@@ -173,7 +173,7 @@ async def _whole_program(api: httpx.AsyncClient, key: str) -> list[tuple[str, st
         response = await api.post(f"/api/referrals/{key}/follow-ups", json={"day": day, "reached": True})
         assert response.status_code == 200, response.text
     state = await driver.snapshot_until(key, lambda s: s["phase"] == "closed", "closure")
-    assert not state.get("refused_writes"), f"{key}: the EHR refused {state.get('refused_writes')}"
+    assert not state["refused"], f"{key}: the EHR refused {state['refused']}"
     return sorted({(w["resource_type"], w["id"]) for w in state["writes"].values()})
 
 
