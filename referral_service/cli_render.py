@@ -155,6 +155,7 @@ def snapshot_view(state: dict[str, Any]) -> dict[str, Any]:
         "track": state.get("track_id"),
         "source": referral.get("source_id"),
         "order_number": (referral.get("placer_identifier") or {}).get("value"),
+        "intake_warnings": list(referral.get("warnings") or []),  # fixed texts of ours: no patient data
         "priority": referral.get("priority"),
         "from_setting": (referral.get("discharge") or {}).get("from_setting"),
         "received_at": state.get("received_at"),
@@ -272,6 +273,8 @@ def snapshot_text(view: dict[str, Any]) -> str:
         ],
         empty="none yet",
     )
+    if view["intake_warnings"]:
+        out += _section("Taken in with warnings", [[warning] for warning in view["intake_warnings"]])
     if view["refused_writes"]:
         out += _section(
             "Refused by the EHR (retry with `referral-service retry-writes`)",

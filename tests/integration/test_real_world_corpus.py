@@ -12,6 +12,7 @@ must be found by the patient searches an EHR's chart runs.
 from __future__ import annotations
 
 import asyncio
+import html
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from fhir_mappings.referral_in import referral_from_fhir
 from referral_service.activities.intake_poll import FindReferralsInput, IntakePollActivities
 from referral_service.api.app import create_app
+from referral_service.cli_render import snapshot_text, snapshot_view
 from referral_service.config import SourceSettings
 from referral_service.domain.referral import referral_key
 from referral_service.ehr.client import FhirClient
@@ -87,6 +89,8 @@ async def test_a_real_world_referral_gets_its_outcome_and_a_whole_program(name: 
         assert keys == [], f"{case.name}: refused, yet {keys} started"
         return
     assert keys, f"{case.name}: nothing was taken in"
+    if case.expect.outcome == "accept-with-warning":
+        await _warnings_shown(service.api, keys[0])
     for key in keys:
         writes = await _whole_program(service.api, key)
         for resource_type, resource_id in writes:
@@ -157,6 +161,16 @@ def _names_the_elements(case: RealWorldCase, outcome: dict[str, Any], *, errors:
     if not errors:
         allowed = {*expect.expressions, *expect.any_of, *expect.may_also, ORDER_LINK_WARNING}
         assert named <= allowed, f"{case.name}: unexpected warnings {named - allowed}"
+
+
+async def _warnings_shown(api: httpx.AsyncClient, key: str) -> None:
+    """What intake warned the sender of stays on the referral: its snapshot, ``show`` and its page."""
+    state = await Api(api).snapshot_until(key, lambda s: bool(s["referral"]["warnings"]), "the intake warnings")
+    shown = snapshot_text(snapshot_view(state))
+    page = (await api.get(f"/referrals/{key}")).text
+    for warning in state["referral"]["warnings"]:
+        assert warning in shown, shown
+        assert warning in html.unescape(page), f"{key}: the referral page does not show {warning!r}"
 
 
 async def _whole_program(api: httpx.AsyncClient, key: str) -> list[tuple[str, str]]:
