@@ -29,13 +29,12 @@ from fhir_mappings.outcomes import transient as transient_issue
 from fhir_mappings.performer import Addressee
 from fhir_mappings.referral_in import (
     IntakeRules,
-    Submission,
     Taken,
     acceptable_for_intake,
     lookups_for,
-    read_submission,
     referrals_from_fhir,
 )
+from fhir_mappings.submission import Submission, read_submission
 from fhir_mappings.task_intake import focus_request_id, patient_matches
 from referral_service.activities.intake_poll import PolledOutcome
 from referral_service.domain.program import Program

@@ -11,9 +11,10 @@ from fhir_mappings.ehr_lookups import FoundInEhr
 from fhir_mappings.intake_answer import task_with_warnings
 from fhir_mappings.outcomes import OutcomeIssue
 from fhir_mappings.performer import Addressed, Addressee, addressed_to, performer_lookups
-from fhir_mappings.referral_in import IntakeRules, lookups_for, read_submission, referrals_from_fhir
+from fhir_mappings.referral_in import IntakeRules, lookups_for, referrals_from_fhir
 from fhir_mappings.referral_kind import kind_issue
 from fhir_mappings.resolve import ResourceIndex, context_base, local_reference
+from fhir_mappings.submission import read_submission
 from referral_service.domain.program import ReferralCodes
 from referral_service.domain.referral import Identifier
 
