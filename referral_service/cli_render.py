@@ -82,7 +82,7 @@ MEASURES_HEADERS = (
 _RATES = ("follow_up_7_days", "follow_up_30_days", "weeks_meeting_minimum", "completed", "dropped_out")
 
 
-AUDIT_HEADERS = ("TIME", "USER", "ROLES", "ACTION", "REFERRAL", "STATUS", "OUTCOME")
+AUDIT_HEADERS = ("TIME", "USER", "ROLES", "FROM", "ACTION", "REFERRAL", "STATUS", "OUTCOME")
 
 
 def audit_rows(records: list[dict[str, Any]]) -> list[list[str]]:
@@ -92,6 +92,7 @@ def audit_rows(records: list[dict[str, Any]]) -> list[list[str]]:
             datetime.fromisoformat(r["at"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),  # to the second
             r["user"] or NONE,
             ",".join(r["roles"]) or NONE,
+            r["client"] or NONE,
             r["action"],
             r["referral_key"] or NONE,
             str(r["status"]),

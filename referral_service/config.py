@@ -204,6 +204,10 @@ class AuthSettings(BaseModel):
     dashboard_scope: str = "openid"  # space-separated; whatever else the provider needs to put roles in tokens
     public_base_url: str | None = None  # as browsers reach the API, e.g. https://iop.example.org
     session_key: SecretStr | None = None
+    # A dashboard session ends at the first of: sign-out, the access token's expiry, this long after sign-in,
+    # or this long without a request.
+    session_max_hours: float = Field(default=12, gt=0, le=24 * 7)
+    session_idle_minutes: float = Field(default=30, gt=0, le=24 * 60)
 
     @model_validator(mode="after")
     def _one_key_source(self) -> AuthSettings:
@@ -265,8 +269,13 @@ class Settings(BaseModel):
     metrics_address: str | None = Field(default=None, pattern=r"^[^:\s]+:\d{1,5}$")
     # OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces); tracing is off when unset.
     otlp_traces_endpoint: HttpUrl | None = None
-    # The audit trail's SQLite file (README "Audit trail"); ``state_dir``/audit.sqlite when unset.
-    audit_db: Path | None = None
+    # The service database (audit trail, sign-out revocations): a SQLAlchemy URL such as
+    # postgresql+psycopg://user:password@host/iop_service; SQLite at ``state_dir``/service.sqlite when unset.
+    database_url: SecretStr | None = None
+    # Addresses of the reverse proxies in front of the API: from them alone, the audit trail takes the
+    # caller's address from ``client_address_header`` (the rightmost entry no trusted proxy added).
+    trusted_proxies: tuple[str, ...] = ()
+    client_address_header: str = "X-Forwarded-For"
 
     @model_validator(mode="after")
     def _unique_sources(self) -> Settings:
@@ -290,9 +299,11 @@ class Settings(BaseModel):
                 return source
         raise KeyError(f"unknown source {source_id!r}; configured: {[s.id for s in self.sources]}")
 
-    @property
-    def audit_path(self) -> Path:
-        return self.audit_db or self.state_dir / "audit.sqlite"
+    def database(self) -> str:
+        """The service database's URL (a secret: it may hold a password)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.state_dir / 'service.sqlite'}"
 
     def key_ring(self) -> KeyRing:
         """The configured key ring, or the stack's own dev key (made once under ``state_dir``)."""
@@ -313,7 +324,7 @@ ENV_OVERRIDES = {
     "IOP_PROGRAM_FILE": "program_file",
     "IOP_METRICS_ADDRESS": "metrics_address",
     "IOP_OTLP_TRACES_ENDPOINT": "otlp_traces_endpoint",
-    "IOP_AUDIT_DB": "audit_db",
+    "IOP_DATABASE_URL": "database_url",
 }
 
 
@@ -360,6 +371,7 @@ def dev_key_ring(state_dir: Path) -> KeyRing:
     key_file = state_dir / "codec-keys.json"
     if not key_file.exists():
         state_dir.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(json.dumps({"active": "dev-1", "keys": {"dev-1": KeyRing.new_key()}}))
-        key_file.chmod(0o600)
+        # Owner-only from the first byte: chmod after writing would leave the key readable for a moment.
+        with os.fdopen(os.open(key_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "w") as file:
+            json.dump({"active": "dev-1", "keys": {"dev-1": KeyRing.new_key()}}, file)
     return CodecSettings.model_validate_json(key_file.read_text()).key_ring()

@@ -53,13 +53,15 @@ SAFE_KEYS = frozenset(
         "scope",  # SMART system scopes granted to the service: no patient data
         "missing_scope",
         "expires_in",
-        # an audit record (referral_service.audit): staff and system ids, roles, a route template, a code
+        # an audit record (referral_service.store.audit): staff and system ids, roles, a route template, a
+        # code, and the caller's network address (a workstation's or an EHR's, never a patient's)
         "at",
         "user",
         "roles",
         "source",
         "action",
         "outcome",
+        "client",
     }
 )
 REDACTED = "[redacted]"

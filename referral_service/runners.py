@@ -114,7 +114,14 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, *, wor
             assert worker_running is not None
             app = create_worker_health_app(settings, client, worker_running)
         server = QuietApiServer(
-            uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
+            uvicorn.Config(
+                app,
+                host=settings.api_host,
+                port=settings.api_port,
+                log_config=None,
+                access_log=False,
+                proxy_headers=False,  # the audit trail trusts forwarding headers from `trusted_proxies` only
+            )
         )
         tasks.append(asyncio.create_task(server.serve()))
         cleanup.callback(setattr, server, "should_exit", True)

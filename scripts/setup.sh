@@ -6,13 +6,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The browser tests drive Debian's chromium through Playwright's bundled driver (never `playwright install`).
-if [ ! -x /usr/bin/chromium ]; then
-  echo "setup: installing chromium (apt) for the dashboard's browser tests" >&2
+# Debian's packages: chromium (the browser tests drive it through Playwright's bundled driver, never
+# `playwright install`) and postgresql (the service database's deployed kind; tests start clusters of their own).
+APT_PACKAGES=()
+if [ ! -x /usr/bin/chromium ]; then APT_PACKAGES+=(chromium); fi
+if ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then APT_PACKAGES+=(postgresql); fi
+if [ ${#APT_PACKAGES[@]} -gt 0 ]; then
+  echo "setup: installing ${APT_PACKAGES[*]} (apt)" >&2
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}"
 fi
 
 PYTHON=${PYTHON:-python3}

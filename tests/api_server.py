@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.api.app import create_app
@@ -35,7 +36,7 @@ def service_settings(hapi_base_url: str, queue_prefix: str, *source_ids: str) ->
     return Settings(
         task_queue=task_queue,
         sources=tuple(SourceSettings(id=s, base_url=hapi_base_url) for s in source_ids or (HAPI_SOURCE_ID,)),
-        audit_db=AUDIT_DIR / f"{task_queue}.sqlite",
+        database_url=SecretStr(f"sqlite:///{AUDIT_DIR / task_queue}.sqlite"),
     )
 
 
@@ -48,10 +49,14 @@ async def running_api(
     queue_prefix: str,
     auth: AuthSettings | None = None,
     port: int | None = None,
+    database_url: str | None = None,
 ) -> AsyncIterator[str]:
     """The API's base URL, served until the block ends, with a worker on its own task queue; ``auth`` makes
-    it require bearer tokens; ``port`` is for a caller that must know the URL first (a sign-in redirect URL)."""
+    it require bearer tokens; ``port`` is for a caller that must know the URL first (a sign-in redirect URL);
+    ``database_url`` a service database shared with another API (as two API processes share one)."""
     settings = service_settings(hapi_base_url, queue_prefix).model_copy(update={"auth": auth})
+    if database_url is not None:
+        settings = settings.model_copy(update={"database_url": SecretStr(database_url)})
     port = port or free_port()
     app = create_app(settings, temporal_env.client)
     server = QuietApiServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))

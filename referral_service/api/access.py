@@ -117,7 +117,7 @@ async def _caller(request: Request, verifier: TokenVerifier) -> Principal:
     sign_in: SignIn | None = request.app.state.sign_in
     if sign_in is None or "authorization" in request.headers or not is_dashboard_page(request):
         return await verifier.principal(request.headers.get("authorization"))
-    session = sign_in.session(request)
+    session = await sign_in.session(request)
     if request.method not in ("GET", "HEAD") and not await csrf_matches(request, session):
         raise AccessDenied(403, "this form is stale or did not come from the dashboard: reload the page and try again")
     request.state.browser_session = session

@@ -30,12 +30,14 @@ from referral_service.api.deps import AppState
 from referral_service.api.intake_limits import SourceRateLimiter
 from referral_service.api.intake_metrics import IntakeLatency
 from referral_service.api.signin import routes as signin_routes
-from referral_service.api.signin.session import SignIn
+from referral_service.api.signin.session import SignIn, renewing_sessions
 from referral_service.api.tokens import TokenVerifier
-from referral_service.audit import AuditStore
 from referral_service.config import Settings
 from referral_service.domain.metric_names import AUDIT_WRITE_FAILURES
 from referral_service.programs import load_program
+from referral_service.store.audit import AuditStore
+from referral_service.store.database import open_database
+from referral_service.store.revocations import SessionRevocations
 from referral_service.temporal_client import metric_meter
 from referral_service.tracing import traced_request
 
@@ -63,12 +65,15 @@ def create_app(settings: Settings, client: Client, *, worker_running: Callable[[
         dependencies=[Depends(authorize)],
         lifespan=_closing_at_shutdown,
     )
+    app.state.database = open_database(settings.database())
     app.state.token_verifier = TokenVerifier(settings.auth) if settings.auth else None
-    app.state.sign_in = SignIn.configured(settings.auth, app.state.token_verifier)
+    app.state.sign_in = SignIn.configured(
+        settings.auth, app.state.token_verifier, SessionRevocations(app.state.database)
+    )
     app.add_exception_handler(AccessDenied, _denied)  # type: ignore[arg-type]
     app.state.services = _services(settings, client, worker_running)
     failures = metric_meter(client).create_counter(*AUDIT_WRITE_FAILURES)
-    app.state.audit = AuditStore(settings.audit_path, on_failure=failures.add)
+    app.state.audit = AuditStore(app.state.database, on_failure=failures.add)
 
     for router in ROUTERS:
         app.include_router(router)
@@ -82,7 +87,10 @@ def create_app(settings: Settings, client: Client, *, worker_running: Callable[[
         allow_credentials=True,
     )
     app.middleware("http")(IntakeLatency(metric_meter(client)))
-    app.middleware("http")(AuditTrail(app.state.audit))
+    app.middleware("http")(renewing_sessions)
+    app.middleware("http")(
+        AuditTrail(app.state.audit, frozenset(settings.trusted_proxies), settings.client_address_header)
+    )
     if settings.otlp_traces_endpoint is not None:
         app.middleware("http")(traced_request)  # added last, so outermost: the span covers the whole request
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
@@ -112,6 +120,7 @@ async def _closing_at_shutdown(app: FastAPI) -> AsyncIterator[None]:
     """At shut-down, the audit records still queued are written before the process ends; EHR clients close."""
     yield
     await asyncio.to_thread(app.state.audit.close)
+    app.state.database.dispose()
     for ehr in app.state.services.ehr_clients.values():
         await ehr.aclose()
 

@@ -9,14 +9,14 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from referral_service.api.deps import AuditDep
-from referral_service.audit import AuditQuery, AuditRecord
+from referral_service.store.audit import AuditQuery, AuditRecord
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
 
 
 class AuditEntry(BaseModel):
-    """One request: the caller (``user`` null when it brought no acceptable token), the route template it
-    called, the referral it concerned and its outcome (``ok``, ``partial`` or the kind of refusal)."""
+    """One request: the caller (``user`` null when it brought no acceptable token) and its address, the route
+    template it called, the referral it concerned and its outcome (``ok``, ``partial`` or the kind of refusal)."""
 
     at: datetime
     user: str | None
@@ -26,6 +26,7 @@ class AuditEntry(BaseModel):
     referral_key: str | None
     status: int
     outcome: str
+    client: str | None
 
     @classmethod
     def of(cls, record: AuditRecord) -> AuditEntry:
@@ -38,6 +39,7 @@ class AuditEntry(BaseModel):
             referral_key=record.referral_key,
             status=record.status,
             outcome=record.outcome,
+            client=record.client,
         )
 
 

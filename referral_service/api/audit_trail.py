@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from fastapi import Request, Response
 
 from referral_service.api.access import PUBLIC, route_key
+from referral_service.api.client_address import client_address
 from referral_service.api.tokens import Principal
-from referral_service.audit import AuditRecord, AuditStore, timestamp
 from referral_service.logging import get_logger
+from referral_service.store.audit import AuditRecord, AuditStore, timestamp
 
 log = get_logger()
 _KEY_PARAMS = ("key", "task_id")  # a Task's id is its referral's key
@@ -45,8 +46,10 @@ def outcome(status: int) -> str:
 class AuditTrail:
     """An HTTP middleware; the record is made once the answer is known and written by the store's thread."""
 
-    def __init__(self, store: AuditStore) -> None:
+    def __init__(self, store: AuditStore, trusted_proxies: frozenset[str], address_header: str) -> None:
         self._store = store
+        self._trusted_proxies = trusted_proxies
+        self._address_header = address_header
 
     async def __call__(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         at = datetime.now(UTC)
@@ -63,6 +66,7 @@ class AuditTrail:
         if key is None or key in PUBLIC:  # unrouted paths (404) and public ones concern no referral
             return
         principal: Principal | None = getattr(request.state, "principal", None)  # None: no acceptable token
+        client = client_address(request, self._trusted_proxies, self._address_header)
         for referral in _referrals(request, location):
             record = AuditRecord(
                 at=timestamp(at),
@@ -73,6 +77,7 @@ class AuditTrail:
                 referral_key=referral,
                 status=status,
                 outcome=outcome(status),
+                client=client,
             )
             log.info("audit", **asdict(record))
             self._store.record(record)

@@ -12,12 +12,12 @@ from temporalio.client import Client
 
 from referral_service.api import page_tokens
 from referral_service.api.intake_limits import SourceRateLimiter
-from referral_service.audit import AuditStore
 from referral_service.config import Settings
 from referral_service.domain.program import Program
 from referral_service.ehr.client import FhirClient
 from referral_service.intake.starts import ReferralStarts
 from referral_service.intake.take_in import Intake
+from referral_service.store.audit import AuditStore
 from referral_service.temporal_client import active_codec_key, patient_match_secret
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 from structlog.testing import capture_logs
 from temporalio.testing import WorkflowEnvironment
 
@@ -42,7 +43,8 @@ Client = Callable[[dict[str, str]], httpx.AsyncClient]
 @pytest.fixture
 def settings(tmp_path: Path, hapi_base_url: str) -> Settings:
     base = service_settings(hapi_base_url, "audit")
-    return base.model_copy(update={"auth": auth_settings(tmp_path), "audit_db": tmp_path / "audit.sqlite"})
+    database = SecretStr(f"sqlite:///{tmp_path / 'service.sqlite'}")
+    return base.model_copy(update={"auth": auth_settings(tmp_path), "database_url": database})
 
 
 @pytest.fixture
@@ -88,7 +90,9 @@ async def _intake_scheduled(clinician: Api, key: str) -> None:
     await clinician.snapshot_until(key, lambda s: s["phase"] == "intake_scheduled", "intake scheduled")
 
 
-async def test_who_did_what_to_a_referral_is_recorded_without_patient_data(as_user: Client, settings: Settings):
+async def test_who_did_what_to_a_referral_is_recorded_without_patient_data(
+    as_user: Client, settings: Settings, tmp_path: Path
+):
     """The hospital's intake, the coordinator's decision, reads, the coordinator's refused discharge and the
     clinician's discharge are each one row naming the user, the route, the referral and the outcome; the rows,
     the database file and the log events hold no patient name, MRN or birth date."""
@@ -125,8 +129,7 @@ async def test_who_did_what_to_a_referral_is_recorded_without_patient_data(as_us
     assert {(e["user"], e["action"], e["status"], e["outcome"]) for e in audit_events} == {
         (r["user"], r["action"], r["status"], r["outcome"]) for r in rows
     }
-    # SQLite removes its -wal file when the last connection closes: one listed a moment ago may be gone.
-    stored = b"".join(_bytes_if_there(path) for path in settings.audit_path.parent.glob("audit.sqlite*"))
+    stored = _database_bytes(tmp_path)
     assert key.encode() in stored
     for text in (str(rows), str(logs)):
         assert [word for word in PATIENT_DATA if word in text] == []
@@ -216,6 +219,12 @@ async def test_a_group_roster_is_one_row_per_referral(as_user: Client):
     action = "POST /api/groups/{group}/sessions"
     rows = await _audit(as_user, action=action)
     assert sorted(_steps(rows)) == [("dr-lee", action, key, 207, "partial") for key in keys]
+
+
+def _database_bytes(folder: Path) -> bytes:
+    """The service database's file and its companions; SQLite removes its -wal file when the last connection
+    closes, so one listed a moment ago may be gone."""
+    return b"".join(_bytes_if_there(path) for path in folder.glob("service.sqlite*"))
 
 
 def _bytes_if_there(path):

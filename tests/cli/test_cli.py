@@ -513,12 +513,12 @@ async def test_audit_lists_who_did_what_to_a_referral(cli, referral):
 
     assert (submitted.code, shown.code, as_json.code, as_table.code, nothing.code) == (0, 0, 0, 0, 0)
     records = json.loads(as_json.out)
-    assert [(r["user"], r["action"], r["status"], r["outcome"]) for r in records] == [
-        ("local", "GET /api/referrals/{key}", 200, "ok"),
-        ("local", "POST /fhir", 201, "ok"),
+    assert [(r["user"], r["action"], r["status"], r["outcome"], r["client"]) for r in records] == [
+        ("local", "GET /api/referrals/{key}", 200, "ok", "127.0.0.1"),  # the CLI called from this machine
+        ("local", "POST /fhir", 201, "ok", "127.0.0.1"),
     ]
     header, *rows = as_table.out.splitlines()
-    assert header.split() == ["TIME", "USER", "ROLES", "ACTION", "REFERRAL", "STATUS", "OUTCOME"]
+    assert header.split() == ["TIME", "USER", "ROLES", "FROM", "ACTION", "REFERRAL", "STATUS", "OUTCOME"]
     assert len(rows) == 2
     assert "POST /fhir" in rows[1]
     assert referral.key in rows[1]

@@ -40,7 +40,7 @@ def _host_ports(service: dict[str, Any]) -> list[str]:
 def test_the_stack_has_temporal_on_postgres_hapi_the_api_and_the_worker() -> None:
     assert set(SERVICES) == {
         "temporal-db", "temporal-schema", "temporal", "temporal-namespace", "temporal-ui",
-        "hapi-db", "hapi", "api", "worker",
+        "hapi-db", "hapi", "service-db", "api", "worker",
     }  # fmt: skip
     images = {name: service.get("image", "") for name, service in SERVICES.items()}
     assert not [image for image in images.values() if "auto-setup" in image], "auto-setup is deprecated"
@@ -48,6 +48,17 @@ def test_the_stack_has_temporal_on_postgres_hapi_the_api_and_the_worker() -> Non
     assert images["temporal-ui"].startswith("temporalio/ui:")
     assert images["temporal-db"].startswith("postgres:")
     assert images["hapi-db"].startswith("postgres:")
+    assert images["service-db"].startswith("postgres:")
+
+
+def test_every_api_and_worker_process_shares_the_service_database_on_postgresql() -> None:
+    """The audit trail and sign-out revocations must be one for all API processes: no SQLite file per container."""
+    db = _env("service-db")
+    for service in ("api", "worker"):
+        url = _env(service)["IOP_DATABASE_URL"]
+        assert url.startswith(f"postgresql+psycopg://{db['POSTGRES_USER']}:"), url
+        assert url.endswith(f"@service-db:5432/{db['POSTGRES_DB']}"), url
+        assert SERVICES[service]["depends_on"]["service-db"] == {"condition": "service_healthy"}
     assert "postgres" in _env("temporal")["DB"]
 
 
@@ -74,15 +85,10 @@ def test_databases_and_servers_have_health_checks_and_named_volumes() -> None:
         assert "healthcheck" in SERVICES[name], f"{name} has no health check"
     assert "/healthz" in " ".join(SERVICES["api"]["healthcheck"]["test"])
     assert "/readyz" in " ".join(SERVICES["worker"]["healthcheck"]["test"]), "the worker reports readiness"
-    volumes = [v.split(":")[0] for name in ("temporal-db", "hapi-db") for v in SERVICES[name]["volumes"]]
-    assert volumes == ["temporal-db", "hapi-db"]
-    assert set(COMPOSE["volumes"]) == {*volumes, "audit-db"}
-
-
-def test_the_api_keeps_its_audit_trail_on_a_named_volume_its_user_may_write() -> None:
-    [mount_point] = [v.split(":")[1] for v in SERVICES["api"]["volumes"] if v.startswith("audit-db:")]
-    assert _env("api")["IOP_AUDIT_DB"].startswith(f"{mount_point}/")
-    assert f"chown nobody {mount_point}" in (ROOT / "Dockerfile").read_text()
+    databases = ("temporal-db", "hapi-db", "service-db")
+    volumes = [v.split(":")[0] for name in databases for v in SERVICES[name]["volumes"]]
+    assert volumes == list(databases)
+    assert set(COMPOSE["volumes"]) == set(volumes)
 
 
 def test_the_namespace_job_registers_exactly_the_search_attributes_the_workflows_use() -> None:
@@ -97,16 +103,15 @@ OPERATOR_ENV = {
     "IOP_CODEC_KEYS": json.dumps({"active": "k1", "keys": {"k1": KeyRing.new_key()}}),
     "IOP_AUTH_ISSUER": "https://login.example-health.org/realms/iop",
     "IOP_AUTH_JWKS_URL": "https://login.example-health.org/realms/iop/protocol/openid-connect/certs",
+    "IOP_SERVICE_DB_PASSWORD": "a-password-from-the-operator",
 }
 
 
 def _interpolated(value: str) -> str:
-    """Compose's ``${VAR:?message}`` (the operator's value) and ``${VAR:-default}`` (the default)."""
-    required = re.fullmatch(r"\$\{(\w+):\?[^}]*\}", value)
-    if required:
-        return OPERATOR_ENV[required.group(1)]
-    defaulted = re.fullmatch(r"\$\{\w+:-([^}]*)\}", value)
-    return defaulted.group(1) if defaulted else value
+    """Compose's ``${VAR:?message}`` (the operator's value) and ``${VAR:-default}`` (the default), wherever
+    they stand in the value."""
+    value = re.sub(r"\$\{(\w+):\?[^}]*\}", lambda required: OPERATOR_ENV[required.group(1)], value)
+    return re.sub(r"\$\{\w+:-([^}]*)\}", lambda defaulted: defaulted.group(1), value)
 
 
 @pytest.mark.parametrize("role", ["api", "worker"])
@@ -141,6 +146,7 @@ def test_api_and_worker_settings_load_and_reach_the_compose_services(
     assert settings.auth is not None
     assert settings.auth.issuer == OPERATOR_ENV["IOP_AUTH_ISSUER"]
     assert settings.metrics_address == "0.0.0.0:9464", "Prometheus must reach each service on the compose network"
+    assert settings.database().endswith("@service-db:5432/iop_service")
 
 
 def test_a_placeholder_key_ring_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:

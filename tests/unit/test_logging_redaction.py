@@ -6,7 +6,7 @@ from dataclasses import asdict
 import structlog
 
 from referral_service import logging as service_logging
-from referral_service.audit import AuditRecord
+from referral_service.store.audit import AuditRecord
 
 
 def test_unknown_fields_are_redacted_and_safe_fields_kept(capsys):
@@ -36,6 +36,7 @@ def test_an_audit_event_reaches_the_log_pipeline_whole(capsys):
         referral_key="hapi-test.SR-1.0123456789",
         status=200,
         outcome="ok",
+        client="10.1.2.3",
     )
     previous = structlog.get_config()
     service_logging.configure("json")

@@ -49,7 +49,6 @@ from referral_service.api.referral_routes import (
 )
 from referral_service.api.signin.session import browser_context
 from referral_service.api.tokens import Role
-from referral_service.audit import AuditQuery
 from referral_service.domain.assessment import AssessmentRecord, Instrument
 from referral_service.domain.careteam import team_roles
 from referral_service.domain.deadlines import step_down_ineligibility
@@ -57,6 +56,7 @@ from referral_service.domain.discharge import DeclineReason, Discharge, Discharg
 from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import LevelOfCare, Program, SessionKind, StaffMember, StaffRole, Track
 from referral_service.domain.program_day import Today
+from referral_service.store.audit import AuditQuery
 from workflows.referral import ASSESSABLE, ENDED, TEAM_PHASES, ReferralWorkflow
 from workflows.referral_types import (
     CancelInput,

@@ -65,16 +65,17 @@ async def callback(request: Request, code: str = "", state: str = "", error: str
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    """Forget the session in this browser (the provider's own session is the provider's to end)."""
+    """End the session on every API process and forget it in this browser (the provider's own session is the
+    provider's to end)."""
     sign_in = _sign_in(request)
     try:
-        session = sign_in.session(request)
+        session = await sign_in.session(request)
     except TokenRejected:
         session = None
     if session is not None and not await csrf_matches(request, session):
         return _page("Not signed out", "this form is stale: reload the page and sign out again", 403)
     response = _page("Signed out", None, 200)
-    sign_in.end_session(response)
+    await sign_in.end_session(response, session)
     return response
 
 

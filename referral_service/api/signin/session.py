@@ -3,8 +3,12 @@
 - ``iop_signin`` (path ``/auth``, 10 minutes): the PKCE verifier, ``state``, ``nonce`` and where to land,
   between ``/auth/login`` and ``/auth/callback``.
 - ``iop_session`` (path ``/``): the user's subject and roles as the verified access token gave them, a CSRF
-  token for the dashboard's forms, and the access token's expiry, past which it is refused (the cookie also
-  expires then). The tokens themselves are not kept.
+  token for the dashboard's forms, a random session id, and when the user signed in and was last seen. The
+  tokens themselves are not kept.
+
+A session ends at the first of: sign-out (its id goes into the service database's revocation list, which
+every API process reads), the access token's expiry, ``session_max_hours`` after sign-in, or
+``session_idle_minutes`` without a request (each request renews "last seen", at most once a minute).
 
 Cookies rather than server memory: API processes are stateless and many (ARCHITECTURE.md), and a sign-in
 begun on one must finish on any. Both are HttpOnly, SameSite=Lax (the provider's redirect back is a
@@ -17,7 +21,8 @@ import base64
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
@@ -31,6 +36,7 @@ from referral_service.api.signin.provider import DashboardClient, Endpoints, Pro
 from referral_service.api.signin.sealed_cookie import CookieSeal
 from referral_service.api.tokens import Principal, Role, TokenRejected, TokenVerifier
 from referral_service.config import AuthSettings
+from referral_service.store.revocations import SessionRevocations
 
 ATTEMPT_COOKIE = "iop_signin"
 SESSION_COOKIE = "iop_session"
@@ -39,6 +45,9 @@ ATTEMPT_SECONDS = 600
 MIN_SESSION_SECONDS = 5
 CSRF_FIELD = "csrf_token"
 _FORM_LIMIT = 64 * 1024
+# "Last seen" is renewed when older than this (or a quarter of the idle timeout): often enough for the idle
+# timeout, rarely enough that most answers set no cookie.
+SEEN_RENEWAL_SECONDS = 60
 _ROLE_VALUES = frozenset(role.value for role in Role)
 DASHBOARD_TAG = "dashboard"  # the dashboard router's tag: its pages take the session cookie
 
@@ -48,12 +57,15 @@ class BrowserSession:
     principal: Principal
     csrf_token: str
     expires_at: int
+    session_id: str
+    signed_in_at: int
+    seen_at: int
 
 
 class SignIn:
     """Sign-in for one app: the provider, the dashboard's client registration and the sealed cookies."""
 
-    def __init__(self, auth: AuthSettings, verifier: TokenVerifier) -> None:
+    def __init__(self, auth: AuthSettings, verifier: TokenVerifier, revocations: SessionRevocations) -> None:
         # AuthSettings refuses a client id without these.
         assert auth.dashboard_client_id is not None
         assert auth.public_base_url is not None
@@ -67,14 +79,20 @@ class SignIn:
         )
         self.provider = Provider(auth.issuer)
         self._verifier = verifier
+        self._revocations = revocations
+        self._max_seconds = int(auth.session_max_hours * 3600)
+        self._idle_seconds = int(auth.session_idle_minutes * 60)
+        self._renew_after = max(1, min(SEEN_RENEWAL_SECONDS, self._idle_seconds // 4))
         self._seal = CookieSeal(base64.b64decode(auth.session_key.get_secret_value()))
         self._secure = urlsplit(auth.public_base_url).scheme.lower() == "https"  # plain http: loopback only
 
     @classmethod
-    def configured(cls, auth: AuthSettings | None, verifier: TokenVerifier | None) -> SignIn | None:
+    def configured(
+        cls, auth: AuthSettings | None, verifier: TokenVerifier | None, revocations: SessionRevocations
+    ) -> SignIn | None:
         if auth is None or verifier is None or auth.dashboard_client_id is None:
             return None
-        return cls(auth, verifier)
+        return cls(auth, verifier, revocations)
 
     # ---- /auth/login -----------------------------------------------------------------------------
 
@@ -128,37 +146,83 @@ class SignIn:
         if verified.expires_at - time.time() < MIN_SESSION_SECONDS:
             raise SignInFailed("the identity provider issued a token that has (almost) expired", status=403)
         principal = Principal(subject=verified.principal.subject, roles=staff_roles)
-        return BrowserSession(principal=principal, csrf_token=secrets.token_urlsafe(32), expires_at=verified.expires_at)
+        now = int(time.time())
+        return BrowserSession(
+            principal=principal,
+            csrf_token=secrets.token_urlsafe(32),
+            expires_at=min(verified.expires_at, now + self._max_seconds),  # a 10-year token: still 12 hours
+            session_id=secrets.token_urlsafe(32),
+            signed_in_at=now,
+            seen_at=now,
+        )
 
     def start_session(self, response: Response, session: BrowserSession) -> None:
+        self._keep(response, session)
+        response.delete_cookie(ATTEMPT_COOKIE, path="/auth", secure=self._secure, httponly=True, samesite="lax")
+
+    def _keep(self, response: Response, session: BrowserSession) -> None:
         payload = {
             "sub": session.principal.subject,
             "roles": sorted(session.principal.roles),
             "csrf": session.csrf_token,
+            "sid": session.session_id,
+            "iat": session.signed_in_at,
+            "seen": session.seen_at,
         }
         value = self._seal.seal(SESSION_COOKIE, payload, expires_at=session.expires_at)
         self._set(response, SESSION_COOKIE, value, max_age=max(0, session.expires_at - int(time.time())), path="/")
-        response.delete_cookie(ATTEMPT_COOKIE, path="/auth", secure=self._secure, httponly=True, samesite="lax")
 
     # ---- every dashboard request -----------------------------------------------------------------
 
-    def session(self, request: Request) -> BrowserSession:
+    async def session(self, request: Request) -> BrowserSession:
         """The signed-in user, or ``TokenRejected`` (which sends the browser to sign in)."""
-        opened = self._seal.open(SESSION_COOKIE, request.cookies.get(SESSION_COOKIE), now=time.time())
-        if opened is None:
+        now = int(time.time())
+        opened = self._seal.open(SESSION_COOKIE, request.cookies.get(SESSION_COOKIE), now=now)
+        if opened is None or not isinstance(opened.get("sid"), str):  # a cookie from before session ids
             raise TokenRejected("sign in first (no session, or it has expired)")
-        roles = frozenset(Role(role) for role in opened.get("roles", []) if role in _ROLE_VALUES)
-        return BrowserSession(
-            principal=Principal(subject=str(opened["sub"]), roles=roles),
+        session = BrowserSession(
+            principal=Principal(
+                subject=str(opened["sub"]),
+                roles=frozenset(Role(role) for role in opened.get("roles", []) if role in _ROLE_VALUES),
+            ),
             csrf_token=str(opened["csrf"]),
             expires_at=int(opened["exp"]),
+            session_id=opened["sid"],
+            signed_in_at=int(opened["iat"]),
+            seen_at=int(opened["seen"]),
         )
+        if now - session.seen_at > self._idle_seconds:
+            raise TokenRejected("the session ended after a time without use: sign in again")
+        if now - session.signed_in_at > self._max_seconds:  # a cookie sealed before the cap was lowered
+            raise TokenRejected("the session reached its time limit: sign in again")
+        if await self._revocations.is_revoked(session.session_id):
+            raise TokenRejected("this session was signed out: sign in again")
+        return session
 
-    def end_session(self, response: Response) -> None:
+    def renew_seen(self, response: Response, session: BrowserSession) -> None:
+        """Move "last seen" to now on ``response``'s cookie, at most once a minute (the idle timeout's clock)."""
+        now = int(time.time())
+        if now - session.seen_at >= self._renew_after and "set-cookie" not in response.headers:
+            self._keep(response, replace(session, seen_at=now))
+
+    async def end_session(self, response: Response, session: BrowserSession | None) -> None:
+        """Sign out: the session is revoked for every API process (a copied cookie is dead too), and forgotten here."""
+        if session is not None:
+            await self._revocations.revoke(session.session_id, until=session.expires_at)
         response.delete_cookie(SESSION_COOKIE, path="/", secure=self._secure, httponly=True, samesite="lax")
 
     def _set(self, response: Response, name: str, value: str, *, max_age: int, path: str) -> None:
         response.set_cookie(name, value, max_age=max_age, path=path, secure=self._secure, httponly=True, samesite="lax")
+
+
+async def renewing_sessions(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """HTTP middleware: a signed-in page's answer carries the session's renewed "last seen"."""
+    response = await call_next(request)
+    session: BrowserSession | None = getattr(request.state, "browser_session", None)
+    sign_in: SignIn | None = request.app.state.sign_in
+    if session is not None and sign_in is not None:
+        sign_in.renew_seen(response, session)
+    return response
 
 
 def is_dashboard_page(request: Request) -> bool:

@@ -1,8 +1,9 @@
-"""The audit trail: who did what to which referral, when, and how it ended; the one database the service adds.
+"""The audit trail: who did what to which referral, when, from where, and how it ended.
 
 Temporal holds each referral's story but not who read it or who was refused, and a trail must outlive
-workflow retention, so records go to an append-only SQLite table (WAL). A record holds ids, codes and a
-route template only, never a body, a query string or patient data.
+workflow retention, so records go to the service database's append-only ``audit`` table, which every API
+process shares. A record holds ids, codes, a route template and the caller's address only, never a body, a
+query string or patient data.
 
 Requests only enqueue their records: one writer thread batches them into the file, so a request never
 waits for the disk. A batch that cannot be written is counted and logged (redacted); each record already
@@ -13,38 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable
 from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
-from pathlib import Path
+
+from sqlalchemy import ColumnElement, Engine, and_, insert, select
 
 from referral_service.logging import get_logger
+from referral_service.store.tables import audit
 
 log = get_logger()
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    user TEXT,
-    roles TEXT NOT NULL,
-    source TEXT,
-    action TEXT NOT NULL,
-    referral_key TEXT,
-    status INTEGER NOT NULL,
-    outcome TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_by_referral ON audit (referral_key, at);
-CREATE INDEX IF NOT EXISTS audit_by_user ON audit (user, at);
-CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-"""
 _BATCH = 200  # records per transaction when requests arrive faster than the disk takes them
 FLUSH_WAIT_S = 2.0
 
@@ -62,6 +43,7 @@ class AuditRecord:
     referral_key: str | None
     status: int
     outcome: str
+    client: str | None = None
 
 
 _COLUMNS = tuple(field.name for field in fields(AuditRecord))
@@ -78,19 +60,15 @@ class AuditQuery:
 
 
 class AuditStore:
-    """The table at ``path``: ``record`` from a request, ``search`` for the admins' view."""
+    """The ``audit`` table: ``record`` from a request, ``search`` for the admins' view."""
 
-    def __init__(self, path: Path, on_failure: Callable[[int], None]) -> None:
-        self._path = path
+    def __init__(self, engine: Engine, on_failure: Callable[[int], None]) -> None:
+        self._engine = engine
         self._on_failure = on_failure
         # Records, a flush marker (set once what came before it is written), or None: stop.
         self._queue: queue.Queue[AuditRecord | threading.Event | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connection() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
 
     def record(self, record: AuditRecord) -> None:
         """Hand the record to the writer thread (started on first use); never blocks."""
@@ -116,11 +94,6 @@ class AuditStore:
             self._writer.join()
             self._writer = None
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self._path, timeout=10)) as db, db:
-            yield db
-
     def _write_forever(self) -> None:
         """Batches of what is waiting (at least one record: blocks for it) until ``close``'s stop marker."""
         while True:
@@ -137,47 +110,41 @@ class AuditStore:
                 return
 
     def _write(self, records: list[AuditRecord]) -> None:
-        placeholders = ", ".join("?" for _ in _COLUMNS)
-        insert = f"INSERT INTO audit ({', '.join(_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608 - our columns
         try:
-            with self._connection() as db:
-                db.executemany(insert, [_storable(record) for record in records])
+            with self._engine.begin() as db:
+                db.execute(insert(audit), [dict(zip(_COLUMNS, _storable(record), strict=True)) for record in records])
         except Exception as error:  # the writer must live on whatever a batch holds: a query waits on it
             log.error("audit write failed", error_type=type(error).__name__, count=len(records))
             self._on_failure(len(records))
 
     def _select(self, query: AuditQuery) -> list[AuditRecord]:
-        clauses, values = _where(query)
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM audit {clauses} ORDER BY at DESC, id DESC LIMIT ?"  # noqa: S608
-        with self._connection() as db:
-            rows = db.execute(sql, [*values, query.limit]).fetchall()
-        return [AuditRecord(*row) for row in rows]
+        statement = (
+            select(*(audit.c[name] for name in _COLUMNS))
+            .where(and_(True, *_conditions(query)))
+            .order_by(audit.c.at.desc(), audit.c.id.desc())
+            .limit(query.limit)
+        )
+        with self._engine.connect() as db:
+            return [AuditRecord(*row) for row in db.execute(statement)]
 
 
 def _storable(record: AuditRecord) -> tuple[object, ...]:
-    """The row for ``record``; text SQLite cannot encode (a lone surrogate from a hostile URL) is escaped."""
+    """The row for ``record``; text the database cannot encode (a lone surrogate from a hostile URL) is escaped."""
     return tuple(
         value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value
         for value in astuple(record)
     )
 
 
-def _where(query: AuditQuery) -> tuple[str, list[str]]:
-    """The WHERE clause (column names are ours; every value is a bound parameter)."""
+def _conditions(query: AuditQuery) -> list[ColumnElement[bool]]:
     conditions = [
-        (column, operator, value)
-        for column, operator, value in (
-            ("referral_key", "=", query.referral_key),
-            ("user", "=", query.user),
-            ("action", "=", query.action),
-            ("at", ">=", timestamp(query.since) if query.since else None),
-            ("at", "<=", timestamp(query.until) if query.until else None),
-        )
-        if value is not None
+        audit.c.referral_key == query.referral_key if query.referral_key is not None else None,
+        audit.c.user == query.user if query.user is not None else None,
+        audit.c.action == query.action if query.action is not None else None,
+        audit.c.at >= timestamp(query.since) if query.since else None,
+        audit.c.at <= timestamp(query.until) if query.until else None,
     ]
-    if not conditions:
-        return "", []
-    return "WHERE " + " AND ".join(f"{c} {op} ?" for c, op, _ in conditions), [v for _, _, v in conditions]
+    return [condition for condition in conditions if condition is not None]
 
 
 def timestamp(moment: datetime) -> str:

@@ -1,0 +1,9 @@
+"""Alembic's entry: migrations run on the connection ``database.migrate`` hands over (no alembic.ini)."""
+
+from alembic import context
+from sqlalchemy import Connection
+
+connection: Connection = context.config.attributes["connection"]
+context.configure(connection=connection, transaction_per_migration=True)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,42 @@
+"""The service database under test: SQLite in a folder of the test, and PostgreSQL (Debian's package, a
+cluster of this test session on a free loopback port): the same code must hold on both."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from referral_service.devstack.postgres_server import PostgresServer, start_postgres
+from referral_service.store.database import open_database, sqlite_url
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    base = Path(tempfile.mkdtemp(prefix="iop-test-pg-"))
+    base.chmod(0o755)  # the cluster's owner (``postgres`` under root) must reach its data folder
+    server = start_postgres(base / "data")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty service database of each kind."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "service.sqlite")
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = f"service_{uuid.uuid4().hex[:8]}"
+    server.create_database(name)
+    return server.url(name)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = open_database(database_url)
+    yield engine
+    engine.dispose()
