@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from referral_service.config import Settings
 
 EXIT_FAILURE = EXIT_REFUSED
-SERVER_COMMANDS = frozenset({"dev", "worker", "api", "replay-history", "replay"})
+SERVER_COMMANDS = frozenset({"dev", "worker", "api", "replay-history", "replay", "rebuild-read-model"})
 EPILOG = f"""\
 client commands (submit, list, show, attend, team, discharge, retry-writes, measures, audit) talk to a running
 API over HTTP:
@@ -124,6 +124,14 @@ def _parser() -> argparse.ArgumentParser:
         help="suffix for the referrals' order numbers (default: fresh each run, so runs never share resources; "
         "repeat one to replay onto the same resources)",
     )
+    commands.add_parser(
+        "rebuild-read-model",
+        help="write every referral's read-model row again from the Temporal server (after a restore, or for "
+        "referrals begun before the read model)",
+        description="Asks each referral workflow the namespace holds for its row and writes it to the service "
+        "database (database_url) unless the row there is as new or newer. A closed referral's row makes a worker "
+        "replay its history: run it with a worker up. Exit 1 when some referral gave no row.",
+    )
     cli_commands.add_commands(commands)
     return parser
 
@@ -176,6 +184,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         case "replay-history":
             server = runners.ServerHistories(args.workflow_id, args.query, args.limit)
             return await runners.run_replay_history(settings, args.paths, args.processes, server)
+        case "rebuild-read-model":
+            return await runners.run_rebuild_read_model(settings)
         case "replay":
             from referral_service.replay.command import run_replay
 

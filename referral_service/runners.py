@@ -23,7 +23,9 @@ from referral_service.config import Settings
 from referral_service.devstack.stack import DevPorts, servers, stop_on_signals, unless_stopped
 from referral_service.logging import get_logger
 from referral_service.programs import load_program
-from referral_service.temporal_client import connect, ensure_poll_schedules
+from referral_service.read_model import rebuild_read_model
+from referral_service.store.database import open_database
+from referral_service.temporal_client import connect, ensure_poll_schedules, referral_rows
 from referral_service.tracing import tracing
 from referral_service.worker import build_worker, ehr_clients, replay_histories
 
@@ -193,3 +195,15 @@ async def fetch_histories(settings: Settings, server: ServerHistories, folder: P
         file.write_text(history.to_json())
         files.append(file)
     return files
+
+
+async def run_rebuild_read_model(settings: Settings) -> int:
+    """``rebuild-read-model``: every referral's row from Temporal into the service database; counts printed."""
+    client = await connect(settings)
+    database = open_database(settings.database())
+    try:
+        counts = await rebuild_read_model(client, referral_rows(client, database))
+    finally:
+        database.dispose()
+    print(f"read model: {counts.written} rows written, {counts.current} already current, {counts.failed} failed")
+    return 1 if counts.failed else 0

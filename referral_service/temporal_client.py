@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from sqlalchemy import Engine
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import (
@@ -26,6 +27,8 @@ from referral_service.codec import EncryptionCodec, KeyRing, data_converter
 from referral_service.config import Settings
 from referral_service.domain import patient_match
 from referral_service.domain.program import Program
+from referral_service.store.referrals import ReferralRows
+from referral_service.store.sealing import Sealer
 from referral_service.tracing import temporal_interceptors
 from workflows import search_attributes
 from workflows.source_poll import PollInput, SourcePollWorkflow
@@ -83,9 +86,22 @@ def patient_match_secret(client: Client, fallback: Callable[[], KeyRing]) -> byt
 def active_codec_key(client: Client, fallback: Callable[[], KeyRing]) -> bytes:
     """The active key of the ring the client encrypts payloads with (``connect`` gives every client one;
     ``fallback`` serves a client without): the one secret every process shares, to derive others from."""
+    return codec_key_ring(client, fallback).active_key
+
+
+def codec_key_ring(client: Client, fallback: Callable[[], KeyRing]) -> KeyRing:
     codec = client.data_converter.payload_codec
-    ring = codec.key_ring if isinstance(codec, EncryptionCodec) else fallback()
-    return ring.active_key
+    return codec.key_ring if isinstance(codec, EncryptionCodec) else fallback()
+
+
+def referral_rows(client: Client, database: Engine) -> ReferralRows:
+    """The read model in ``database``, its patient details sealed under the client's payload key ring."""
+    ring = codec_key_ring(client, _unencrypted)
+    return ReferralRows(database, Sealer(ring), patient_match.name_search_secret(ring.active_key))
+
+
+def _unencrypted() -> KeyRing:
+    raise RuntimeError("the client must encrypt payloads (temporal_client.connect): its key ring seals the read model")
 
 
 def poll_schedule_id(source_id: str) -> str:

@@ -12,11 +12,13 @@ from datetime import timedelta
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
+from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from referral_service.activities.intake_poll import IntakePollActivities
+from referral_service.activities.read_model import ReadModelActivities
 from referral_service.activities.writeback import WritebackActivities
 from referral_service.codec import KeyRing, data_converter
 from referral_service.config import Settings
@@ -25,7 +27,8 @@ from referral_service.ehr.client import FhirClient
 from referral_service.intake.starts import ReferralStarts
 from referral_service.intake.take_in import Intake
 from referral_service.programs import load_program
-from referral_service.temporal_client import missing_search_attributes, patient_match_secret
+from referral_service.store.database import open_database, scratch_database
+from referral_service.temporal_client import missing_search_attributes, patient_match_secret, referral_rows
 from workflows.referral import ReferralWorkflow
 from workflows.source_poll import SourcePollWorkflow
 
@@ -48,22 +51,35 @@ async def build_worker(client: Client, settings: Settings, clients: Mapping[str,
     missing = await missing_search_attributes(client)
     if missing:
         raise SearchAttributesMissingError(f"register these search attributes first: {', '.join(missing)}")
-    return create_worker(client, settings.task_queue, clients, load_program(settings.program_file))
+    return create_worker(
+        client,
+        settings.task_queue,
+        clients,
+        load_program(settings.program_file),
+        database=open_database(settings.database()),
+    )
 
 
 def create_worker(
-    client: Client, task_queue: str, clients: Mapping[str, FhirClient], program: Program | None = None
+    client: Client,
+    task_queue: str,
+    clients: Mapping[str, FhirClient],
+    program: Program | None = None,
+    *,
+    database: Engine | None = None,
 ) -> Worker:
     """The worker itself, without the start-up check (the time-skipping server cannot list attributes).
-    ``program``: the one polled referrals are taken into (default: the shipped example program)."""
+    ``program``: the one polled referrals are taken into (default: the shipped example program); ``database``:
+    the service database the read model lives in (default: a scratch one, for an ephemeral Temporal server)."""
     writeback = WritebackActivities(clients)
     starts = ReferralStarts(client, task_queue, program or load_program(), patient_match_secret(client, _unencrypted))
     polling = IntakePollActivities(clients, Intake(starts).take_in_polled)
+    read_model = ReadModelActivities(referral_rows(client, database or scratch_database()))
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[ReferralWorkflow, SourcePollWorkflow],
-        activities=[*writeback.all(), polling.find_changed_referrals],
+        activities=[*writeback.all(), polling.find_changed_referrals, read_model.record_referral_row],
         workflow_runner=_workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=20),
     )

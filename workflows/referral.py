@@ -7,6 +7,7 @@ returns the whole state; phase, track, source, at-risk and next deadline are sea
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from referral_service.activities.read_model import ReadModelActivities
     from referral_service.activities.writeback import (
         REFUSED,
         TASK_OUTPUT_TYPES,
@@ -36,12 +38,14 @@ with workflow.unsafe.imports_passed_through():
     from referral_service.domain.clinical_dates import Breach, assessment_breach, discharge_breach, session_breach
     from referral_service.domain.deadlines import first_session_deadline
     from referral_service.domain.discharge import DischargeReason
-    from referral_service.domain.lifecycle import ImpossibleTransition, Phase, check_transition
+    from referral_service.domain.lifecycle import ENDED, ImpossibleTransition, Phase, check_transition
     from referral_service.domain.metric_names import DEADLINE_ESCALATIONS, EHR_WRITES_REFUSED, PHASE_ENTERED
     from referral_service.domain.program import StaffMember
     from referral_service.domain.program_day import Today
+    from referral_service.domain.referral_row import ReferralRow, RowVersion
     from referral_service.domain.referrer_task import Cancellation, can_transition
     from workflows import search_attributes
+    from workflows.referral_row import referral_row
     from workflows.referral_types import (
         CancelInput,
         DischargeInput,
@@ -59,13 +63,19 @@ with workflow.unsafe.imports_passed_through():
     )
 
 EHR_WRITE_TIMEOUT = timedelta(seconds=60)
+# The read-model row is retried until the service database takes it; the referral goes on meanwhile.
+ROW_TIMEOUT = timedelta(seconds=30)
+ROW_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1)
+)
+# Rows are compared without their version: a change is a change of content.
+UNVERSIONED = RowVersion(at=datetime(1970, 1, 1, tzinfo=UTC), event=0)
 # A failing EHR gets retries with backoff for as long as it takes; the referral waits durably meanwhile.
 EHR_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=10)
 )
 DECIDABLE = frozenset({Phase.RECEIVED, Phase.SCREENING, Phase.WAITLISTED})
 ASSESSABLE = frozenset({Phase.ACCEPTED, Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT, Phase.DISCHARGED})
-ENDED = frozenset({Phase.CLOSED, Phase.DECLINED, Phase.CANCELLED, Phase.TRANSFERRED})
 # The phases whose care team is active in the EHR (from the acceptance's writes until discharge).
 TEAM_PHASES = frozenset({Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT})
 # The ApplicationError type of a refusal under a clinical date rule (the API answers it 422, others 409).
@@ -133,11 +143,18 @@ class ReferralWorkflow:
         self._retrying = False  # refused writes being sent again (``retry_writes``)
         # The search-attribute values last upserted by this run (None: none yet, so the first always goes).
         self._published: tuple[str, str, bool, str | None, datetime | None, int] | None = None
+        # The read-model row: the last one written, and the one the state now gives (``_row_changed``).
+        self._row_sent: ReferralRow | None = None
+        self._row_due: ReferralRow | None = None
+        self._projector: asyncio.Task[None] | None = None  # kept: a task nobody holds may be collected
 
     # ---- the lifecycle -------------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, start: StartReferralInput) -> ReferralState:
+        # Histories recorded before the read model replay without it (a rebuild gives their rows).
+        if workflow.patched("read-model-row"):
+            self._projector = asyncio.create_task(self._project())
         if start.resume is None:
             await self._move(Phase.RECEIVED, "referral received")
             if self._s.possible_duplicates:  # state only, no command: recorded histories still replay
@@ -160,6 +177,7 @@ class ReferralWorkflow:
         # A write the EHR refused stays retryable after the story ends: the referral waits for someone to send it
         # again (none in histories recorded before refusals were kept, so nothing new to replay).
         await workflow.wait_condition(lambda: not self._s.refused and workflow.all_handlers_finished())
+        await workflow.wait_condition(self._row_current)
         return self._s
 
     async def _screen(self) -> None:
@@ -241,6 +259,7 @@ class ReferralWorkflow:
                 self._set_deadline(None)
             elif workflow.info().is_continue_as_new_suggested() and self._cancel is None:
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                await workflow.wait_condition(self._row_current)
                 workflow.continue_as_new(
                     StartReferralInput(
                         key=self._s.key,
@@ -308,6 +327,37 @@ class ReferralWorkflow:
     @workflow.query
     def snapshot(self) -> ReferralState:
         return self._s
+
+    @workflow.query
+    def row(self) -> ReferralRow:
+        """The read-model row as the referral stands now (what a rebuild writes)."""
+        return referral_row(self._s, RowVersion(at=workflow.now(), event=workflow.info().get_current_history_length()))
+
+    # ---- the read model ----------------------------------------------------------------------------
+
+    async def _project(self) -> None:
+        """After every change, whatever made it (an update, a timer, an activity's answer), the row as the
+        referral now stands goes to the read model; changes made while one is being written go in the next."""
+        while True:
+            await workflow.wait_condition(self._row_changed)
+            due = self._row_due
+            assert due is not None  # set by ``_row_changed``
+            version = RowVersion(at=workflow.now(), event=workflow.info().get_current_history_length())
+            await workflow.execute_local_activity_method(
+                ReadModelActivities.record_referral_row,
+                due.model_copy(update={"version": version}),
+                start_to_close_timeout=ROW_TIMEOUT,
+                retry_policy=ROW_RETRY,
+            )
+            self._row_sent = due
+
+    def _row_changed(self) -> bool:
+        self._row_due = referral_row(self._s, UNVERSIONED)
+        return self._row_due != self._row_sent
+
+    def _row_current(self) -> bool:
+        """Nothing left for the read model (the run may end, or continue as new)."""
+        return self._projector is None or not self._row_changed()
 
     @workflow.update
     async def decide(self, decision: ScreeningDecisionInput) -> ReferralState:

@@ -17,8 +17,8 @@ from fastapi import APIRouter, HTTPException, Query
 from referral_service.api.deps import AppState, StateDep
 from referral_service.api.referral_routes import find_referrals, read_snapshots
 from referral_service.domain.lifecycle import Phase
-from referral_service.domain.measures import FollowUpResult, MeasuredReferral, MeasuresReport, compute_measures
-from workflows.referral_types import ReferralState
+from referral_service.domain.measures import MeasuresReport, compute_measures
+from workflows.referral_row import measured_referral
 
 router = APIRouter(prefix="/api/measures", tags=["measures"])
 DEFAULT_PERIOD_DAYS = 90
@@ -75,7 +75,7 @@ async def measure(services: AppState, period_from: date, period_to: date) -> Mea
     """Read every accepted referral's snapshot (bounded concurrency) and compute the report."""
     rows = await find_referrals(services, phases=[p.value for p in ACCEPTED_PHASES], limit=SCAN_LIMIT)
     snapshots = await read_snapshots(services, (row.key for row in rows))
-    measured = [m for s in snapshots.values() if s is not None and (m := measured_referral(s)) is not None]
+    measured = [m.facts() for s in snapshots.values() if s is not None and (m := measured_referral(s)) is not None]
     report = compute_measures(
         measured,
         period_from=period_from,
@@ -89,20 +89,4 @@ async def measure(services: AppState, period_from: date, period_to: date) -> Mea
         referrals_scanned=len(snapshots),
         unreadable=sum(1 for s in snapshots.values() if s is None),
         scan_limit_reached=len(rows) >= SCAN_LIMIT,
-    )
-
-
-def measured_referral(state: ReferralState) -> MeasuredReferral | None:
-    """What the measures read from a snapshot; None unless accepted onto a track with a hospital discharge date."""
-    discharge = state.referral.discharge
-    if state.track_id is None or discharge is None or discharge.discharge_date is None:
-        return None
-    return MeasuredReferral(
-        track_id=state.track_id,
-        source_id=state.referral.source_id,
-        hospital_discharge=discharge.discharge_date,
-        min_weekly_hours=state.program.track(state.track_id).min_weekly_hours,
-        sessions=state.sessions,
-        discharge=state.discharge,
-        follow_ups=[FollowUpResult(due=f.due, reached=f.reached) for f in state.follow_ups],
     )

@@ -21,6 +21,8 @@ class Phase(StrEnum):
 
 
 _P = Phase
+# Where a referral's story is over: off every open list, nothing more to do.
+ENDED = frozenset({Phase.CLOSED, Phase.DECLINED, Phase.CANCELLED, Phase.TRANSFERRED})
 ALLOWED: dict[Phase, frozenset[Phase]] = {
     _P.RECEIVED: frozenset({_P.SCREENING, _P.CANCELLED}),
     _P.SCREENING: frozenset({_P.ACCEPTED, _P.DECLINED, _P.WAITLISTED, _P.CANCELLED}),

@@ -30,7 +30,7 @@ class FollowUpResult(Frozen):
 
 
 class MeasuredReferral(Frozen):
-    """What the measures need from one accepted referral: codes, dates and attendance, no patient data."""
+    """One accepted referral as its snapshot tells it: codes, dates and attendance, no patient data."""
 
     track_id: str
     source_id: str
@@ -38,6 +38,35 @@ class MeasuredReferral(Frozen):
     min_weekly_hours: float
     sessions: list[SessionRecord] = Field(default_factory=list)
     discharge: Discharge | None = None
+    follow_ups: list[FollowUpResult] = Field(default_factory=list)
+
+    def facts(self) -> MeasureFacts:
+        met, weeks = weeks_meeting_minimum(self.sessions, self.min_weekly_hours)
+        attended = [s.date for s in self.sessions if s.attended]
+        return MeasureFacts(
+            track_id=self.track_id,
+            source_id=self.source_id,
+            hospital_discharge=self.hospital_discharge,
+            first_qualifying_visit=first_qualifying_visit(self),
+            first_attended=min(attended) if attended else None,
+            weeks_met=met,
+            weeks=weeks,
+            discharge_reason=self.discharge.reason if self.discharge else None,
+            follow_ups=self.follow_ups,
+        )
+
+
+class MeasureFacts(Frozen):
+    """All the measures read from one referral, small enough to keep on its read-model row."""
+
+    track_id: str
+    source_id: str
+    hospital_discharge: date
+    first_qualifying_visit: date | None = None
+    first_attended: date | None = None
+    weeks_met: int = 0
+    weeks: int = 0  # weeks of treatment so far, the denominator of weeks meeting the track's minimum
+    discharge_reason: DischargeReason | None = None
     follow_ups: list[FollowUpResult] = Field(default_factory=list)
 
 
@@ -86,11 +115,11 @@ def first_qualifying_visit(referral: MeasuredReferral) -> date | None:
     return min(days) if days else None
 
 
-def follow_up_rate(referrals: Sequence[MeasuredReferral], window_days: int, as_of: date) -> Rate:
+def follow_up_rate(referrals: Sequence[MeasureFacts], window_days: int, as_of: date) -> Rate:
     """Share with a qualifying visit within ``window_days`` after discharge; open windows without one pend."""
     hits = pending = 0
     for referral in referrals:
-        visit = first_qualifying_visit(referral)
+        visit = referral.first_qualifying_visit
         if visit is not None and (visit - referral.hospital_discharge).days <= window_days:
             hits += 1
         elif as_of <= referral.hospital_discharge + timedelta(days=window_days):
@@ -98,18 +127,16 @@ def follow_up_rate(referrals: Sequence[MeasuredReferral], window_days: int, as_o
     return Rate.of(hits, len(referrals) - pending, pending)
 
 
-def days_to_first_session(referral: MeasuredReferral) -> int | None:
-    days = [s.date for s in referral.sessions if s.attended]
-    return (min(days) - referral.hospital_discharge).days if days else None
+def days_to_first_session(referral: MeasureFacts) -> int | None:
+    first = referral.first_attended
+    return (first - referral.hospital_discharge).days if first is not None else None
 
 
-def group_measures(group: str, referrals: Sequence[MeasuredReferral], as_of: date) -> GroupMeasures:
+def group_measures(group: str, referrals: Sequence[MeasureFacts], as_of: date) -> GroupMeasures:
     days = [d for d in map(days_to_first_session, referrals) if d is not None]
-    met = weeks = 0
-    for referral in referrals:
-        referral_met, referral_weeks = weeks_meeting_minimum(referral.sessions, referral.min_weekly_hours)
-        met, weeks = met + referral_met, weeks + referral_weeks
-    reasons = [r.discharge.reason for r in referrals if r.discharge is not None]
+    met = sum(r.weeks_met for r in referrals)
+    weeks = sum(r.weeks for r in referrals)
+    reasons = [r.discharge_reason for r in referrals if r.discharge_reason is not None]
     return GroupMeasures(
         group=group,
         referrals=len(referrals),
@@ -124,7 +151,7 @@ def group_measures(group: str, referrals: Sequence[MeasuredReferral], as_of: dat
     )
 
 
-def follow_ups_reached(referrals: Iterable[MeasuredReferral], as_of: date) -> Rate:
+def follow_ups_reached(referrals: Iterable[MeasureFacts], as_of: date) -> Rate:
     """Aftercare checkpoints reached, of those with a result or past their due day (a missed one counts)."""
     reached = decided = pending = 0
     for follow_up in (f for r in referrals for f in r.follow_ups):
@@ -137,7 +164,7 @@ def follow_ups_reached(referrals: Iterable[MeasuredReferral], as_of: date) -> Ra
 
 
 def compute_measures(
-    referrals: Iterable[MeasuredReferral],
+    referrals: Iterable[MeasureFacts],
     *,
     period_from: date,
     period_to: date,
@@ -163,7 +190,7 @@ def compute_measures(
 
 
 def _by(
-    referrals: list[MeasuredReferral], key: Callable[[MeasuredReferral], str], named: Sequence[str], as_of: date
+    referrals: list[MeasureFacts], key: Callable[[MeasureFacts], str], named: Sequence[str], as_of: date
 ) -> list[GroupMeasures]:
     groups = list(dict.fromkeys(named)) + sorted({key(r) for r in referrals} - set(named))
     return [group_measures(group, [r for r in referrals if key(r) == group], as_of) for group in groups]

@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import unicodedata
+from collections.abc import Iterable
 
 from referral_service.domain.referral import PatientDetails
 
 KEY_CHARS = 32  # 128 bits of the HMAC: collisions are out of reach, the attribute stays short
 SECRET_LABEL = b"patient-match"
+NAME_SEARCH_LABEL = b"name-search"
 
 
 def match_secret(codec_key: bytes) -> bytes:
@@ -35,6 +37,17 @@ def match_keys(patient: PatientDetails, secret: bytes) -> list[str]:
         texts.append(f"nb:{family}|{given}|{patient.birth_date.isoformat()}")
     keys = [hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()[:KEY_CHARS] for text in texts]
     return sorted(set(keys))
+
+
+def name_search_secret(codec_key: bytes) -> bytes:
+    """The read model's name-search secret, derived like ``match_secret`` but apart from it."""
+    return hmac.new(codec_key, NAME_SEARCH_LABEL, hashlib.sha256).digest()
+
+
+def name_search_keys(names: Iterable[str], secret: bytes) -> list[str]:
+    """One keyed hash per word of the names ("Mary Ann" is two), so a search by any whole word finds them."""
+    words = {_normalized(word) for name in names for word in name.split()}
+    return sorted(hmac.new(secret, word.encode(), hashlib.sha256).hexdigest()[:KEY_CHARS] for word in words if word)
 
 
 def _normalized(name: str) -> str:

@@ -7,6 +7,7 @@ SQLite files are created owner-only (0600) before SQLite opens them, since SQLit
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from alembic import command
@@ -33,6 +34,12 @@ def open_database(url: str) -> Engine:
         engine = create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
     migrate(engine)
     return engine
+
+
+def scratch_database() -> Engine:
+    """A SQLite database in a new temporary folder, for a worker on an ephemeral Temporal server (tests, replay,
+    benchmarks): its rows describe workflows that go when the server goes."""
+    return open_database(sqlite_url(Path(tempfile.mkdtemp(prefix="iop-scratch-db-")) / "service.sqlite"))
 
 
 def migrate(engine: Engine) -> None:

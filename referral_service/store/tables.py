@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Date, DateTime, Float, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -27,4 +27,37 @@ revoked_sessions = Table(
     metadata,
     Column("session_hash", String(64), primary_key=True),
     Column("expires_at", BigInteger, nullable=False),  # seconds since the epoch
+)
+
+# One row per referral (``referral_service.domain.referral_row``), kept current by its workflow. The patient's
+# details are in ``person_sealed`` (AES-256-GCM under the payload key ring) and ``name_keys`` (keyed hashes of
+# each word of the name, for search); nothing else on the row is patient data.
+referrals = Table(
+    "referrals",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("version_at", BigInteger, nullable=False),  # microseconds since the epoch, workflow time
+    Column("version_event", Integer, nullable=False),
+    Column("source_id", String(100), nullable=False),
+    Column("phase", String(40), nullable=False),
+    Column("ended", Boolean, nullable=False),
+    Column("track_id", String(100)),
+    Column("referrer", Text),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("hospital_discharge", Date),
+    Column("accepted_on", Date),
+    Column("first_attended", Date),
+    Column("program_discharge", Date),
+    Column("sessions_attended", Integer, nullable=False),
+    Column("hours_attended", Float, nullable=False),
+    Column("absences", Integer, nullable=False),
+    Column("team", JSON, nullable=False),
+    Column("next_deadline", DateTime(timezone=True)),
+    Column("first_session_due", Date),
+    Column("at_risk", Boolean, nullable=False),
+    Column("overdue", JSON, nullable=False),
+    Column("refused_writes", Integer, nullable=False),
+    Column("measures", JSON),
+    Column("person_sealed", Text, nullable=False),
+    Column("name_keys", Text, nullable=False),
 )

@@ -27,7 +27,7 @@ def test_percent_text_says_no_data_rather_than_zero():
 def test_follow_up_chart_draws_two_bars_per_track_scaled_to_100_percent_and_none_without_data():
     left = date(2026, 3, 2)
     one_in_three = [
-        MeasuredReferral(track_id="adult-mh", source_id="s", hospital_discharge=left, min_weekly_hours=9),
+        MeasuredReferral(track_id="adult-mh", source_id="s", hospital_discharge=left, min_weekly_hours=9).facts(),
     ] * 2
     groups = [
         group_measures("adult-mh", one_in_three, date(2026, 9, 1)),  # 0 of 2 in both windows

@@ -12,9 +12,9 @@ from referral_service.domain.discharge import Discharge, DischargeReason
 from referral_service.domain.measures import (
     FollowUpResult,
     MeasuredReferral,
+    MeasureFacts,
     Rate,
     compute_measures,
-    first_qualifying_visit,
     follow_up_rate,
     follow_ups_reached,
     group_measures,
@@ -42,7 +42,8 @@ def referral(
     discharged: date = LEFT_HOSPITAL,
     discharge: DischargeReason | None = None,
     follow_ups: tuple[FollowUpResult, ...] = (),
-) -> MeasuredReferral:
+) -> MeasureFacts:
+    """One accepted referral's measure facts, made as the read model makes them: from its snapshot's shape."""
     return MeasuredReferral(
         track_id=track,
         source_id=source,
@@ -51,15 +52,15 @@ def referral(
         sessions=list(sessions),
         discharge=Discharge(reason=discharge, date=discharged + timedelta(days=60)) if discharge else None,
         follow_ups=list(follow_ups),
-    )
+    ).facts()
 
 
 def test_a_visit_on_the_discharge_day_does_not_count_but_a_later_one_in_the_window_does():
     only_same_day = referral(visit(0))
     same_day_then_day_five = referral(visit(0), visit(5))
 
-    assert first_qualifying_visit(only_same_day) is None
-    assert first_qualifying_visit(same_day_then_day_five) == LEFT_HOSPITAL + timedelta(days=5)
+    assert only_same_day.first_qualifying_visit is None
+    assert same_day_then_day_five.first_qualifying_visit == LEFT_HOSPITAL + timedelta(days=5)
     assert follow_up_rate([only_same_day], 7, LONG_AGO) == Rate.of(0, 1)
     assert follow_up_rate([same_day_then_day_five], 7, LONG_AGO) == Rate.of(1, 1)
 

@@ -53,11 +53,11 @@ from referral_service.domain.assessment import AssessmentRecord, Instrument
 from referral_service.domain.careteam import team_roles
 from referral_service.domain.deadlines import step_down_ineligibility
 from referral_service.domain.discharge import DeclineReason, Discharge, DischargeReason
-from referral_service.domain.lifecycle import Phase
+from referral_service.domain.lifecycle import ENDED, Phase
 from referral_service.domain.program import LevelOfCare, Program, SessionKind, StaffMember, StaffRole, Track
 from referral_service.domain.program_day import Today
 from referral_service.store.audit import AuditQuery
-from workflows.referral import ASSESSABLE, ENDED, TEAM_PHASES, ReferralWorkflow
+from workflows.referral import ASSESSABLE, TEAM_PHASES, ReferralWorkflow
 from workflows.referral_types import (
     CancelInput,
     DischargeInput,
