@@ -102,7 +102,7 @@ async def _referral_state(task_id: str, request: Request, services: AppState) ->
         state = await referral_workflow.snapshot(services.temporal, task_id)
     except referral_workflow.NotAReferral:  # nothing by that id, or a workflow of another type (a poll schedule's run)
         return outcome_response([unknown])
-    except referral_workflow.Unavailable:
+    except (referral_workflow.Unavailable, referral_workflow.Unreadable):
         return outcome_response([outcomes.transient("the referral's state cannot be read right now; retry")])
     if not may_act_for_source(principal_of(request), state.referral.source_id):
         return outcome_response([unknown])  # another hospital's referral: not even its existence is shown

@@ -15,7 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from referral_service.api import page_tokens, referral_workflow
 from referral_service.api.deps import AppState, StateDep
-from referral_service.api.referral_workflow import NotAReferral, Unavailable
+from referral_service.api.referral_workflow import UNREADABLE_ANSWERS, NotAReferral, Unavailable, Unreadable
 from workflows import search_attributes
 from workflows.referral import CLINICAL_DATE_ERROR, ReferralWorkflow
 from workflows.referral_types import (
@@ -198,18 +198,21 @@ async def read_referral(key: str, services: StateDep) -> ReferralState:
 
 async def read_snapshot(services: AppState, key: str) -> ReferralState:
     """The ``snapshot`` query; HTTPException 404 for a key that names no referral (nothing, or a workflow of
-    another type), 503 when Temporal is out of reach or no worker answers in time."""
+    another type), 503 when Temporal is out of reach, no worker answers in time or the answer cannot be opened."""
     try:
         return await referral_workflow.snapshot(services.temporal, key)
     except NotAReferral:
         raise _no_such_referral() from None
     except Unavailable:
         raise _unavailable() from None
+    except Unreadable:
+        raise _unreadable() from None
 
 
 async def read_snapshots(services: AppState, keys: Iterable[str]) -> dict[str, ReferralState | None]:
     """Snapshots of many referrals (each key once), at most ``SNAPSHOT_CONCURRENCY`` queries in flight; None
-    for one that cannot be read (no worker answered within the query timeout, or it is gone)."""
+    for one that cannot be read (no worker answered within the query timeout, it is gone, or its answer is
+    sealed under a key this process lacks): that row degrades, never the page."""
     gate = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
 
     async def one(key: str) -> ReferralState | None:
@@ -317,6 +320,8 @@ async def run_update(services: AppState, key: str, update: Any, body: BaseModel)
 async def _execute_update(services: AppState, key: str, update: Any, *args: BaseModel) -> Any:
     try:
         return await referral_workflow.handle(services.temporal, key).execute_update(update, *args)
+    except UNREADABLE_ANSWERS:
+        raise _unreadable() from None
     except WorkflowUpdateFailedError as error:
         raise await _refusal(services, key, error.cause) from None
     except RPCError as error:
@@ -346,7 +351,7 @@ async def _ended_or_unknown(services: AppState, key: str) -> HTTPException:
         state = await referral_workflow.snapshot(services.temporal, key)
     except NotAReferral:
         return _no_such_referral()
-    except Unavailable:
+    except (Unavailable, Unreadable):
         return HTTPException(409, detail="this referral has ended and takes no more changes")
     return HTTPException(409, detail=f"this referral has ended (phase {state.phase}) and takes no more changes")
 
@@ -361,3 +366,8 @@ def _no_such_referral() -> HTTPException:
 
 def _unavailable() -> HTTPException:
     return HTTPException(503, detail="the workflow service is unavailable; retry")
+
+
+def _unreadable() -> HTTPException:
+    """The workflow answered, but under a key this process's ring does not hold (an operator's fix, not a retry)."""
+    return HTTPException(503, detail="this referral's state cannot be read by this service (payload key ring)")

@@ -126,6 +126,7 @@ async def inbox(request: Request, services: StateDep) -> Response:
         rows=rows,
         tracks=services.program.tracks,
         decline_reasons=[(reason.value, reason.value.replace("_", " ")) for reason in DeclineReason],
+        unreadable=sum(1 for row in rows if not row["readable"]),
         list_error=error,
     )
 
@@ -592,6 +593,7 @@ def _inbox_row(row: ReferralSummary, snapshot: ReferralState | None, now: dateti
         "possible_duplicates": snapshot.possible_duplicates if snapshot else [],
         "refused_writes": len(snapshot.refused) if snapshot else row.refused_writes,
         "eligibility": step_down_ineligibility(referral, now.date()) if referral else [],
+        "readable": snapshot is not None,  # False: shown from the search index alone
     }
 
 
