@@ -18,12 +18,13 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import jinja2
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from referral_service.api.access import POLICY, principal_of
 from referral_service.api.audit_routes import AuditEntry, as_utc
 from referral_service.api.audit_trail import note_referrals
+from referral_service.api.dashboard.openapi_view import reference
 from referral_service.api.dashboard.views import (
     CaseloadFilters,
     CaseloadRow,
@@ -482,6 +483,24 @@ async def audit(
 
 
 # ---- helpers -----------------------------------------------------------------------------------------
+
+
+@router.get("/openapi.json")
+async def openapi_document(request: Request) -> JSONResponse:
+    """The OpenAPI document, for staff and their tools (behind the access rules, unlike FastAPI's own)."""
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/docs", response_class=HTMLResponse)
+async def api_docs(request: Request) -> Response:
+    """The API reference, rendered here from the OpenAPI document: no script, nothing from another site."""
+    return _page(request, "api_docs.html", title="API reference", ref=reference(request.app.openapi()))
+
+
+@router.get("/redoc")
+async def redoc() -> RedirectResponse:
+    """Where FastAPI's second viewer used to be: the one reference page."""
+    return RedirectResponse("/docs", status_code=303)
 
 
 def _session_choice(given: Mapping[str, str], program: Program) -> dict[str, Any]:
