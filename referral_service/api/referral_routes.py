@@ -7,15 +7,17 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from referral_service.api import page_tokens, referral_workflow
+from referral_service.api.access import principal_of
 from referral_service.api.deps import AppState, StateDep
 from referral_service.api.referral_workflow import UNREADABLE_ANSWERS, NotAReferral, Unavailable, Unreadable
+from referral_service.api.role_views import view_of
 from workflows import search_attributes
 from workflows.referral import CLINICAL_DATE_ERROR, ReferralWorkflow
 from workflows.referral_types import (
@@ -191,9 +193,14 @@ def _summary(execution: WorkflowExecution) -> ReferralSummary:
 
 
 @router.get("/{key}")
-async def read_referral(key: str, services: StateDep) -> ReferralState:
-    """The full snapshot of one referral."""
-    return await read_snapshot(services, key)
+async def read_referral(key: str, request: Request, services: StateDep) -> dict[str, Any]:
+    """One referral's snapshot as the caller's role may see it (``role_views``: fields another role needs are
+    left out; ``view`` names the parts shown and withheld). Program admins see all of ``ReferralState``."""
+    return _as_seen(request, await read_snapshot(services, key))
+
+
+def _as_seen(request: Request, state: ReferralState) -> dict[str, Any]:
+    return view_of(state, principal_of(request).roles)
 
 
 async def read_snapshot(services: AppState, key: str) -> ReferralState:
@@ -227,49 +234,51 @@ async def read_snapshots(services: AppState, keys: Iterable[str]) -> dict[str, R
 
 
 @router.post("/{key}/decision")
-async def decide(key: str, body: ScreeningDecisionInput, services: StateDep) -> ReferralState:
+async def decide(key: str, body: ScreeningDecisionInput, request: Request, services: StateDep) -> dict[str, Any]:
     """Accept (track, intake time), decline (coded reason) or waitlist."""
-    return await run_update(services, key, ReferralWorkflow.decide, body)
+    return _as_seen(request, await run_update(services, key, ReferralWorkflow.decide, body))
 
 
 @router.post("/{key}/sessions")
-async def record_session(key: str, body: RecordSessionInput, services: StateDep) -> ReferralState:
+async def record_session(key: str, body: RecordSessionInput, request: Request, services: StateDep) -> dict[str, Any]:
     """Record a session (attended or missed); an attended one is written to the EHR as an Encounter. A date a
     clinical date rule refuses (after today in the program's time zone, before the hospital discharge, after the
     program discharge) answers 422 naming the rule."""
-    return await run_update(services, key, ReferralWorkflow.record_session, body)
+    return _as_seen(request, await run_update(services, key, ReferralWorkflow.record_session, body))
 
 
 @router.post("/{key}/assessments")
-async def record_assessment(key: str, body: RecordAssessmentInput, services: StateDep) -> ReferralState:
+async def record_assessment(
+    key: str, body: RecordAssessmentInput, request: Request, services: StateDep
+) -> dict[str, Any]:
     """Record an assessment score (PHQ-9, GAD-7, AUDIT-C, C-SSRS); it is written to the EHR as an Observation.
     The same ``assessment_id`` again replaces it (same Observation); a score out of the instrument's range or a
     referral not between acceptance and discharge answers 409 saying which, a date after today (program time
     zone) 422 naming the rule ``assessment-in-future``."""
-    return await run_update(services, key, ReferralWorkflow.record_assessment, body)
+    return _as_seen(request, await run_update(services, key, ReferralWorkflow.record_assessment, body))
 
 
 @router.post("/{key}/discharge")
-async def discharge(key: str, body: DischargeInput, services: StateDep) -> ReferralState:
+async def discharge(key: str, body: DischargeInput, request: Request, services: StateDep) -> dict[str, Any]:
     """Discharge from the program with a coded reason. A date after today (program time zone), before the
     acceptance or before an attended session answers 422 naming the rule; a phase that takes no discharge 409."""
-    return await run_update(services, key, ReferralWorkflow.discharge, body)
+    return _as_seen(request, await run_update(services, key, ReferralWorkflow.discharge, body))
 
 
 @router.post("/{key}/team")
-async def reassign_team(key: str, body: ReassignTeamInput, services: StateDep) -> ReferralState:
+async def reassign_team(key: str, body: ReassignTeamInput, request: Request, services: StateDep) -> dict[str, Any]:
     """Give care-team roles to other roster members, e.g. ``{"members": {"primary_therapist": "lmft-chen"}}``
     (staff ids from the program's roster; ``caseloads`` as in a decision). The CareTeam is rewritten in the EHR
     and the CarePlan revised; the snapshot's ``team_history`` keeps the previous assignment. An unknown member,
     one of another role or track, a role the track's teams lack, a member at their caseload limit, or a referral
     not between acceptance and discharge answers 409 saying which; a role already held by that member is no
     change."""
-    return await run_update(services, key, ReferralWorkflow.reassign_team, body)
+    return _as_seen(request, await run_update(services, key, ReferralWorkflow.reassign_team, body))
 
 
 @router.post("/{key}/follow-ups")
-async def record_follow_up(key: str, body: FollowUpInput, services: StateDep) -> ReferralState:
-    return await run_update(services, key, ReferralWorkflow.record_follow_up, body)
+async def record_follow_up(key: str, body: FollowUpInput, request: Request, services: StateDep) -> dict[str, Any]:
+    return _as_seen(request, await run_update(services, key, ReferralWorkflow.record_follow_up, body))
 
 
 @router.post("/{key}/retry-writes")

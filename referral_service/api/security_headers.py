@@ -1,5 +1,7 @@
 """Headers every answer carries, HTML pages above all: no script or style from anywhere but this service (and
-none inline), no framing, no MIME sniffing, no Referer leaking a referral's URL to another site.
+none inline), no framing, no MIME sniffing, no Referer leaking a referral's URL to another site; and no copy
+kept by a browser or proxy cache (``Cache-Control: no-store``) of anything but the stylesheet, since referral
+JSON, FHIR Tasks and dashboard pages carry patient data.
 
 A plain ASGI middleware: it only adds headers to the response start, so it never reads or holds a body.
 """
@@ -21,6 +23,10 @@ HEADERS = (
 )
 
 
+NO_STORE = (b"cache-control", b"no-store")
+CACHEABLE_PREFIX = "/static/"  # the dashboard's stylesheet: the same for everyone, no patient data
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -30,10 +36,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        wanted = HEADERS if str(scope["path"]).startswith(CACHEABLE_PREFIX) else (*HEADERS, NO_STORE)
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(name, value) for name, value in HEADERS if name not in present]
+                extra = [(name, value) for name, value in wanted if name not in present]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

@@ -48,6 +48,7 @@ from referral_service.api.referral_routes import (
     run_update,
     send_cancel,
 )
+from referral_service.api.role_views import view_of
 from referral_service.api.signin.session import browser_context
 from referral_service.api.tokens import Role
 from referral_service.audit import AuditQuery
@@ -174,11 +175,15 @@ async def referral_page(key: str, request: Request, services: StateDep) -> Respo
         f"{settings.temporal_ui_url.rstrip('/')}/namespaces/{quote(settings.temporal_namespace, safe='')}"
         f"/workflows/{quote(key, safe='')}"
     )
+    seen = view_of(state, principal_of(request).roles)  # what this role may see (role_views: one definition)
     return _page(
         request,
         "referral.html",
         title=f"Referral {key}",
         state=state,
+        parts=set(seen["view"]["parts"]),
+        withheld=seen["view"]["withheld"],
+        patient=seen["referral"].get("patient", {}),
         track=track,
         team=_team_by_role(state),
         chart=weekly_chart(state.sessions, track.min_weekly_hours) if track else None,
