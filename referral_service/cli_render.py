@@ -189,6 +189,8 @@ def snapshot_view(state: dict[str, Any]) -> dict[str, Any]:
         ],
         "refused_writes": [refusal_view(r) for r in (state.get("refused") or {}).values()],
         "timeline": [{k: e.get(k) for k in ("at", "event", "detail")} for e in state.get("timeline") or []],
+        # Parts of the snapshot the API left out for the caller's role (README "Access", minimum necessary).
+        "withheld": list((state.get("view") or {}).get("withheld") or []),
     }
 
 
@@ -250,8 +252,44 @@ def snapshot_text(view: dict[str, Any]) -> str:
         discharge = view["discharge"]
         facts.append(("discharged", f"{discharge['reason']} on {discharge['date']}"))
     out = [f"Referral {view['key']}", pairs(facts)]
-    out += _section("Team", [[role, m["name"] or NONE, m["id"] or NONE] for role, m in view["team"].items()])
-    out += _section(
+    withheld = set(view["withheld"])
+    if withheld:
+        out.append("not shown to your role: " + ", ".join(sorted(w.replace("_", " ") for w in withheld)))
+    if "team" not in withheld:
+        out += _section("Team", [[role, m["name"] or NONE, m["id"] or NONE] for role, m in view["team"].items()])
+    if "care" not in withheld:
+        out += _care_sections(view)
+    out += _section("Timeline", [[when(e["at"]), e["event"], e["detail"] or ""] for e in view["timeline"]])
+    if "ehr_writes" not in withheld:
+        out += _section(
+            "EHR writes",
+            [
+                [
+                    w["resource_type"],
+                    w["id"],
+                    f"version {w['version'] or NONE}",
+                    "created" if w["created"] else "updated",
+                ]
+                for w in view["ehr_writes"]
+            ],
+            empty="none yet",
+        )
+    if view["intake_warnings"]:
+        out += _section("Taken in with warnings", [[warning] for warning in view["intake_warnings"]])
+    if view["refused_writes"]:
+        out += _section(
+            "Refused by the EHR (retry with `referral-service retry-writes`)",
+            [[when(r["at"]), _refusal_line(r), f"{r['attempts']} attempt(s)"] for r in view["refused_writes"]],
+        )
+    return "\n".join(out)
+
+
+def _created(write: dict[str, Any]) -> str:
+    return "created" if write["created"] else "updated"
+
+
+def _care_sections(view: dict[str, Any]) -> list[str]:
+    out = _section(
         "Sessions",
         [
             [s["date"], s["kind"], f"{s['minutes']} min", "attended" if s["attended"] else "missed", s["session_id"]]
@@ -265,23 +303,7 @@ def snapshot_text(view: dict[str, Any]) -> str:
             for f in view["follow_ups"]
         ],
     )
-    out += _section("Timeline", [[when(e["at"]), e["event"], e["detail"] or ""] for e in view["timeline"]])
-    out += _section(
-        "EHR writes",
-        [
-            [w["resource_type"], w["id"], f"version {w['version'] or NONE}", "created" if w["created"] else "updated"]
-            for w in view["ehr_writes"]
-        ],
-        empty="none yet",
-    )
-    if view["intake_warnings"]:
-        out += _section("Taken in with warnings", [[warning] for warning in view["intake_warnings"]])
-    if view["refused_writes"]:
-        out += _section(
-            "Refused by the EHR (retry with `referral-service retry-writes`)",
-            [[when(r["at"]), _refusal_line(r), f"{r['attempts']} attempt(s)"] for r in view["refused_writes"]],
-        )
-    return "\n".join(out)
+    return out
 
 
 def pairs(facts: list[tuple[str, str]]) -> str:

@@ -256,6 +256,9 @@ class Settings(BaseModel):
     temporal_ui_url: str = "http://127.0.0.1:8233"
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    # As callers reach the API (e.g. https://iop.example.org): /fhir/metadata names {it}/fhir, never the Host a
+    # request claims. Unset: auth.public_base_url, else http://{api_host}:{api_port}.
+    public_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
     state_dir: Path = DEFAULT_STATE_DIR
     log_format: Literal["auto", "json", "console"] = "auto"
     codec: CodecSettings | None = None
@@ -319,6 +322,7 @@ ENV_OVERRIDES = {
     "IOP_TEMPORAL_UI_URL": "temporal_ui_url",
     "IOP_API_HOST": "api_host",
     "IOP_API_PORT": "api_port",
+    "IOP_PUBLIC_BASE_URL": "public_base_url",
     "IOP_STATE_DIR": "state_dir",
     "IOP_LOG_FORMAT": "log_format",
     "IOP_PROGRAM_FILE": "program_file",

@@ -46,6 +46,7 @@ class StaffUser:
 
 CASE_MANAGER = StaffUser("carmen.case-manager", ("case-manager",))
 INTAKE_COORDINATOR = StaffUser("ian.intake", ("intake-coordinator",))
+PROGRAM_ADMIN = StaffUser("pat.program-admin", ("program-admin",))
 
 
 @dataclass

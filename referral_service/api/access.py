@@ -70,6 +70,10 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/codec/encode"): ADMINS,
     ("GET", "/api/audit"): ADMINS,
     ("GET", "/audit"): ADMINS,
+    # The API's own description: what it offers is for staff and their tools, not for anyone who asks.
+    ("GET", "/openapi.json"): STAFF,
+    ("GET", "/docs"): STAFF,
+    ("GET", "/redoc"): STAFF,
 }
 
 

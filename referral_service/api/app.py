@@ -29,6 +29,7 @@ from referral_service.api.audit_trail import AuditTrail
 from referral_service.api.deps import AppState
 from referral_service.api.intake_limits import SourceRateLimiter
 from referral_service.api.intake_metrics import IntakeLatency
+from referral_service.api.security_headers import SecurityHeaders
 from referral_service.api.signin import routes as signin_routes
 from referral_service.api.signin.session import SignIn, renewing_sessions
 from referral_service.api.tokens import TokenVerifier
@@ -64,6 +65,10 @@ def create_app(settings: Settings, client: Client, *, worker_running: Callable[[
         version="0.1.0",
         dependencies=[Depends(authorize)],
         lifespan=_closing_at_shutdown,
+        # Served by the dashboard's routes instead, behind the access rules (FastAPI's own are public).
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.database = open_database(settings.database())
     app.state.token_verifier = TokenVerifier(settings.auth) if settings.auth else None
@@ -91,6 +96,7 @@ def create_app(settings: Settings, client: Client, *, worker_running: Callable[[
     app.middleware("http")(
         AuditTrail(app.state.audit, frozenset(settings.trusted_proxies), settings.client_address_header)
     )
+    app.add_middleware(SecurityHeaders)
     if settings.otlp_traces_endpoint is not None:
         app.middleware("http")(traced_request)  # added last, so outermost: the span covers the whole request
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

@@ -36,9 +36,13 @@ log = get_logger()
 
 
 @router.get("/metadata")
-async def metadata(request: Request) -> Response:
-    """The CapabilityStatement of this endpoint (what it accepts, not the EHR's)."""
-    return fhir_response(capability.intake_capability_statement(base_url=str(request.base_url) + "fhir"))
+async def metadata(services: StateDep) -> Response:
+    """The CapabilityStatement of this endpoint (what it accepts, not the EHR's), at the configured public base
+    URL (a request's Host header is the caller's to choose, so it is never echoed)."""
+    settings = services.settings
+    base = settings.public_base_url or (settings.auth.public_base_url if settings.auth else None)
+    base = base or f"http://{settings.api_host}:{settings.api_port}"
+    return fhir_response(capability.intake_capability_statement(base_url=base.rstrip("/") + "/fhir"))
 
 
 @router.post("/ServiceRequest")
@@ -102,7 +106,7 @@ async def _referral_state(task_id: str, request: Request, services: AppState) ->
         state = await referral_workflow.snapshot(services.temporal, task_id)
     except referral_workflow.NotAReferral:  # nothing by that id, or a workflow of another type (a poll schedule's run)
         return outcome_response([unknown])
-    except referral_workflow.Unavailable:
+    except (referral_workflow.Unavailable, referral_workflow.Unreadable):
         return outcome_response([outcomes.transient("the referral's state cannot be read right now; retry")])
     if not may_act_for_source(principal_of(request), state.referral.source_id):
         return outcome_response([unknown])  # another hospital's referral: not even its existence is shown

@@ -7,15 +7,17 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from referral_service.api import page_tokens, referral_workflow
+from referral_service.api.access import principal_of
 from referral_service.api.deps import AppState, StateDep
-from referral_service.api.referral_workflow import NotAReferral, Unavailable
+from referral_service.api.referral_workflow import UNREADABLE_ANSWERS, NotAReferral, Unavailable, Unreadable
+from referral_service.api.role_views import view_of
 from workflows import search_attributes
 from workflows.referral import CLINICAL_DATE_ERROR, ReferralWorkflow
 from workflows.referral_types import (
@@ -191,25 +193,33 @@ def _summary(execution: WorkflowExecution) -> ReferralSummary:
 
 
 @router.get("/{key}")
-async def read_referral(key: str, services: StateDep) -> ReferralState:
-    """The full snapshot of one referral."""
-    return await read_snapshot(services, key)
+async def read_referral(key: str, request: Request, services: StateDep) -> dict[str, Any]:
+    """One referral's snapshot as the caller's role may see it (``role_views``: fields another role needs are
+    left out; ``view`` names the parts shown and withheld). Program admins see all of ``ReferralState``."""
+    return _as_seen(request, await read_snapshot(services, key))
+
+
+def _as_seen(request: Request, state: ReferralState) -> dict[str, Any]:
+    return view_of(state, principal_of(request).roles)
 
 
 async def read_snapshot(services: AppState, key: str) -> ReferralState:
     """The ``snapshot`` query; HTTPException 404 for a key that names no referral (nothing, or a workflow of
-    another type), 503 when Temporal is out of reach or no worker answers in time."""
+    another type), 503 when Temporal is out of reach, no worker answers in time or the answer cannot be opened."""
     try:
         return await referral_workflow.snapshot(services.temporal, key)
     except NotAReferral:
         raise _no_such_referral() from None
     except Unavailable:
         raise _unavailable() from None
+    except Unreadable:
+        raise _unreadable() from None
 
 
 async def read_snapshots(services: AppState, keys: Iterable[str]) -> dict[str, ReferralState | None]:
     """Snapshots of many referrals (each key once), at most ``SNAPSHOT_CONCURRENCY`` queries in flight; None
-    for one that cannot be read (no worker answered within the query timeout, or it is gone)."""
+    for one that cannot be read (no worker answered within the query timeout, it is gone, or its answer is
+    sealed under a key this process lacks): that row degrades, never the page."""
     gate = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
 
     async def one(key: str) -> ReferralState | None:
@@ -224,49 +234,51 @@ async def read_snapshots(services: AppState, keys: Iterable[str]) -> dict[str, R
 
 
 @router.post("/{key}/decision")
-async def decide(key: str, body: ScreeningDecisionInput, services: StateDep) -> ReferralState:
+async def decide(key: str, body: ScreeningDecisionInput, request: Request, services: StateDep) -> dict[str, Any]:
     """Accept (track, intake time), decline (coded reason) or waitlist."""
-    return await run_update(services, key, ReferralWorkflow.decide, body)
+    return _as_seen(request, await run_update(services, key, ReferralWorkflow.decide, body))
 
 
 @router.post("/{key}/sessions")
-async def record_session(key: str, body: RecordSessionInput, services: StateDep) -> ReferralState:
+async def record_session(key: str, body: RecordSessionInput, request: Request, services: StateDep) -> dict[str, Any]:
     """Record a session (attended or missed); an attended one is written to the EHR as an Encounter. A date a
     clinical date rule refuses (after today in the program's time zone, before the hospital discharge, after the
     program discharge) answers 422 naming the rule."""
-    return await run_update(services, key, ReferralWorkflow.record_session, body)
+    return _as_seen(request, await run_update(services, key, ReferralWorkflow.record_session, body))
 
 
 @router.post("/{key}/assessments")
-async def record_assessment(key: str, body: RecordAssessmentInput, services: StateDep) -> ReferralState:
+async def record_assessment(
+    key: str, body: RecordAssessmentInput, request: Request, services: StateDep
+) -> dict[str, Any]:
     """Record an assessment score (PHQ-9, GAD-7, AUDIT-C, C-SSRS); it is written to the EHR as an Observation.
     The same ``assessment_id`` again replaces it (same Observation); a score out of the instrument's range or a
     referral not between acceptance and discharge answers 409 saying which, a date after today (program time
     zone) 422 naming the rule ``assessment-in-future``."""
-    return await run_update(services, key, ReferralWorkflow.record_assessment, body)
+    return _as_seen(request, await run_update(services, key, ReferralWorkflow.record_assessment, body))
 
 
 @router.post("/{key}/discharge")
-async def discharge(key: str, body: DischargeInput, services: StateDep) -> ReferralState:
+async def discharge(key: str, body: DischargeInput, request: Request, services: StateDep) -> dict[str, Any]:
     """Discharge from the program with a coded reason. A date after today (program time zone), before the
     acceptance or before an attended session answers 422 naming the rule; a phase that takes no discharge 409."""
-    return await run_update(services, key, ReferralWorkflow.discharge, body)
+    return _as_seen(request, await run_update(services, key, ReferralWorkflow.discharge, body))
 
 
 @router.post("/{key}/team")
-async def reassign_team(key: str, body: ReassignTeamInput, services: StateDep) -> ReferralState:
+async def reassign_team(key: str, body: ReassignTeamInput, request: Request, services: StateDep) -> dict[str, Any]:
     """Give care-team roles to other roster members, e.g. ``{"members": {"primary_therapist": "lmft-chen"}}``
     (staff ids from the program's roster; ``caseloads`` as in a decision). The CareTeam is rewritten in the EHR
     and the CarePlan revised; the snapshot's ``team_history`` keeps the previous assignment. An unknown member,
     one of another role or track, a role the track's teams lack, a member at their caseload limit, or a referral
     not between acceptance and discharge answers 409 saying which; a role already held by that member is no
     change."""
-    return await run_update(services, key, ReferralWorkflow.reassign_team, body)
+    return _as_seen(request, await run_update(services, key, ReferralWorkflow.reassign_team, body))
 
 
 @router.post("/{key}/follow-ups")
-async def record_follow_up(key: str, body: FollowUpInput, services: StateDep) -> ReferralState:
-    return await run_update(services, key, ReferralWorkflow.record_follow_up, body)
+async def record_follow_up(key: str, body: FollowUpInput, request: Request, services: StateDep) -> dict[str, Any]:
+    return _as_seen(request, await run_update(services, key, ReferralWorkflow.record_follow_up, body))
 
 
 @router.post("/{key}/retry-writes")
@@ -317,6 +329,8 @@ async def run_update(services: AppState, key: str, update: Any, body: BaseModel)
 async def _execute_update(services: AppState, key: str, update: Any, *args: BaseModel) -> Any:
     try:
         return await referral_workflow.handle(services.temporal, key).execute_update(update, *args)
+    except UNREADABLE_ANSWERS:
+        raise _unreadable() from None
     except WorkflowUpdateFailedError as error:
         raise await _refusal(services, key, error.cause) from None
     except RPCError as error:
@@ -346,7 +360,7 @@ async def _ended_or_unknown(services: AppState, key: str) -> HTTPException:
         state = await referral_workflow.snapshot(services.temporal, key)
     except NotAReferral:
         return _no_such_referral()
-    except Unavailable:
+    except (Unavailable, Unreadable):
         return HTTPException(409, detail="this referral has ended and takes no more changes")
     return HTTPException(409, detail=f"this referral has ended (phase {state.phase}) and takes no more changes")
 
@@ -361,3 +375,8 @@ def _no_such_referral() -> HTTPException:
 
 def _unavailable() -> HTTPException:
     return HTTPException(503, detail="the workflow service is unavailable; retry")
+
+
+def _unreadable() -> HTTPException:
+    """The workflow answered, but under a key this process's ring does not hold (an operator's fix, not a retry)."""
+    return HTTPException(503, detail="this referral's state cannot be read by this service (payload key ring)")

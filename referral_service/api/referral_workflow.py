@@ -3,17 +3,23 @@
 A key is the caller's text: it may name no workflow, or a workflow of another type (a poll schedule's run),
 running or finished. Each is ``NotAReferral`` here, so every route answers it as an unknown referral. The
 workflow type is checked only when a call has failed, so a referral costs no extra round trip.
+
+A snapshot this process cannot open (sealed under a key its ring no longer holds, or of a shape it no longer
+reads) is ``Unreadable``: a list shows that row as unreadable, a page about the one referral says so.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from cryptography.exceptions import InvalidTag
+from pydantic import ValidationError
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from referral_service.codec import KeyRingError
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import ReferralState
 
@@ -30,6 +36,15 @@ class Unavailable(Exception):
     """Temporal is out of reach, or no worker answered the query in time: retrying may help."""
 
 
+class Unreadable(Exception):
+    """The answer came, but this process cannot open it: retrying will not help until the key ring does."""
+
+
+# What decoding an answer raises when its payload is sealed under a key the ring lacks (KeyRingError), was
+# tampered with (InvalidTag) or no longer fits the state's model (ValidationError).
+UNREADABLE_ANSWERS = (KeyRingError, InvalidTag, ValidationError)
+
+
 def handle(client: Client, key: str) -> WorkflowHandle[ReferralWorkflow, ReferralState]:
     return client.get_workflow_handle_for(ReferralWorkflow.run, key)
 
@@ -38,6 +53,8 @@ async def snapshot(client: Client, key: str) -> ReferralState:
     """The referral's ``snapshot`` query."""
     try:
         return await handle(client, key).query(ReferralWorkflow.snapshot, rpc_timeout=QUERY_TIMEOUT)
+    except UNREADABLE_ANSWERS:
+        raise Unreadable(key) from None
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise NotAReferral(key) from None

@@ -13,6 +13,7 @@ from referral_service.devstack.process import ManagedProcess
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build_hapi.sh"
 STARTUP_TIMEOUT_S = 300.0
+HOST = "127.0.0.1"
 
 
 def build_jar() -> Path:
@@ -34,13 +35,15 @@ def metadata_ready(base_url: str) -> bool:
 
 
 def base_url(port: int) -> str:
-    return f"http://127.0.0.1:{port}/fhir"
+    return f"http://{HOST}:{port}/fhir"
 
 
 def spawn(*, jar: Path, port: int, log_path: Path, db_path: Path | None = None) -> ManagedProcess:
-    """Launch HAPI on ``port`` (in-memory H2, or a file database at ``db_path``); no waiting."""
+    """Launch HAPI on ``port`` of loopback only (in-memory H2, or a file database at ``db_path``); no waiting.
+
+    A test EHR takes writes from anyone who reaches it, so it never listens on the machine's other interfaces."""
     java = shutil.which("java") or "java"
-    argv = [java, "-Xmx1g", "-XX:+UseSerialGC", "-jar", str(jar), f"--server.port={port}"]
+    argv = [java, "-Xmx1g", "-XX:+UseSerialGC", "-jar", str(jar), f"--server.port={port}", f"--server.address={HOST}"]
     if db_path is not None:
         argv.append(f"--hapi.db.path={db_path}")
     return ManagedProcess.start("HAPI FHIR test server", argv, log_path)

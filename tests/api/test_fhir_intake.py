@@ -374,9 +374,9 @@ async def test_a_source_over_its_rate_gets_429_with_retry_after_and_other_source
 # ---- reading -----------------------------------------------------------------------------------------
 
 
-async def test_metadata_lists_what_the_endpoint_accepts(api):
+async def test_metadata_lists_what_the_endpoint_accepts(api, settings):
     """GET /fhir/metadata is a CapabilityStatement saying ServiceRequests may be created, Tasks read and
-    updated (to cancel)."""
+    updated (to cancel), at the API's own address (no public base URL configured), never the request's Host."""
     response = await api.get("/fhir/metadata")
 
     assert response.status_code == 200
@@ -384,7 +384,7 @@ async def test_metadata_lists_what_the_endpoint_accepts(api):
     statement = response.json()
     assert statement["resourceType"] == "CapabilityStatement"
     assert statement["fhirVersion"].startswith("4.0")
-    assert statement["implementation"]["url"] == "http://test/fhir"
+    assert statement["implementation"]["url"] == f"http://{settings.api_host}:{settings.api_port}/fhir"
     [rest] = statement["rest"]
     interactions = {r["type"]: {i["code"] for i in r["interaction"]} for r in rest["resource"]}
     assert interactions == {"ServiceRequest": {"create"}, "Task": {"read", "update"}}

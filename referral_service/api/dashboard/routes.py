@@ -18,12 +18,13 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import jinja2
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from referral_service.api.access import POLICY, principal_of
 from referral_service.api.audit_routes import AuditEntry, as_utc
 from referral_service.api.audit_trail import note_referrals
+from referral_service.api.dashboard.openapi_view import reference
 from referral_service.api.dashboard.views import (
     CaseloadFilters,
     CaseloadRow,
@@ -47,6 +48,7 @@ from referral_service.api.referral_routes import (
     run_update,
     send_cancel,
 )
+from referral_service.api.role_views import view_of
 from referral_service.api.signin.session import browser_context
 from referral_service.api.tokens import Role
 from referral_service.domain.assessment import AssessmentRecord, Instrument
@@ -126,6 +128,7 @@ async def inbox(request: Request, services: StateDep) -> Response:
         rows=rows,
         tracks=services.program.tracks,
         decline_reasons=[(reason.value, reason.value.replace("_", " ")) for reason in DeclineReason],
+        unreadable=sum(1 for row in rows if not row["readable"]),
         list_error=error,
     )
 
@@ -172,11 +175,15 @@ async def referral_page(key: str, request: Request, services: StateDep) -> Respo
         f"{settings.temporal_ui_url.rstrip('/')}/namespaces/{quote(settings.temporal_namespace, safe='')}"
         f"/workflows/{quote(key, safe='')}"
     )
+    seen = view_of(state, principal_of(request).roles)  # what this role may see (role_views: one definition)
     return _page(
         request,
         "referral.html",
         title=f"Referral {key}",
         state=state,
+        parts=set(seen["view"]["parts"]),
+        withheld=seen["view"]["withheld"],
+        patient=seen["referral"].get("patient", {}),
         track=track,
         team=_team_by_role(state),
         chart=weekly_chart(state.sessions, track.min_weekly_hours) if track else None,
@@ -483,6 +490,24 @@ async def audit(
 # ---- helpers -----------------------------------------------------------------------------------------
 
 
+@router.get("/openapi.json")
+async def openapi_document(request: Request) -> JSONResponse:
+    """The OpenAPI document, for staff and their tools (behind the access rules, unlike FastAPI's own)."""
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/docs", response_class=HTMLResponse)
+async def api_docs(request: Request) -> Response:
+    """The API reference, rendered here from the OpenAPI document: no script, nothing from another site."""
+    return _page(request, "api_docs.html", title="API reference", ref=reference(request.app.openapi()))
+
+
+@router.get("/redoc")
+async def redoc() -> RedirectResponse:
+    """Where FastAPI's second viewer used to be: the one reference page."""
+    return RedirectResponse("/docs", status_code=303)
+
+
 def _session_choice(given: Mapping[str, str], program: Program) -> dict[str, Any]:
     """The group session picked in the form or the query; unknown values fall back to defaults (the date: today
     in the program's zone)."""
@@ -592,6 +617,7 @@ def _inbox_row(row: ReferralSummary, snapshot: ReferralState | None, now: dateti
         "possible_duplicates": snapshot.possible_duplicates if snapshot else [],
         "refused_writes": len(snapshot.refused) if snapshot else row.refused_writes,
         "eligibility": step_down_ineligibility(referral, now.date()) if referral else [],
+        "readable": snapshot is not None,  # False: shown from the search index alone
     }
 
 
