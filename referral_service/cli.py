@@ -147,6 +147,7 @@ def _run(args: argparse.Namespace) -> int:
     # Imported here: settings pull in the Temporal SDK, which client commands do not need to start fast.
     from referral_service import logging as service_logging
     from referral_service.config import load_settings
+    from referral_service.lifetime import EXIT_FAILED, StartupError
 
     overrides = {"state_dir": args.state_dir} if getattr(args, "state_dir", None) else {}
     try:
@@ -155,10 +156,17 @@ def _run(args: argparse.Namespace) -> int:
         print(f"referral-service: invalid settings: {error}", file=sys.stderr)
         return EXIT_USAGE
     service_logging.configure(settings.log_format)
+    log = service_logging.get_logger()
     try:
         return asyncio.run(_dispatch(args, settings))
     except KeyboardInterrupt:
         return EXIT_OK
+    except StartupError as error:  # one line saying why, and a non-zero exit its supervisor acts on
+        log.error(f"cannot start: {error}")
+        return EXIT_FAILED
+    except Exception:  # a crash exits too (main's os._exit), rather than lingering on the SDK's threads
+        log.exception("stopped on an error")
+        return EXIT_FAILED
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

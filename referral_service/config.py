@@ -252,6 +252,13 @@ class Settings(BaseModel):
     temporal_ui_url: str = "http://127.0.0.1:8233"
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    # Where ``referral-service worker`` serves its own /healthz and /readyz; port 0: a free one, logged.
+    worker_health_host: str = "127.0.0.1"
+    worker_health_port: int = Field(default=8001, ge=0, le=65535)
+    # How long start-up keeps retrying an unreachable Temporal server before the process exits non-zero.
+    temporal_connect_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # SIGTERM to exit, at most: in-flight activities get two thirds of it (lifetime.activity_grace).
+    shutdown_grace_seconds: float = Field(default=30.0, ge=3, le=3600)
     state_dir: Path = DEFAULT_STATE_DIR
     log_format: Literal["auto", "json", "console"] = "auto"
     codec: CodecSettings | None = None
@@ -308,6 +315,10 @@ ENV_OVERRIDES = {
     "IOP_TEMPORAL_UI_URL": "temporal_ui_url",
     "IOP_API_HOST": "api_host",
     "IOP_API_PORT": "api_port",
+    "IOP_WORKER_HEALTH_HOST": "worker_health_host",
+    "IOP_WORKER_HEALTH_PORT": "worker_health_port",
+    "IOP_TEMPORAL_CONNECT_SECONDS": "temporal_connect_seconds",
+    "IOP_SHUTDOWN_GRACE_SECONDS": "shutdown_grace_seconds",
     "IOP_STATE_DIR": "state_dir",
     "IOP_LOG_FORMAT": "log_format",
     "IOP_PROGRAM_FILE": "program_file",
