@@ -50,12 +50,17 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 
 @contextlib.contextmanager
 def running(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``start``, and SIGKILL to its whole process group at the end if it is still there."""
+    """``start``; at the end, if it is still there, SIGTERM (``dev`` stops the servers it started, which run in
+    sessions of their own), then SIGKILL to its process group."""
     process = start(args, env, log)
     try:
         yield process
     finally:
         if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
