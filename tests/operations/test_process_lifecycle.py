@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from temporalio.testing import WorkflowEnvironment
 
+from referral_service.devstack import temporal_server
 from referral_service.devstack.process import free_port
 from referral_service.domain.program import Program
 from referral_service.ehr.client import FhirClient
@@ -122,6 +123,38 @@ def test_a_worker_waits_for_temporal_as_long_as_its_settings_say_then_exits_sayi
     assert events.count("temporal unreachable, retrying") >= 2, events
     [reason] = [event for event in events if event.startswith("cannot start: ")]
     assert reason.startswith(f"cannot start: Temporal at {address} unreachable for 4s (temporal_connect_seconds)")
+
+
+async def test_a_worker_started_before_temporal_waits_for_it_and_then_serves(tmp_path: Path) -> None:
+    """As when a supervisor starts everything at once: Temporal comes up a few seconds after the worker."""
+    port = free_port()
+    env = service_env(tmp_path, f"127.0.0.1:{port}", "late-temporal") | {"IOP_TEMPORAL_CONNECT_SECONDS": "60"}
+    log = tmp_path / "worker.log"
+    with running(["worker"], env, log) as worker:
+        await eventually(
+            lambda: asyncio.to_thread(lambda: "temporal unreachable, retrying" in _log_events(log)),
+            "the worker retrying",
+        )
+        temporal = temporal_server.spawn(
+            port=port, ui_port=None, db_file=tmp_path / "temporal.sqlite", log_path=tmp_path / "temporal.log"
+        )
+        try:
+            async with httpx.AsyncClient(timeout=10) as http:
+
+                async def ready() -> dict[str, str] | None:
+                    assert worker.poll() is None, "the worker exited: " + log.read_text()
+                    try:
+                        answer = await http.get(f"http://127.0.0.1:{env['IOP_WORKER_HEALTH_PORT']}/readyz")
+                    except httpx.TransportError:
+                        return None
+                    checks: dict[str, str] = answer.json()["checks"]
+                    return checks if answer.status_code == 200 else None
+
+                assert await eventually(ready, "the worker ready") == {"temporal": "ok", "worker": "ok"}
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(worker.wait, 30)
+            await asyncio.to_thread(temporal.stop)
 
 
 def test_a_program_file_that_does_not_load_ends_the_process_at_once_naming_it(
