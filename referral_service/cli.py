@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,12 @@ if TYPE_CHECKING:
 
 EXIT_FAILURE = EXIT_REFUSED
 SERVER_COMMANDS = frozenset({"dev", "worker", "api", "replay-history", "replay", "rebuild-read-model"})
+SERVER_LIFETIME = (
+    "SIGINT or SIGTERM stops it within shutdown_grace_seconds (IOP_SHUTDOWN_GRACE_SECONDS, default 30; in-flight "
+    "activities get two thirds of it, then are cancelled and retried elsewhere), exit 0. One that cannot start "
+    "(a port taken, Temporal unreachable for temporal_connect_seconds (IOP_TEMPORAL_CONNECT_SECONDS, default 60), "
+    "a program file that does not load) logs why in one line and exits 1; invalid settings exit 2."
+)
 EPILOG = f"""\
 client commands (submit, list, show, attend, team, discharge, retry-writes, measures, audit) talk to a running
 API over HTTP:
@@ -25,6 +32,8 @@ API over HTTP:
   --api-url, --timeout and --json go before or after the command.
   They send the bearer token in $IOP_API_TOKEN to an API that requires sign-in.
   They never print a patient's name, birth date or identifiers.
+
+{textwrap.fill("server commands (dev, worker, api): " + SERVER_LIFETIME, 110)}
 
 exit codes:
   {EXIT_OK}  ok
@@ -45,8 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     cli_commands.add_client_options(parser, json_help="client commands: print the result as JSON")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    dev_help = "run the embedded stack: Temporal dev server + UI, HAPI FHIR test server, worker, API"
     dev = commands.add_parser(
-        "dev", help="run the embedded stack: Temporal dev server + UI, HAPI FHIR test server, worker, API"
+        "dev", help=dev_help, description=f"{dev_help[0].upper()}{dev_help[1:]}. {SERVER_LIFETIME}"
     )
     dev.add_argument("--state-dir", type=Path, help="folder for all local state (default: .iop-state)")
     dev.add_argument("--temporal-port", type=int, default=7233)
@@ -59,8 +69,20 @@ def _parser() -> argparse.ArgumentParser:
         help="once the stack is up, load a demo caseload (about thirty referrals in every phase, from scenarios/)",
     )
 
-    commands.add_parser("worker", help="run a Temporal worker against the configured Temporal server")
-    commands.add_parser("api", help="serve the FHIR intake endpoint and the case-manager API")
+    commands.add_parser(
+        "worker",
+        help="run a Temporal worker against the configured Temporal server",
+        description="Runs a Temporal worker on the configured task queue, and serves its /healthz and /readyz on "
+        "worker_health_host:worker_health_port (IOP_WORKER_HEALTH_HOST, IOP_WORKER_HEALTH_PORT; default "
+        "127.0.0.1:8001, apart from the API's 8000; port 0 picks a free one, logged in the 'serving' line). "
+        + SERVER_LIFETIME,
+    )
+    commands.add_parser(
+        "api",
+        help="serve the FHIR intake endpoint and the case-manager API",
+        description="Serves the FHIR intake endpoint, the case-manager API, the dashboard, /healthz and /readyz on "
+        "api_host:api_port (IOP_API_HOST, IOP_API_PORT; default 127.0.0.1:8000). " + SERVER_LIFETIME,
+    )
     replay = commands.add_parser(
         "replay-history",
         help="replay recorded workflow histories against this code; exit 1 on any non-determinism",
@@ -155,6 +177,7 @@ def _run(args: argparse.Namespace) -> int:
     # Imported here: settings pull in the Temporal SDK, which client commands do not need to start fast.
     from referral_service import logging as service_logging
     from referral_service.config import load_settings
+    from referral_service.lifetime import EXIT_FAILED, StartupError
 
     overrides = {"state_dir": args.state_dir} if getattr(args, "state_dir", None) else {}
     try:
@@ -163,10 +186,17 @@ def _run(args: argparse.Namespace) -> int:
         print(f"referral-service: invalid settings: {error}", file=sys.stderr)
         return EXIT_USAGE
     service_logging.configure(settings.log_format)
+    log = service_logging.get_logger()
     try:
         return asyncio.run(_dispatch(args, settings))
     except KeyboardInterrupt:
         return EXIT_OK
+    except StartupError as error:  # one line saying why, and a non-zero exit its supervisor acts on
+        log.error(f"cannot start: {error}")
+        return EXIT_FAILED
+    except Exception:  # a crash exits too (main's os._exit), rather than lingering on the SDK's threads
+        log.exception("stopped on an error")
+        return EXIT_FAILED
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

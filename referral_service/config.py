@@ -259,6 +259,13 @@ class Settings(BaseModel):
     # As callers reach the API (e.g. https://iop.example.org): /fhir/metadata names {it}/fhir, never the Host a
     # request claims. Unset: auth.public_base_url, else http://{api_host}:{api_port}.
     public_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    # Where ``referral-service worker`` serves its own /healthz and /readyz; port 0: a free one, logged.
+    worker_health_host: str = "127.0.0.1"
+    worker_health_port: int = Field(default=8001, ge=0, le=65535)
+    # How long start-up keeps retrying an unreachable Temporal server before the process exits non-zero.
+    temporal_connect_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # SIGTERM to exit, at most: in-flight activities get two thirds of it (lifetime.activity_grace).
+    shutdown_grace_seconds: float = Field(default=30.0, ge=3, le=3600)
     state_dir: Path = DEFAULT_STATE_DIR
     log_format: Literal["auto", "json", "console"] = "auto"
     codec: CodecSettings | None = None
@@ -323,6 +330,10 @@ ENV_OVERRIDES = {
     "IOP_API_HOST": "api_host",
     "IOP_API_PORT": "api_port",
     "IOP_PUBLIC_BASE_URL": "public_base_url",
+    "IOP_WORKER_HEALTH_HOST": "worker_health_host",
+    "IOP_WORKER_HEALTH_PORT": "worker_health_port",
+    "IOP_TEMPORAL_CONNECT_SECONDS": "temporal_connect_seconds",
+    "IOP_SHUTDOWN_GRACE_SECONDS": "shutdown_grace_seconds",
     "IOP_STATE_DIR": "state_dir",
     "IOP_LOG_FORMAT": "log_format",
     "IOP_PROGRAM_FILE": "program_file",

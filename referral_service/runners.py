@@ -6,13 +6,14 @@ import argparse
 import asyncio
 import contextlib
 import re
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from temporalio.client import Client
@@ -21,6 +22,8 @@ from temporalio.service import RPCError
 from referral_service.api.app import create_app, create_worker_health_app
 from referral_service.config import Settings
 from referral_service.devstack.stack import DevPorts, servers, stop_on_signals, unless_stopped
+from referral_service.domain.program import Program
+from referral_service.lifetime import StartupError, activity_grace, exit_if_still_running_after, listen
 from referral_service.logging import get_logger
 from referral_service.programs import load_program
 from referral_service.read_model import rebuild_read_model
@@ -41,20 +44,23 @@ class QuietApiServer(uvicorn.Server):
 
 
 async def run_worker_only(settings: Settings) -> int:
-    stop = stop_on_signals()
-    with tracing(settings.otlp_traces_endpoint, "worker"):
-        client = await unless_stopped(stop, connect(settings))
-        if client is not None:
-            await _serve(settings, client, stop, worker=True, api=False)
-    return 0
+    """A Temporal worker, answering its orchestrator's health probes on its own address."""
+    address = (settings.worker_health_host, settings.worker_health_port, "worker_health_port")
+    return await _run_alone(settings, "worker", address)
 
 
 async def run_api_only(settings: Settings) -> int:
-    stop = stop_on_signals()
-    with tracing(settings.otlp_traces_endpoint, "api"):
-        client = await unless_stopped(stop, connect(settings))
+    return await _run_alone(settings, "api", (settings.api_host, settings.api_port, "api_port"))
+
+
+async def _run_alone(settings: Settings, role: Literal["worker", "api"], address: tuple[str, int, str]) -> int:
+    """``role`` until SIGINT/SIGTERM; a fatal start-up error raises ``StartupError`` before anything runs."""
+    stop = stop_on_signals(settings.shutdown_grace_seconds)
+    program = _program(settings)
+    with listen(*address) as listener, tracing(settings.otlp_traces_endpoint, role):
+        client = await unless_stopped(stop, _connect(settings))
         if client is not None:
-            await _serve(settings, client, stop, worker=False, api=True)
+            await _serve(settings, client, stop, program, listener, worker=role == "worker", api=role == "api")
     return 0
 
 
@@ -69,71 +75,117 @@ async def run_dev(
     The signal handlers go in before the first server starts: a signal during start-up (HAPI takes a minute)
     cancels it, and the servers already launched are stopped, not orphaned.
     """
-    stop = stop_on_signals()
+    stop = stop_on_signals(settings.shutdown_grace_seconds)
+    program = _program(settings)
     ports = DevPorts(args.temporal_port, args.ui_port, args.hapi_port, args.api_port)
-    async with contextlib.AsyncExitStack() as running:
-        stack = await unless_stopped(stop, running.enter_async_context(servers(settings, ports)))
-        if stack is None:
-            return 0
-        dev_settings = stack.settings
-        print(
-            "\nIOP referral service, embedded stack:\n"
-            f"  API + dashboard   http://{dev_settings.api_host}:{dev_settings.api_port}/\n"
-            f"  FHIR intake       http://{dev_settings.api_host}:{dev_settings.api_port}/fhir\n"
-            f"  Temporal          {dev_settings.temporal_address}  (UI {dev_settings.temporal_ui_url})\n"
-            f"  HAPI FHIR (EHR)   {stack.hapi_base_url}\n"
-            f"  state             {dev_settings.state_dir.resolve()}\n"
-            "Ctrl-C stops everything.\n",
-            flush=True,
-        )
-        with tracing(dev_settings.otlp_traces_endpoint, "dev"):
-            client = await unless_stopped(stop, connect(dev_settings))
-            if client is not None:
-                extra = asyncio.create_task(on_ready(dev_settings, client)) if on_ready else None
-                await _serve(dev_settings, client, stop, worker=True, api=True)
-                if extra is not None:
-                    extra.cancel()
+    with listen(settings.api_host, ports.api, "--api-port") as listener:
+        async with contextlib.AsyncExitStack() as running:
+            stack = await unless_stopped(stop, running.enter_async_context(servers(settings, ports)))
+            if stack is None:
+                return 0
+            dev_settings = stack.settings
+            print(
+                "\nIOP referral service, embedded stack:\n"
+                f"  API + dashboard   http://{dev_settings.api_host}:{dev_settings.api_port}/\n"
+                f"  FHIR intake       http://{dev_settings.api_host}:{dev_settings.api_port}/fhir\n"
+                f"  Temporal          {dev_settings.temporal_address}  (UI {dev_settings.temporal_ui_url})\n"
+                f"  HAPI FHIR (EHR)   {stack.hapi_base_url}\n"
+                f"  state             {dev_settings.state_dir.resolve()}\n"
+                "Ctrl-C stops everything.\n",
+                flush=True,
+            )
+            with tracing(dev_settings.otlp_traces_endpoint, "dev"):
+                client = await unless_stopped(stop, _connect(dev_settings))
+                if client is not None:
+                    extra = asyncio.create_task(on_ready(dev_settings, client)) if on_ready else None
+                    await _serve(dev_settings, client, stop, program, listener, worker=True, api=True)
+                    if extra is not None:
+                        extra.cancel()
     return 0
 
 
-async def _serve(settings: Settings, client: Client, stop: asyncio.Event, *, worker: bool, api: bool) -> None:
-    """Run the worker and/or the API until ``stop`` is set (SIGINT/SIGTERM), then shut both down gracefully."""
+def _program(settings: Settings) -> Program:
+    try:
+        return load_program(settings.program_file)
+    except (OSError, ValueError) as error:  # unreadable, not TOML, or not a valid program
+        raise StartupError(f"program file {settings.program_file} does not load: {error}") from None
+
+
+async def _connect(settings: Settings) -> Client:
+    """The Temporal client, waited for as long as ``temporal_connect_seconds`` says, else a ``StartupError``."""
+    try:
+        return await connect(settings, patience_s=settings.temporal_connect_seconds)
+    except StartupError:
+        raise
+    except RuntimeError as error:  # the SDK's connection failure
+        raise StartupError(
+            f"Temporal at {settings.temporal_address} unreachable for "
+            f"{settings.temporal_connect_seconds:.0f}s (temporal_connect_seconds): {error}"
+        ) from None
+
+
+async def _serve(
+    settings: Settings,
+    client: Client,
+    stop: asyncio.Event,
+    program: Program,
+    listener: socket.socket,
+    *,
+    worker: bool,
+    api: bool,
+) -> None:
+    """Run the worker and/or the API (HTTP on ``listener``) until ``stop`` is set (SIGINT/SIGTERM), then shut
+    both down gracefully: the worker stops polling and its in-flight activities get ``activity_grace``."""
     clients = ehr_clients(settings)
+    grace = activity_grace(settings.shutdown_grace_seconds)
     async with contextlib.AsyncExitStack() as cleanup:
         for fhir_client in clients.values():
             cleanup.push_async_callback(fhir_client.aclose)
         tasks: list[asyncio.Task[None]] = []
         worker_running: Callable[[], bool] | None = None
         if worker:
-            temporal_worker = await build_worker(client, settings, clients)
-            await ensure_poll_schedules(client, settings, load_program(settings.program_file))
-            tasks.append(asyncio.create_task(temporal_worker.run()))
+            temporal_worker = await build_worker(client, settings, clients, program)
+            await ensure_poll_schedules(client, settings, program)
+            tasks.append(asyncio.create_task(temporal_worker.run(), name="the Temporal worker"))
             cleanup.push_async_callback(temporal_worker.shutdown)
             worker_running = partial(getattr, temporal_worker, "is_running")
         if api:
             app = create_app(settings, client, worker_running=worker_running)
-        else:  # a worker alone still answers its orchestrator's health probes, on the API's address
+        else:  # a worker alone still answers its orchestrator's health probes, on its own address
             assert worker_running is not None
             app = create_worker_health_app(settings, client, worker_running)
+        host, port = listener.getsockname()[:2]
         server = QuietApiServer(
             uvicorn.Config(
                 app,
-                host=settings.api_host,
-                port=settings.api_port,
+                host=host,
+                port=port,
                 log_config=None,
                 access_log=False,
                 proxy_headers=False,  # the audit trail trusts forwarding headers from `trusted_proxies` only
+                timeout_graceful_shutdown=round(grace.total_seconds()),
             )
         )
-        tasks.append(asyncio.create_task(server.serve()))
+        tasks.append(asyncio.create_task(_serve_http(server, listener), name="the HTTP server"))
         cleanup.callback(setattr, server, "should_exit", True)
-        log.info("serving", task_queue=settings.task_queue, address=settings.temporal_address)
+        url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        log.info("serving", task_queue=settings.task_queue, address=settings.temporal_address, url=url)
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
         for task in done - {stopped}:
+            # Shutting down on a failure is bounded like shutting down on a signal.
+            exit_if_still_running_after(settings.shutdown_grace_seconds)
             task.result()  # a server that died on its own re-raises here
+            raise RuntimeError(f"{task.get_name()} stopped on its own")
     await asyncio.gather(*tasks, return_exceptions=True)
     log.info("stopped")
+
+
+async def _serve_http(server: uvicorn.Server, listener: socket.socket) -> None:
+    try:
+        await server.serve(sockets=[listener])
+    except SystemExit:  # how uvicorn fails its start-up (the app's lifespan), having logged why
+        raise StartupError("the HTTP server did not start (uvicorn's error above says why)") from None
 
 
 @dataclass(frozen=True)

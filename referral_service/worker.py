@@ -26,6 +26,7 @@ from referral_service.domain.program import Program
 from referral_service.ehr.client import FhirClient
 from referral_service.intake.starts import ReferralStarts
 from referral_service.intake.take_in import Intake
+from referral_service.lifetime import StartupError, activity_grace
 from referral_service.programs import load_program
 from referral_service.store.database import open_database, scratch_database
 from referral_service.temporal_client import missing_search_attributes, patient_match_secret, referral_rows
@@ -37,7 +38,7 @@ from workflows.source_poll import SourcePollWorkflow
 PASSTHROUGH_MODULES = ("fhir.resources", "fhir_core", "referral_service.domain", "fhir_mappings")
 
 
-class SearchAttributesMissingError(RuntimeError):
+class SearchAttributesMissingError(StartupError):
     """Upserting an unregistered attribute would make every workflow task retry forever."""
 
 
@@ -46,7 +47,9 @@ def ehr_clients(settings: Settings) -> dict[str, FhirClient]:
     return {source.id: FhirClient(source.connection()) for source in settings.sources}
 
 
-async def build_worker(client: Client, settings: Settings, clients: Mapping[str, FhirClient]) -> Worker:
+async def build_worker(
+    client: Client, settings: Settings, clients: Mapping[str, FhirClient], program: Program
+) -> Worker:
     """A worker for ``settings.task_queue``; refuses to start when search attributes are not registered."""
     missing = await missing_search_attributes(client)
     if missing:
@@ -55,7 +58,8 @@ async def build_worker(client: Client, settings: Settings, clients: Mapping[str,
         client,
         settings.task_queue,
         clients,
-        load_program(settings.program_file),
+        program,
+        activity_grace(settings.shutdown_grace_seconds),
         database=open_database(settings.database()),
     )
 
@@ -65,12 +69,15 @@ def create_worker(
     task_queue: str,
     clients: Mapping[str, FhirClient],
     program: Program | None = None,
+    shutdown_grace: timedelta = timedelta(seconds=20),
     *,
     database: Engine | None = None,
 ) -> Worker:
     """The worker itself, without the start-up check (the time-skipping server cannot list attributes).
-    ``program``: the one polled referrals are taken into (default: the shipped example program); ``database``:
-    the service database the read model lives in (default: a scratch one, for an ephemeral Temporal server)."""
+    ``program``: the one polled referrals are taken into (default: the shipped example program).
+    ``shutdown_grace``: how long in-flight activities run on after ``shutdown`` before they are cancelled.
+    ``database``: the service database the read model lives in (default: a scratch one, for an ephemeral
+    Temporal server)."""
     writeback = WritebackActivities(clients)
     starts = ReferralStarts(client, task_queue, program or load_program(), patient_match_secret(client, _unencrypted))
     polling = IntakePollActivities(clients, Intake(starts).take_in_polled)
@@ -81,7 +88,7 @@ def create_worker(
         workflows=[ReferralWorkflow, SourcePollWorkflow],
         activities=[*writeback.all(), polling.find_changed_referrals, read_model.record_referral_row],
         workflow_runner=_workflow_runner(),
-        graceful_shutdown_timeout=timedelta(seconds=20),
+        graceful_shutdown_timeout=shutdown_grace,
     )
 
 

@@ -13,6 +13,7 @@ from typing import TypeVar
 from referral_service.config import Settings, SourceSettings
 from referral_service.devstack import hapi_server, temporal_server
 from referral_service.devstack.process import ManagedProcess
+from referral_service.lifetime import exit_if_still_running_after, require_free
 
 LOCAL_SOURCE_ID = "hapi-local"
 T = TypeVar("T")
@@ -43,6 +44,10 @@ async def servers(settings: Settings, ports: DevPorts) -> AsyncIterator[DevStack
     """
     state = settings.state_dir.resolve()
     logs = state / "logs"
+    # A taken port fails start-up now, not after a minute of HAPI booting into an error.
+    require_free("127.0.0.1", ports.temporal, "--temporal-port")
+    require_free("127.0.0.1", ports.temporal_ui, "--ui-port")
+    require_free("127.0.0.1", ports.hapi, "--hapi-port")
     started: list[ManagedProcess] = []
     try:
         temporal = temporal_server.spawn(
@@ -75,20 +80,29 @@ async def servers(settings: Settings, ports: DevPorts) -> AsyncIterator[DevStack
             hapi_base_url=base_url,
         )
     finally:
-        # Independent servers by now (the worker and the API are gone): stop them side by side.
-        await asyncio.gather(*(asyncio.to_thread(server.stop) for server in started))
+        # Independent servers by now (the worker and the API are gone): stop them side by side, in what is
+        # left of the grace period once in-flight activities had theirs (lifetime.activity_grace).
+        grace_s = settings.shutdown_grace_seconds / 4
+        await asyncio.gather(*(asyncio.to_thread(server.stop, grace_s) for server in started))
 
 
-def stop_on_signals() -> asyncio.Event:
+def stop_on_signals(grace_s: float) -> asyncio.Event:
     """An event set by SIGINT or SIGTERM, so shutdown runs our ``finally`` blocks instead of dying mid-way.
 
     Installed before anything starts, and whatever SIGINT's disposition was (a background job inherits it
-    ignored): from then on either signal always ends in a clean stop, never in orphaned servers.
+    ignored): from then on either signal always ends in a clean stop, never in orphaned servers. From the
+    first signal on the process has ``grace_s`` to end; past that it exits, unfinished, non-zero.
     """
     stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            stop.set()
+            exit_if_still_running_after(grace_s)
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     return stop
 
 

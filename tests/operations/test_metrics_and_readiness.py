@@ -7,14 +7,11 @@ export OpenTelemetry spans to an OTLP/HTTP receiver run by the test, where one t
 from __future__ import annotations
 
 import asyncio
-import base64
 import gzip
 import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -31,14 +28,14 @@ from temporalio.testing import WorkflowEnvironment
 from referral_service.devstack.process import free_port
 from tests.api.intake_checks import echoed, patient_phi, resource_of_type
 from tests.api_driver import ADA, Api
-from tests.conftest import HAPI_SOURCE_ID, TEST_KEY_RING
+from tests.conftest import HAPI_SOURCE_ID
 from tests.hapi_refusals import refusing
+from tests.operations.processes import service_env, start
 from tests.polling import eventually
 from tests.referrals import referral_bundle
 
 pytestmark = pytest.mark.timeout(300)
 
-COMMAND = Path(sys.executable).with_name("referral-service")
 # Every referral here is Ada's: her name and birth date are what could leak (each copy has a fresh MRN).
 ADA_PHI = patient_phi(resource_of_type(referral_bundle(ADA), "Patient"))
 START_PATIENCE_S = 90.0
@@ -85,10 +82,6 @@ def traces() -> Iterator[TraceReceiver]:
     receiver.shutdown()
 
 
-def _service(role: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([str(COMMAND), role], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
 @pytest.fixture(scope="module")
 def stack(
     temporal_env: WorkflowEnvironment,
@@ -98,28 +91,17 @@ def stack(
 ) -> Iterator[dict[str, str]]:
     """A worker and an API process on their own task queue; the URLs of their health and metrics endpoints."""
     folder = tmp_path_factory.mktemp("operations")
-    config = folder / "service.toml"
-    config.write_text(f'[[sources]]\nid = "{HAPI_SOURCE_ID}"\nbase_url = "{hapi_base_url}"\n')
-    keys = {
-        "active": TEST_KEY_RING.active_key_id,
-        "keys": {k: base64.b64encode(v).decode() for k, v in TEST_KEY_RING.keys.items()},
-    }
-    common = {k: v for k, v in os.environ.items() if not k.startswith("IOP_")} | {
-        "IOP_CONFIG": str(config),
-        "IOP_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
-        "IOP_TASK_QUEUE": f"operations-{os.getpid()}",
-        "IOP_STATE_DIR": str(folder / "state"),
-        "IOP_CODEC_KEYS": json.dumps(keys),
-        "IOP_LOG_FORMAT": "json",
+    config = f'[[sources]]\nid = "{HAPI_SOURCE_ID}"\nbase_url = "{hapi_base_url}"\n'
+    temporal_address = temporal_env.client.service_client.config.target_host
+    common = service_env(folder, temporal_address, f"operations-{os.getpid()}", config) | {
         "IOP_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{traces.server_port}/v1/traces",
         "OTEL_BSP_SCHEDULE_DELAY": "200",  # export every 200 ms rather than 5 s
     }
-    ports = {name: free_port() for name in ("worker", "worker_metrics", "api", "api_metrics")}
+    ports = {"worker": int(common["IOP_WORKER_HEALTH_PORT"]), "api": int(common["IOP_API_PORT"])}
+    ports |= {name: free_port() for name in ("worker_metrics", "api_metrics")}
     processes = {
-        role: _service(
-            role,
-            common | {"IOP_API_PORT": str(ports[role]), "IOP_METRICS_ADDRESS": f"127.0.0.1:{ports[f'{role}_metrics']}"},
-            folder / f"{role}.log",
+        role: start(
+            [role], common | {"IOP_METRICS_ADDRESS": f"127.0.0.1:{ports[f'{role}_metrics']}"}, folder / f"{role}.log"
         )
         for role in ("worker", "api")
     }

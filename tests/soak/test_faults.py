@@ -83,6 +83,8 @@ class Stack:
             "IOP_STATE_DIR": str(state),
             "IOP_LOG_FORMAT": "json",
             "IOP_CODEC_KEYS": json.dumps({"active": key_ring.active_key_id, "keys": keys}),
+            # Health on a free port, fresh at each restart: never the default, which another process may hold.
+            "IOP_WORKER_HEALTH_PORT": "0",
         }
         self.temporal: ManagedProcess | None = None
         self.hapi: ManagedProcess | None = None

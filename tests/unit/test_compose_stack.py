@@ -147,6 +147,9 @@ def test_api_and_worker_settings_load_and_reach_the_compose_services(
     assert settings.auth.issuer == OPERATOR_ENV["IOP_AUTH_ISSUER"]
     assert settings.metrics_address == "0.0.0.0:9464", "Prometheus must reach each service on the compose network"
     assert settings.database().endswith("@service-db:5432/iop_service")
+    health_port = settings.api_port if role == "api" else settings.worker_health_port
+    probe = " ".join(service["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{health_port}/" in probe, "the health check probes where the process serves health"
 
 
 def test_a_placeholder_key_ring_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
