@@ -6,17 +6,21 @@ SQLite files are created owner-only (0600) before SQLite opens them, since SQLit
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_KEY = 0x10_9E_F0_01  # PostgreSQL advisory lock: this service's migrations
 
 
 def sqlite_url(path: Path) -> str:
@@ -43,12 +47,31 @@ def scratch_database() -> Engine:
 
 
 def migrate(engine: Engine) -> None:
-    """Apply the migrations the database has not had (concurrent starts are safe: each runs in a transaction)."""
+    """Apply the migrations the database has not had, one process at a time: a worker and an API starting
+    together on one database must not both create its tables (the second waits, then finds them made)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with _migration_lock(engine), engine.begin() as connection:
+        if engine.dialect.name == "postgresql":  # held until this transaction ends
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """For SQLite, an exclusive lock on a file beside the database (PostgreSQL takes an advisory lock)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    lock = Path(f"{database}.migrating")
+    descriptor = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def _create_private_file(url: URL) -> None:

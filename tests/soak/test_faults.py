@@ -1,7 +1,8 @@
 """Soak under faults: referrals run whole lifecycles while the worker is SIGKILLed at random moments and
 restarted, the EHR (HAPI, file database) is stopped and started again, and the Temporal dev server restarts
 on its persisted database. At the end every referral is closed and HAPI holds each resource the workflows
-wrote exactly once (counted by business identifier): nothing lost, nothing duplicated.
+wrote exactly once (counted by business identifier): nothing lost, nothing duplicated; and each referral's
+read-model row, written by workers that were killed along the way, is the row its finished workflow gives.
 
 Short form in CI (``IOP_SOAK_REFERRALS``, default 16); ``IOP_SOAK_REFERRALS=1000 ./scripts/test.sh
 tests/soak -s`` is the full form. Every server and the worker are real processes started here.
@@ -36,6 +37,8 @@ from referral_service.domain.program import Program
 from referral_service.domain.referral import referral_key
 from referral_service.ehr.client import FhirClient
 from referral_service.ehr.source import SourceConfig
+from referral_service.store.database import open_database, sqlite_url
+from referral_service.temporal_client import referral_rows
 from tests.conftest import HAPI_SOURCE_ID
 from tests.program_day import program_today
 from tests.referrals import referral_bundle
@@ -219,9 +222,16 @@ async def test_nothing_is_lost_or_duplicated_under_kills_outages_and_restarts(
         if stack.worker is None or not stack.worker.running:
             stack.start_worker()
 
-        lost, duplicated, resources = [], [], 0
+        lost, duplicated, resources, stale_rows = [], [], 0, []
+        rows = referral_rows(client, open_database(sqlite_url(tmp_path / "service.sqlite")))  # the worker's
         for key in keys:
-            state = await client.get_workflow_handle_for(ReferralWorkflow.run, key).query(ReferralWorkflow.snapshot)
+            handle = client.get_workflow_handle_for(ReferralWorkflow.run, key)
+            state = await handle.query(ReferralWorkflow.snapshot)
+            # The read model converged despite the kills: the row the killed and restarted workers left is
+            # the row the finished workflow gives (the version aside).
+            stored, final = await rows.get(key), await handle.query(ReferralWorkflow.row)
+            if stored is None or stored.row.model_copy(update={"version": final.version}) != final:
+                stale_rows.append(key)
             if state.phase != Phase.CLOSED:
                 lost.append(key)
             encounters = [w for w in state.writes.values() if w.resource_type == "Encounter"]
@@ -236,11 +246,13 @@ async def test_nothing_is_lost_or_duplicated_under_kills_outages_and_restarts(
         print(
             f"\nsoak: {REFERRALS} referrals in {time.monotonic() - started:.0f}s; faults: {faults.kills} worker kills, "
             f"{faults.ehr_outages} EHR outages, {faults.temporal_restarts} Temporal restarts; "
-            f"{resources} resources in HAPI; lost {len(lost)}, duplicated {len(duplicated)}"
+            f"{resources} resources in HAPI; lost {len(lost)}, duplicated {len(duplicated)}, "
+            f"read-model rows not converged {len(stale_rows)}"
         )
         assert faults.ehr_outages == 1
         assert faults.temporal_restarts == 1
         assert lost == []
         assert duplicated == []
+        assert stale_rows == []
     finally:
         stack.stop_all()

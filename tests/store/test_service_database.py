@@ -5,6 +5,7 @@ sign-out is seen by every process at once."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import Engine, inspect, text
@@ -71,3 +72,12 @@ async def test_expired_revocations_are_swept_and_no_session_id_is_stored(engine:
         stored = [row[0] for row in db.execute(text("SELECT session_hash FROM revoked_sessions"))]
     assert len(stored) == 1
     assert "current" not in stored[0]
+
+
+def test_processes_starting_together_migrate_one_at_a_time(database_url: str):
+    """A worker and an API started at once on a new database: each comes up on the full schema."""
+    with ThreadPoolExecutor(4) as starting:
+        engines = list(starting.map(lambda _: open_database(database_url), range(4)))
+    for engine in engines:
+        assert "referrals" in inspect(engine).get_table_names()
+        engine.dispose()
