@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from referral_service.api.app import create_app, create_worker_health_app
+from referral_service.api.http_server import server_config
 from referral_service.config import Settings
 from referral_service.devstack.stack import DevPorts, servers, stop_on_signals, unless_stopped
 from referral_service.logging import get_logger
@@ -113,9 +114,7 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, *, wor
         else:  # a worker alone still answers its orchestrator's health probes, on the API's address
             assert worker_running is not None
             app = create_worker_health_app(settings, client, worker_running)
-        server = QuietApiServer(
-            uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
-        )
+        server = QuietApiServer(server_config(app, settings))
         tasks.append(asyncio.create_task(server.serve()))
         cleanup.callback(setattr, server, "should_exit", True)
         log.info("serving", task_queue=settings.task_queue, address=settings.temporal_address)

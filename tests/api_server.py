@@ -7,14 +7,15 @@ import contextlib
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
-import uvicorn
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.api.app import create_app
+from referral_service.api.http_server import server_config
 from referral_service.config import AuthSettings, Settings, SourceSettings
 from referral_service.devstack.process import free_port
 from referral_service.ehr.client import FhirClient
@@ -48,13 +49,16 @@ async def running_api(
     queue_prefix: str,
     auth: AuthSettings | None = None,
     port: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[str]:
-    """The API's base URL, served until the block ends, with a worker on its own task queue; ``auth`` makes
-    it require bearer tokens; ``port`` is for a caller that must know the URL first (a sign-in redirect URL)."""
-    settings = service_settings(hapi_base_url, queue_prefix).model_copy(update={"auth": auth})
+    """The API's base URL, served until the block ends (with the server's own limits), with a worker on its own
+    task queue; ``auth`` makes it require bearer tokens; ``port`` is for a caller that must know the URL first
+    (a sign-in redirect URL); ``overrides`` are other settings (e.g. short ``server`` limits)."""
     port = port or free_port()
+    update = {"auth": auth, "api_port": port, **(overrides or {})}
+    settings = service_settings(hapi_base_url, queue_prefix).model_copy(update=update)
     app = create_app(settings, temporal_env.client)
-    server = QuietApiServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    server = QuietApiServer(server_config(app, settings))
     async with create_worker(temporal_env.client, settings.task_queue, {HAPI_SOURCE_ID: hapi_client}):
         serving = asyncio.create_task(server.serve())
         deadline = time.monotonic() + 30
