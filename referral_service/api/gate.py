@@ -109,7 +109,8 @@ class _LimitedBody:
         if self._complete:  # later calls wait for the client to leave, for as long as the answer takes
             return await self._receive()
         try:
-            async with asyncio.timeout(max(0.0, self._deadline - time.monotonic())):
+            # Once the answer has started there is no 408 to give: the app alone decides how long it reads.
+            async with asyncio.timeout(None if self._started else max(0.0, self._deadline - time.monotonic())):
                 message = await self._receive()
         except TimeoutError:
             log.info("request body too slow", timeout_seconds=self._timeout)
