@@ -74,6 +74,11 @@ def throttled(diagnostics: str) -> OutcomeIssue:
     return _issue("throttled", diagnostics, None)
 
 
+def timeout(diagnostics: str) -> OutcomeIssue:
+    """The caller was too slow sending its request (408)."""
+    return _issue("timeout", diagnostics, None)
+
+
 _STATUS = {
     "structure": 400,
     "invalid": 400,
@@ -86,6 +91,7 @@ _STATUS = {
     "transient": 503,
     "too-costly": 413,
     "throttled": 429,
+    "timeout": 408,
     "login": 401,
     "forbidden": 403,
 }

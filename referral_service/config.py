@@ -149,6 +149,22 @@ class IntakeLimits(BaseModel):
     burst: int = Field(default=200, ge=1)
 
 
+class ServerLimits(BaseModel):
+    """The API server's own defences against slow and greedy clients (README "Access"); a reverse proxy in
+    front should hold tighter ones. Bodies over the limit are refused (413) before they are read whole, and
+    only after the caller's token or session is accepted; FHIR intake's own limit is ``intake.max_body_bytes``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    header_timeout_seconds: float = Field(default=10, gt=0)  # from a connection's first byte to its headers
+    body_timeout_seconds: float = Field(default=30, gt=0)  # from the headers to the body's last byte (408)
+    keep_alive_seconds: int = Field(default=5, ge=1)  # an idle connection between requests
+    max_concurrency: int = Field(default=200, ge=1)  # connections and requests at once; beyond: 503
+    max_header_bytes: int = Field(default=16_384, ge=1_024)  # request line and headers; beyond: 400
+    max_body_bytes: int = Field(default=65_536, ge=1_024)  # the JSON API and the dashboard's forms
+    codec_max_body_bytes: int = Field(default=524_288, ge=1_024)  # payloads the Temporal UI sends to decode
+
+
 class CodecSettings(BaseModel):
     """AES-256 keys (base64) by key id; ``active`` names the key new payloads use."""
 
@@ -273,6 +289,7 @@ class Settings(BaseModel):
     program_file: Path | None = None
     sources: tuple[SourceSettings, ...] = ()
     intake: IntakeLimits = IntakeLimits()
+    server: ServerLimits = ServerLimits()
     # None only for an API on this machine alone (the embedded stack, tests): anywhere else it is required.
     auth: AuthSettings | None = None
     # host:port where this process serves Prometheus metrics (its own and the Temporal SDK's); off when unset.

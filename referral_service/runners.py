@@ -20,10 +20,11 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from referral_service.api.app import create_app, create_worker_health_app
+from referral_service.api.http_server import server_config
 from referral_service.config import Settings
 from referral_service.devstack.stack import DevPorts, servers, stop_on_signals, unless_stopped
 from referral_service.domain.program import Program
-from referral_service.lifetime import StartupError, activity_grace, exit_if_still_running_after, listen
+from referral_service.lifetime import StartupError, exit_if_still_running_after, listen
 from referral_service.logging import get_logger
 from referral_service.programs import load_program
 from referral_service.read_model import rebuild_read_model
@@ -137,7 +138,6 @@ async def _serve(
     """Run the worker and/or the API (HTTP on ``listener``) until ``stop`` is set (SIGINT/SIGTERM), then shut
     both down gracefully: the worker stops polling and its in-flight activities get ``activity_grace``."""
     clients = ehr_clients(settings)
-    grace = activity_grace(settings.shutdown_grace_seconds)
     async with contextlib.AsyncExitStack() as cleanup:
         for fhir_client in clients.values():
             cleanup.push_async_callback(fhir_client.aclose)
@@ -155,17 +155,7 @@ async def _serve(
             assert worker_running is not None
             app = create_worker_health_app(settings, client, worker_running)
         host, port = listener.getsockname()[:2]
-        server = QuietApiServer(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                log_config=None,
-                access_log=False,
-                proxy_headers=False,  # the audit trail trusts forwarding headers from `trusted_proxies` only
-                timeout_graceful_shutdown=round(grace.total_seconds()),
-            )
-        )
+        server = QuietApiServer(server_config(app, settings, host=host, port=port))
         tasks.append(asyncio.create_task(_serve_http(server, listener), name="the HTTP server"))
         cleanup.callback(setattr, server, "should_exit", True)
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -7,15 +7,16 @@ import contextlib
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
-import uvicorn
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.api.app import create_app
+from referral_service.api.http_server import server_config
 from referral_service.config import AuthSettings, Settings, SourceSettings
 from referral_service.devstack.process import free_port
 from referral_service.ehr.client import FhirClient
@@ -49,18 +50,18 @@ async def running_api(
     queue_prefix: str,
     auth: AuthSettings | None = None,
     port: int | None = None,
-    database_url: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[str]:
-    """The API's base URL, served until the block ends, with a worker on its own task queue; ``auth`` makes
-    it require bearer tokens; ``port`` is for a caller that must know the URL first (a sign-in redirect URL);
-    ``database_url`` a service database shared with another API (as two API processes share one)."""
-    settings = service_settings(hapi_base_url, queue_prefix).model_copy(update={"auth": auth})
-    if database_url is not None:
-        settings = settings.model_copy(update={"database_url": SecretStr(database_url)})
+    """The API's base URL, served until the block ends (with the server's own limits), with a worker on its own
+    task queue; ``auth`` makes it require bearer tokens; ``port`` is for a caller that must know the URL first
+    (a sign-in redirect URL); ``overrides`` are other settings (e.g. short ``server`` limits)."""
     port = port or free_port()
+    update = {"auth": auth, "api_port": port, **(overrides or {})}
+    settings = service_settings(hapi_base_url, queue_prefix).model_copy(update=update)
     app = create_app(settings, temporal_env.client)
-    server = QuietApiServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
-    async with create_worker(temporal_env.client, settings.task_queue, {HAPI_SOURCE_ID: hapi_client}):
+    server = QuietApiServer(server_config(app, settings))
+    workers = {HAPI_SOURCE_ID: hapi_client}
+    async with create_worker(temporal_env.client, settings.task_queue, workers, database=app.state.database):
         serving = asyncio.create_task(server.serve())
         deadline = time.monotonic() + 30
         while not server.started:

@@ -1,4 +1,5 @@
-"""Who may do what: one table of (method, route) -> roles, checked for every route before its handler runs.
+"""Who may do what: one table of (method, route) -> roles, checked for every route before its body is read
+(by ``api.gate``) and so before its handler runs.
 
 A route missing from the table is refused (deny by default), so a new endpoint cannot ship open by accident;
 ``tests/api/test_access.py`` checks that every route of the app has an entry.
@@ -12,7 +13,13 @@ from starlette.routing import Route
 
 from fhir_mappings import outcomes
 from referral_service.api.fhir_responses import outcome_response
-from referral_service.api.signin.session import SignIn, csrf_matches, is_dashboard_page, login_redirect_url
+from referral_service.api.signin.session import (
+    BrowserSession,
+    SignIn,
+    csrf_matches,
+    is_dashboard_page,
+    login_redirect_url,
+)
 from referral_service.api.tokens import LOCAL_USER, Principal, Role, TokenRejected, TokenVerifier
 
 STAFF = frozenset({Role.INTAKE_COORDINATOR, Role.CLINICIAN, Role.CASE_MANAGER, Role.PROGRAM_ADMIN})
@@ -85,7 +92,8 @@ class AccessDenied(Exception):
 
 
 async def authorize(request: Request) -> None:
-    """App-wide dependency: find the caller (``request.state.principal``) and check the route's rule."""
+    """Find the caller (``request.state.principal``) and check the rule of the route the request matched,
+    from its headers alone: ``api.gate`` calls it before any of the body is read."""
     key = route_key(request) or ("GET" if request.method == "HEAD" else request.method, request.url.path)
     if key in PUBLIC:
         return
@@ -122,10 +130,16 @@ async def _caller(request: Request, verifier: TokenVerifier) -> Principal:
     if sign_in is None or "authorization" in request.headers or not is_dashboard_page(request):
         return await verifier.principal(request.headers.get("authorization"))
     session = await sign_in.session(request)
-    if request.method not in ("GET", "HEAD") and not await csrf_matches(request, session):
-        raise AccessDenied(403, "this form is stale or did not come from the dashboard: reload the page and try again")
     request.state.browser_session = session
     return session.principal
+
+
+async def forms_carry_csrf(request: Request) -> None:
+    """App-wide dependency: a form posted with the session cookie carries the session's CSRF token. It reads
+    the form, so it runs after ``authorize`` and within the gate's body limit."""
+    session: BrowserSession | None = getattr(request.state, "browser_session", None)
+    if session is not None and request.method not in ("GET", "HEAD") and not await csrf_matches(request, session):
+        raise AccessDenied(403, "this form is stale or did not come from the dashboard: reload the page and try again")
 
 
 def principal_of(request: Request) -> Principal:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
 from referral_service.api import (
@@ -24,9 +25,10 @@ from referral_service.api import (
     referral_routes,
     subscription_routes,
 )
-from referral_service.api.access import AccessDenied, authorize, denied_response
+from referral_service.api.access import AccessDenied, denied_response, forms_carry_csrf
 from referral_service.api.audit_trail import AuditTrail
 from referral_service.api.deps import AppState
+from referral_service.api.gate import AccessGate
 from referral_service.api.intake_limits import SourceRateLimiter
 from referral_service.api.intake_metrics import IntakeLatency
 from referral_service.api.security_headers import SecurityHeaders
@@ -63,7 +65,7 @@ def create_app(settings: Settings, client: Client, *, worker_running: Callable[[
         title="IOP referral service",
         description="FHIR R4 intake for IOP step-down referrals, the case-manager API and quality measures.",
         version="0.1.0",
-        dependencies=[Depends(authorize)],
+        dependencies=[Depends(forms_carry_csrf)],  # the caller and its rights: ``AccessGate``, before the body
         lifespan=_closing_at_shutdown,
         # Served by the dashboard's routes instead, behind the access rules (FastAPI's own are public).
         openapi_url=None,
@@ -82,15 +84,9 @@ def create_app(settings: Settings, client: Client, *, worker_running: Callable[[
 
     for router in ROUTERS:
         app.include_router(router)
-    # Only the Temporal UI may call the codec server from a browser, with the user's token.
+    app.add_middleware(AccessGate, routes=[route for router in ROUTERS for route in router.routes], settings=settings)
     ui_origin = str(httpx.URL(settings.temporal_ui_url).copy_with(path="/", query=None)).rstrip("/")
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=[ui_origin],
-        allow_methods=["POST"],
-        allow_headers=["Authorization", "Content-Type", "X-Namespace"],
-        allow_credentials=True,
-    )
+    app.add_middleware(CodecCors, ui_origin=ui_origin)  # outside the gate: a preflight carries no token
     app.middleware("http")(IntakeLatency(metric_meter(client)))
     app.middleware("http")(renewing_sessions)
     app.middleware("http")(
@@ -133,3 +129,22 @@ async def _closing_at_shutdown(app: FastAPI) -> AsyncIterator[None]:
 
 async def _denied(request: Request, denied: AccessDenied) -> Response:
     return denied_response(request, denied)
+
+
+class CodecCors:
+    """Only the Temporal UI may call the codec server from a browser, with the user's token; no other route
+    answers a cross-origin script (a dashboard page and its CSRF token stay unreadable to any other site)."""
+
+    def __init__(self, app: ASGIApp, *, ui_origin: str) -> None:
+        self._app = app
+        self._codec = CORSMiddleware(
+            app,
+            allow_origins=[ui_origin],
+            allow_methods=["POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+            allow_credentials=True,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        codec = scope["type"] == "http" and scope["path"].startswith(f"{codec_routes.router.prefix}/")
+        await (self._codec if codec else self._app)(scope, receive, send)

@@ -22,17 +22,15 @@ from referral_service.api import referral_workflow
 from referral_service.api.access import may_act_for_source, principal_of
 from referral_service.api.deps import AppState, StateDep
 from referral_service.api.fhir_responses import fhir_response, intake_response, outcome_response
-from referral_service.api.intake_limits import read_body
+from referral_service.api.intake_limits import throttled
 from referral_service.api.sources import source_for
 from referral_service.intake.take_in import Route
 from referral_service.intake.task_answer import task_of
-from referral_service.logging import get_logger
 from workflows.referral import ReferralWorkflow, cancellable
 from workflows.referral_types import CancelInput, ReferralState
 
 router = APIRouter(prefix="/fhir", tags=["FHIR intake"])
 _QUERY_TIMEOUT = timedelta(seconds=5)
-log = get_logger()
 
 
 @router.get("/metadata")
@@ -75,7 +73,7 @@ async def cancel_by_task(task_id: str, request: Request, services: StateDep) -> 
     """The referrer cancels its referral by sending its Task: with ``businessStatus`` ``cancellation-requested``
     (BSeR: the program confirms with ``cancelled`` / ``cancellation-confirmed`` once the plan and team are
     closed) or with ``status`` ``cancelled`` (Gravity). Answers the Task as it stands; the EHR's copy follows."""
-    payload = await _read_json(request, services)
+    payload = await _read_json(request)
     if isinstance(payload, Response):
         return payload
     try:
@@ -116,7 +114,7 @@ async def _referral_state(task_id: str, request: Request, services: AppState) ->
 async def _submit(request: Request, services: StateDep, *, expected: str) -> Response:
     """Push (a ServiceRequest or a Bundle) and the referrer's Task (which names the ServiceRequest in its EHR):
     the caller's source, its rights and rate, then the one intake path."""
-    payload = await _read_json(request, services)
+    payload = await _read_json(request)
     if isinstance(payload, Response):
         return payload
     if payload.get("resourceType") != expected:
@@ -128,11 +126,9 @@ async def _submit(request: Request, services: StateDep, *, expected: str) -> Res
         return outcome_response([source])
     if not may_act_for_source(principal, source):
         return outcome_response([outcomes.security(f"this token may not submit for {source}", login=False)])
-    wait = services.intake_limiter.retry_after(source)
-    if wait:
-        log.warning("intake throttled", source_id=source, retry_after=wait)
-        busy = outcomes.throttled(f"too many referrals from {source}; retry after {wait} s")
-        return outcome_response([busy], headers={"Retry-After": str(wait)})
+    busy = throttled(services.intake_limiter, source)
+    if busy is not None:
+        return busy
     ehr, now = services.ehr_clients[source], datetime.now(UTC)
     if expected == "Task":
         answer = await services.intake.take_in_task(payload, ehr=ehr, received_at=now)
@@ -141,13 +137,10 @@ async def _submit(request: Request, services: StateDep, *, expected: str) -> Res
     return intake_response(answer)
 
 
-async def _read_json(request: Request, services: AppState) -> dict[str, Any] | Response:
-    """The body as a JSON object, or the OperationOutcome to answer with (too large, not JSON, not an object)."""
-    limit = services.settings.intake.max_body_bytes
-    body = await read_body(request, limit)
-    if body is None:
-        return outcome_response([outcomes.too_costly(f"the body is larger than {limit} bytes")])
-    payload, issues = _parse_json(body)
+async def _read_json(request: Request) -> dict[str, Any] | Response:
+    """The body as a JSON object (no larger than the gate lets through), or the OperationOutcome to answer
+    with (not JSON, not an object)."""
+    payload, issues = _parse_json(await request.body())
     return outcome_response(issues) if payload is None else payload
 
 

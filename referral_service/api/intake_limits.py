@@ -1,5 +1,6 @@
-"""Back-pressure on FHIR intake: a cap on body size, read without buffering more than the cap, and a token
-bucket per referring source, so one EHR's burst (a re-sent backlog, a loop) cannot crowd out the others."""
+"""Back-pressure on FHIR intake: a token bucket per referring source, so one EHR's burst (a re-sent backlog,
+a loop) cannot crowd out the others, on every intake route (push, Bundle, Task, subscription deliveries).
+Body sizes are the gate's (``api.gate``)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from starlette.requests import Request
+from fastapi.responses import Response
 
+from fhir_mappings import outcomes
+from referral_service.api.fhir_responses import outcome_response
 from referral_service.config import IntakeLimits
+from referral_service.logging import get_logger
+
+log = get_logger()
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes | None:
-    """The request body, or ``None`` as soon as it is known to exceed ``max_bytes``."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+def throttled(limiter: SourceRateLimiter, source_id: str) -> Response | None:
+    """Take ``source_id``'s turn: ``None`` when it may go on, else the 429 (with ``Retry-After``) to answer."""
+    wait = limiter.retry_after(source_id)
+    if not wait:
         return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    log.warning("intake throttled", source_id=source_id, retry_after=wait)
+    busy = outcomes.throttled(f"too many referrals from {source_id}; retry after {wait} s")
+    return outcome_response([busy], headers={"Retry-After": str(wait)})
 
 
 @dataclass

@@ -20,6 +20,7 @@ from referral_service.api.access import may_act_for_source, principal_of
 from referral_service.api.audit_trail import note_referrals
 from referral_service.api.deps import StateDep
 from referral_service.api.fhir_responses import intake_response, outcome_response
+from referral_service.api.intake_limits import throttled
 from referral_service.intake.take_in import Route
 
 router = APIRouter(prefix="/subscriptions", tags=["FHIR intake"])
@@ -32,6 +33,9 @@ async def deliver(source_id: str, request_id: str, request: Request, services: S
         return outcome_response([outcomes.not_found(f"no referring EHR {source_id!r} is configured", None)])
     if not may_act_for_source(principal_of(request), source_id):
         return outcome_response([outcomes.security(f"this token may not deliver for {source_id}", login=False)])
+    busy = throttled(services.intake_limiter, source_id)  # each delivery costs an EHR search: held to the rate
+    if busy is not None:
+        return busy
     answer = await services.intake.take_in_stored(
         request_id, route=Route.SUBSCRIPTION, ehr=services.ehr_clients[source_id], received_at=datetime.now(UTC)
     )

@@ -69,15 +69,20 @@ class TokenVerifier:
     async def access_token(self, token: str) -> VerifiedToken:
         """Every check a bearer token gets: the dashboard's sign-in holds its access token to the same."""
         claims = await self._claims(token, audience=self._settings.audience)
-        programs = claims.get("program")
-        if self._settings.program not in (programs if isinstance(programs, list) else [programs]):
+        programs = _strings(claims.get("program"))
+        if programs is None or self._settings.program not in programs:
             raise TokenRejected(f"the token is not for program {self._settings.program!r}")
-        roles = claims.get(self._settings.roles_claim) or []
-        known = frozenset(Role(r) for r in roles if r in _ROLE_NAMES) if isinstance(roles, list) else frozenset()
-        source = claims.get("source")
-        source = source if isinstance(source, str) else None
+        roles = _strings(claims.get(self._settings.roles_claim, []), single=False)
+        if roles is None:
+            raise TokenRejected(f"the token's {self._settings.roles_claim!r} claim is not a list of role names")
+        source, expires_at = claims.get("source"), claims["exp"]
+        if not (source is None or isinstance(source, str)):
+            raise TokenRejected("the token's 'source' claim is not a source id")
+        if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
+            raise TokenRejected("the token's 'exp' claim is not a time")
+        known = frozenset(Role(r) for r in roles if r in _ROLE_NAMES)
         principal = Principal(subject=str(claims["sub"]), roles=known, source=source)
-        return VerifiedToken(principal=principal, expires_at=int(claims["exp"]))
+        return VerifiedToken(principal=principal, expires_at=int(expires_at))
 
     async def id_token(self, token: str, *, client_id: str, nonce: str) -> None:
         """An OpenID Connect id_token for ``client_id`` from this issuer, bound to the sign-in's ``nonce``."""
@@ -90,8 +95,8 @@ class TokenVerifier:
             key = await self._signing_key(token)
             claims: dict[str, Any] = jwt.decode(
                 token,
-                key,
-                algorithms=ALGORITHMS,
+                key.key,
+                algorithms=_algorithms_for(key),
                 audience=audience,
                 issuer=self._settings.issuer,
                 leeway=self._settings.leeway_seconds,
@@ -101,14 +106,34 @@ class TokenVerifier:
             raise TokenRejected("the token has expired") from error
         except jwt.PyJWTError as error:
             raise TokenRejected(f"the token is not acceptable: {type(error).__name__}") from error
+        except (TypeError, ValueError) as error:  # a shape PyJWT did not foresee: still the caller's fault
+            raise TokenRejected(f"the token is not acceptable: malformed ({type(error).__name__})") from error
         return claims
 
-    async def _signing_key(self, token: str) -> Any:
+    async def _signing_key(self, token: str) -> jwt.PyJWK:
         if self._client is not None:  # fetches the JWKS over the network (cached): off the event loop
-            return (await asyncio.to_thread(self._client.get_signing_key_from_jwt, token)).key
+            return await asyncio.to_thread(self._client.get_signing_key_from_jwt, token)
         assert self._keys is not None
         kid = jwt.get_unverified_header(token).get("kid")
         for key in self._keys.keys:
             if key.key_id == kid:
-                return key.key
+                return key
         raise jwt.InvalidKeyError("no key in the JWKS matches the token's kid")
+
+
+def _algorithms_for(key: jwt.PyJWK) -> list[str]:
+    """What a token signed with ``key`` may say it used: the RSA family for an RSA key, an EC key's curve's
+    own. The token's header alone never picks the algorithm (an EC algorithm naming an RSA key, ``none``,
+    HMAC with the public key as its secret): anything else is refused before a signature is checked."""
+    if key.key_type == "RSA":
+        return [alg for alg in ALGORITHMS if alg[:2] in ("RS", "PS")]
+    return [key.algorithm_name] if key.algorithm_name in ALGORITHMS else []
+
+
+def _strings(value: Any, *, single: bool = True) -> list[str] | None:
+    """A claim holding a list of strings (or, with ``single``, one string) as a list; ``None`` for any other shape."""
+    if single and isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    return None

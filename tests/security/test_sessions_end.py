@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.config import AuthSettings
@@ -54,13 +55,24 @@ async def two_apis(
     auth: AuthSettings, port: int, tmp_path, temporal_env: WorkflowEnvironment, hapi_base_url, hapi_client: FhirClient
 ) -> AsyncIterator[tuple[str, str]]:
     """Two API processes' apps on one service database; sign-in comes back to the first."""
-    shared = sqlite_url(tmp_path / "service.sqlite")
+    shared = {"database_url": SecretStr(sqlite_url(tmp_path / "service.sqlite"))}
     async with (
         running_api(
-            temporal_env, hapi_base_url, hapi_client, queue_prefix="sessions", auth=auth, port=port, database_url=shared
+            temporal_env,
+            hapi_base_url,
+            hapi_client,
+            queue_prefix="sessions",
+            auth=auth,
+            port=port,
+            overrides=shared,
         ) as first,
         running_api(
-            temporal_env, hapi_base_url, hapi_client, queue_prefix="sessions", auth=auth, database_url=shared
+            temporal_env,
+            hapi_base_url,
+            hapi_client,
+            queue_prefix="sessions",
+            auth=auth,
+            overrides=shared,
         ) as second,
     ):
         yield first, second
@@ -104,7 +116,7 @@ async def test_a_ten_year_token_gives_a_session_of_the_configured_cap(
             queue_prefix="sessions",
             auth=capped,
             port=port,
-            database_url=database,
+            overrides={"database_url": SecretStr(database)},
         ) as api,
         httpx.AsyncClient(base_url=api, timeout=60, follow_redirects=False) as browser,
     ):
@@ -133,7 +145,7 @@ async def test_a_session_left_idle_ends_and_one_in_use_goes_on(
             queue_prefix="sessions",
             auth=idle,
             port=port,
-            database_url=database,
+            overrides={"database_url": SecretStr(database)},
         ) as api,
         httpx.AsyncClient(base_url=api, timeout=60, follow_redirects=False) as browser,
     ):
