@@ -41,7 +41,7 @@ from referral_service.programs import load_program
 from referral_service.store.audit import AuditStore
 from referral_service.store.database import open_database
 from referral_service.store.revocations import SessionRevocations
-from referral_service.temporal_client import metric_meter
+from referral_service.temporal_client import metric_meter, referral_rows
 from referral_service.tracing import traced_request
 
 # Every route the app serves; each must have a rule in ``access.POLICY`` or ``access.PUBLIC``.
@@ -81,6 +81,7 @@ def create_app(settings: Settings, client: Client, *, worker_running: Callable[[
     app.state.services = _services(settings, client, worker_running)
     failures = metric_meter(client).create_counter(*AUDIT_WRITE_FAILURES)
     app.state.audit = AuditStore(app.state.database, on_failure=failures.add)
+    app.state.read_model = referral_rows(client, app.state.database)
 
     for router in ROUTERS:
         app.include_router(router)

@@ -18,6 +18,7 @@ from referral_service.ehr.client import FhirClient
 from referral_service.intake.starts import ReferralStarts
 from referral_service.intake.take_in import Intake
 from referral_service.store.audit import AuditStore
+from referral_service.store.referrals import ReferralRows
 from referral_service.temporal_client import active_codec_key, patient_match_secret
 
 
@@ -67,3 +68,12 @@ def _audit(request: Request) -> AuditStore:
 
 
 AuditDep = Annotated[AuditStore, Depends(_audit)]
+
+
+def _read_model(request: Request) -> ReferralRows:
+    """The referral read model (``referral_service.store.referrals``), kept current by the workflows."""
+    rows: ReferralRows = request.app.state.read_model
+    return rows
+
+
+ReadModelDep = Annotated[ReferralRows, Depends(_read_model)]
