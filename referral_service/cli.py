@@ -150,9 +150,9 @@ def _parser() -> argparse.ArgumentParser:
         "rebuild-read-model",
         help="write every referral's read-model row again from the Temporal server (after a restore, or for "
         "referrals begun before the read model)",
-        description="Asks each referral workflow the namespace holds for its row and writes it to the service "
-        "database (database_url) unless the row there is as new or newer. A closed referral's row makes a worker "
-        "replay its history: run it with a worker up. Exit 1 when some referral gave no row.",
+        description="Asks each referral workflow on the task queue (task_queue) for its row and writes it to the "
+        "service database (database_url) unless the row there is as new or newer. A closed referral's row makes a "
+        "worker replay its history: run it with a worker up. Exit 1 when some referral gave no row.",
     )
     cli_commands.add_commands(commands)
     return parser

@@ -1,6 +1,7 @@
-"""Rebuilding the referral read model from Temporal: every referral workflow the namespace still holds is
-asked for its row (the ``row`` query, the same projection its workflow writes) and the row is written unless
-the table already has that version or a newer one. Rows of referrals past the namespace's retention stay.
+"""Rebuilding the referral read model from Temporal: every referral workflow of the service's task queue that
+the namespace still holds is asked for its row (the ``row`` query, the same projection its workflow writes)
+and the row is written unless the table already has that version or a newer one.
+Rows of referrals past the namespace's retention stay.
 
 A closed referral's query makes a worker replay its history, so this is an operator's command (after a
 restore, or for referrals begun before the read model existed), not a request path.
@@ -29,7 +30,9 @@ class RebuildCounts:
     failed: int = 0  # no worker answered the query
 
 
-async def rebuild_read_model(client: Client, rows: ReferralRows) -> RebuildCounts:
+async def rebuild_read_model(client: Client, rows: ReferralRows, task_queue: str) -> RebuildCounts:
+    """Rows for the referrals on ``task_queue`` (another queue's referrals belong to another deployment, whose
+    workers alone can answer their queries)."""
     counts = RebuildCounts()
     limit = asyncio.Semaphore(CONCURRENCY)
 
@@ -48,6 +51,7 @@ async def rebuild_read_model(client: Client, rows: ReferralRows) -> RebuildCount
         else:
             counts.current += 1
 
-    ids = [wf.id async for wf in client.list_workflows("WorkflowType = 'ReferralWorkflow'")]
+    query = f"WorkflowType = 'ReferralWorkflow' AND TaskQueue = '{task_queue}'"
+    ids = [wf.id async for wf in client.list_workflows(query)]
     await asyncio.gather(*(one(workflow_id) for workflow_id in dict.fromkeys(ids)))
     return counts

@@ -244,7 +244,7 @@ async def run_rebuild_read_model(settings: Settings) -> int:
     client = await connect(settings)
     database = open_database(settings.database())
     try:
-        counts = await rebuild_read_model(client, referral_rows(client, database))
+        counts = await rebuild_read_model(client, referral_rows(client, database), settings.task_queue)
     finally:
         database.dispose()
     print(f"read model: {counts.written} rows written, {counts.current} already current, {counts.failed} failed")

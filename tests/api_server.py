@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.api.app import create_app
@@ -51,17 +52,20 @@ async def running_api(
     auth: AuthSettings | None = None,
     port: int | None = None,
     overrides: Mapping[str, Any] | None = None,
+    client: Client | None = None,
 ) -> AsyncIterator[str]:
     """The API's base URL, served until the block ends (with the server's own limits), with a worker on its own
     task queue; ``auth`` makes it require bearer tokens; ``port`` is for a caller that must know the URL first
-    (a sign-in redirect URL); ``overrides`` are other settings (e.g. short ``server`` limits)."""
+    (a sign-in redirect URL); ``overrides`` are other settings (e.g. short ``server`` limits); ``client``
+    replaces the environment's Temporal client (e.g. one that counts queries) for the API and the worker."""
     port = port or free_port()
     update = {"auth": auth, "api_port": port, **(overrides or {})}
     settings = service_settings(hapi_base_url, queue_prefix).model_copy(update=update)
-    app = create_app(settings, temporal_env.client)
+    temporal = client or temporal_env.client
+    app = create_app(settings, temporal)
     server = QuietApiServer(server_config(app, settings))
     workers = {HAPI_SOURCE_ID: hapi_client}
-    async with create_worker(temporal_env.client, settings.task_queue, workers, database=app.state.database):
+    async with create_worker(temporal, settings.task_queue, workers, database=app.state.database):
         serving = asyncio.create_task(server.serve())
         deadline = time.monotonic() + 30
         while not server.started:

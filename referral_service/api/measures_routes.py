@@ -1,10 +1,8 @@
-"""``GET /api/measures``: the quality measures for a period of hospital discharge dates, from workflow state.
+"""``GET /api/measures``: the quality measures for a period of hospital discharge dates, from the read model.
 
-Cost: the hospital discharge date lives only in each referral's snapshot (it is no search attribute), so a
-request lists every referral that was ever accepted (one visibility query, paged by the server) and queries
-each one's snapshot, ``SNAPSHOT_CONCURRENCY`` at a time, whatever the period. A query on a closed referral
-makes a worker replay its history first. A referral whose snapshot no worker returns within the query
-timeout is left out and counted in ``unreadable``.
+Each referral's workflow keeps the facts the measures need on its read-model row (``MeasureFacts``, written
+whenever the referral changes), so a request is one indexed read of the rows discharged in the period and
+no workflow is queried, however many referrals the program has seen.
 """
 
 from __future__ import annotations
@@ -14,39 +12,26 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from referral_service.api.deps import AppState, StateDep
-from referral_service.api.referral_routes import find_referrals, read_snapshots
-from referral_service.domain.lifecycle import Phase
+from referral_service.api.deps import AppState, ReadModelDep, StateDep
 from referral_service.domain.measures import MeasuresReport, compute_measures
-from workflows.referral_row import measured_referral
+from referral_service.store.referrals import ReferralRows
 
 router = APIRouter(prefix="/api/measures", tags=["measures"])
 DEFAULT_PERIOD_DAYS = 90
-SCAN_LIMIT = 5000
-# Phases a referral can be in once accepted onto a track (cancelled ones may or may not have been).
-ACCEPTED_PHASES = (
-    Phase.ACCEPTED,
-    Phase.INTAKE_SCHEDULED,
-    Phase.IN_TREATMENT,
-    Phase.DISCHARGED,
-    Phase.AFTERCARE,
-    Phase.CLOSED,
-    Phase.TRANSFERRED,
-    Phase.CANCELLED,
-)
 
 
 class MeasuresResponse(MeasuresReport):
     """The report, and how much of the caseload it could read."""
 
-    referrals_scanned: int  # referrals past screening, whatever their discharge date
-    unreadable: int  # of those, snapshots that could not be read: left out of every measure
-    scan_limit_reached: bool  # more referrals than SCAN_LIMIT: the oldest were not read
+    referrals_scanned: int  # read-model rows with measure facts and a hospital discharge in the period
+    unreadable: int  # of those, facts that did not parse (written by another version): left out
+    scan_limit_reached: bool  # always false now: the read model has no scan limit (kept for the answer's shape)
 
 
 @router.get("")
 async def get_measures(
     services: StateDep,
+    read_model: ReadModelDep,
     period_from: Annotated[
         date | None,
         Query(alias="from", description=f"first hospital discharge day (default: to - {DEFAULT_PERIOD_DAYS - 1} days)"),
@@ -62,7 +47,7 @@ async def get_measures(
     start, end = default_period(period_from, period_to)
     if start > end:
         raise HTTPException(422, detail="the period must not end before it starts (from <= to)")
-    return await measure(services, start, end)
+    return await measure(services, read_model, start, end)
 
 
 def default_period(period_from: date | None, period_to: date | None) -> tuple[date, date]:
@@ -71,13 +56,11 @@ def default_period(period_from: date | None, period_to: date | None) -> tuple[da
     return period_from or end - timedelta(days=back), end
 
 
-async def measure(services: AppState, period_from: date, period_to: date) -> MeasuresResponse:
-    """Read every accepted referral's snapshot (bounded concurrency) and compute the report."""
-    rows = await find_referrals(services, phases=[p.value for p in ACCEPTED_PHASES], limit=SCAN_LIMIT)
-    snapshots = await read_snapshots(services, (row.key for row in rows))
-    measured = [m.facts() for s in snapshots.values() if s is not None and (m := measured_referral(s)) is not None]
+async def measure(services: AppState, read_model: ReferralRows, period_from: date, period_to: date) -> MeasuresResponse:
+    """The report over the read model's rows discharged in the period (no workflow is asked)."""
+    read = await read_model.measure_facts(period_from, period_to)
     report = compute_measures(
-        measured,
+        read.facts,
         period_from=period_from,
         period_to=period_to,
         as_of=datetime.now(UTC).date(),
@@ -86,7 +69,7 @@ async def measure(services: AppState, period_from: date, period_to: date) -> Mea
     )
     return MeasuresResponse(
         **dict(report),
-        referrals_scanned=len(snapshots),
-        unreadable=sum(1 for s in snapshots.values() if s is None),
-        scan_limit_reached=len(rows) >= SCAN_LIMIT,
+        referrals_scanned=len(read.facts) + read.unreadable,
+        unreadable=read.unreadable,
+        scan_limit_reached=False,
     )

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Row, and_, delete, func, or_, select, tuple_
+from pydantic import ValidationError
+from sqlalchemy import ColumnElement, Engine, Row, Text, and_, cast, delete, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from referral_service.domain.measures import MeasureFacts
@@ -44,6 +45,15 @@ class StoredRow:
 
 
 @dataclass(frozen=True)
+class MeasureFactsRead:
+    """The measure facts of rows discharged in a period, and how many rows' facts did not parse (written by
+    another version of the service): those are left out."""
+
+    facts: list[MeasureFacts]
+    unreadable: int
+
+
+@dataclass(frozen=True)
 class RowQuery:
     open_only: bool = True
     phases: Sequence[str] = ()
@@ -74,7 +84,7 @@ class ReferralRows:
     async def find(self, query: RowQuery) -> list[StoredRow]:
         return await asyncio.to_thread(self._find, query)
 
-    async def measure_facts(self, discharged_from: date, discharged_to: date) -> list[MeasureFacts]:
+    async def measure_facts(self, discharged_from: date, discharged_to: date) -> MeasureFactsRead:
         return await asyncio.to_thread(self._measure_facts, discharged_from, discharged_to)
 
     async def clear(self) -> None:
@@ -156,13 +166,23 @@ class ReferralRows:
         )
         return StoredRow(row=row, readable=opened is not None)
 
-    def _measure_facts(self, discharged_from: date, discharged_to: date) -> list[MeasureFacts]:
+    def _measure_facts(self, discharged_from: date, discharged_to: date) -> MeasureFactsRead:
         c = referrals.c
-        statement = select(c.measures).where(
-            c.measures.is_not(None), c.hospital_discharge.between(discharged_from, discharged_to)
+        # The column as text, parsed once by pydantic's JSON parser (not json.loads, then validated again).
+        # A row without facts (never accepted) holds JSON null: the column type writes None as 'null'.
+        text = cast(c.measures, Text)
+        statement = select(text).where(
+            text.is_not(None), text != "null", c.hospital_discharge.between(discharged_from, discharged_to)
         )
+        facts: list[MeasureFacts] = []
+        unreadable = 0
         with self._engine.connect() as db:
-            return [MeasureFacts.model_validate(facts) for (facts,) in db.execute(statement)]
+            for (facts_json,) in db.execute(statement):
+                try:
+                    facts.append(MeasureFacts.model_validate_json(facts_json))
+                except ValidationError:
+                    unreadable += 1
+        return MeasureFactsRead(facts=facts, unreadable=unreadable)
 
     def _clear(self) -> None:
         with self._engine.begin() as db:

@@ -111,3 +111,25 @@ async def test_a_row_sealed_under_a_retired_key_reads_as_unreadable(engine: Engi
     assert not found["hapi.SR-1.abc"].readable
     assert found["hapi.SR-1.abc"].row.person == RowPerson()
     assert found["hapi.SR-1.abc"].row.phase == "in_treatment"  # the rest of the row is still there
+
+
+async def test_measure_facts_are_the_accepted_rows_discharged_in_the_period(engine: Engine):
+    rows = rows_on(engine)
+
+    def facts(discharged: date) -> MeasureFacts:
+        return MeasureFacts(track_id="adult-mh", source_id="hapi", hospital_discharge=discharged, weeks_met=2)
+
+    inside = facts(date(2026, 11, 1))
+    await rows.upsert(row("hapi.SR-in.a", measures=inside))
+    await rows.upsert(row("hapi.SR-edge.a", hospital_discharge=date(2026, 11, 30), measures=facts(date(2026, 11, 30))))
+    await rows.upsert(row("hapi.SR-out.a", hospital_discharge=date(2026, 12, 1), measures=facts(date(2026, 12, 1))))
+    await rows.upsert(row("hapi.SR-screening.a"))  # never accepted: no facts
+    await rows.upsert(row("hapi.SR-future.a", measures=inside))
+    with engine.begin() as db:  # facts another version of the service wrote, in a shape this one cannot read
+        db.execute(referrals.update().where(referrals.c.key == "hapi.SR-future.a").values(measures={"shape": 2}))
+
+    read = await rows.measure_facts(date(2026, 11, 1), date(2026, 11, 30))
+
+    assert sorted(f.hospital_discharge for f in read.facts) == [date(2026, 11, 1), date(2026, 11, 30)]
+    assert read.facts[0].weeks_met == 2
+    assert read.unreadable == 1

@@ -20,6 +20,7 @@ import jinja2
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from referral_service.api.access import POLICY, principal_of
 from referral_service.api.audit_routes import AuditEntry, as_utc
@@ -35,7 +36,7 @@ from referral_service.api.dashboard.views import (
     percent_text,
     weekly_chart,
 )
-from referral_service.api.deps import AppState, AuditDep, StateDep
+from referral_service.api.deps import AppState, AuditDep, ReadModelDep, StateDep
 from referral_service.api.group_routes import GroupSessionInput, GroupSessionResult, RosterEntry, record_roster
 from referral_service.api.measures_routes import default_period, measure
 from referral_service.api.referral_routes import (
@@ -428,7 +429,7 @@ async def caseload(
 
 
 @router.get("/measures", response_class=HTMLResponse)
-async def measures(request: Request, services: StateDep) -> Response:
+async def measures(request: Request, services: StateDep, read_model: ReadModelDep) -> Response:
     """The quality measures for a period of hospital discharge dates, by track and by source, with a chart."""
     given = {name: request.query_params.get(name, "") for name in ("from", "to")}
     report, problem, status = None, None, 200
@@ -440,9 +441,9 @@ async def measures(request: Request, services: StateDep) -> Response:
         problem, status = "the period must not end before it starts", 400
     if problem is None:
         try:
-            report = await measure(services, *period)
-        except Exception:  # the visibility store out of reach: show the page, say so
-            problem, status = "the workflow service is unavailable; reload to retry", 503
+            report = await measure(services, read_model, *period)
+        except SQLAlchemyError:  # the service database out of reach: show the page, say so
+            problem, status = "the service database is unavailable; reload to retry", 503
     return _page(
         request,
         "measures.html",
