@@ -55,6 +55,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     group_routes.router,
     today_routes.router,
     dashboard.router,
+    dashboard.today.router,
     signin_routes.router,
     codec_routes.router,
     audit_routes.router,

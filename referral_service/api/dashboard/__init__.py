@@ -3,6 +3,4 @@
 from referral_service.api.dashboard import today
 from referral_service.api.dashboard.routes import STATIC_DIR, router
 
-router.include_router(today.router)
-
-__all__ = ["STATIC_DIR", "router"]
+__all__ = ["STATIC_DIR", "router", "today"]
