@@ -204,6 +204,20 @@ def add_commands(commands: Any) -> None:
     add_client_options(measures, json_help="print the API's report (rates with numerators and denominators) as JSON")
     measures.set_defaults(handler=_measures)
 
+    today = commands.add_parser(
+        "today",
+        help="my day: today's groups and who is expected, first sessions, follow-up calls and outreach due, "
+        "referrals at risk or overdue",
+        description="The signed-in staff member's day from the service's read model: the groups meeting today on "
+        "their tracks with the expected roster (intake scheduled or in treatment), first sessions due within the "
+        "program's window, aftercare follow-up calls due within a week, outreach asked for after missed "
+        "sessions, and the referrals at risk or overdue on their caseload. The token's subject must be in a "
+        "roster member's `subjects` (program file); a program admin, and the local user without sign-in, see "
+        "everyone's.",
+    )
+    add_client_options(today, json_help="print the API's day (GET /api/today) as JSON")
+    today.set_defaults(handler=_today)
+
     audit = commands.add_parser(
         "audit",
         help="the audit trail: who did what to which referral, and how it ended (program admins)",
@@ -348,6 +362,15 @@ def _retry_writes(args: argparse.Namespace, client: ApiClient) -> int:
     else:
         print(render.retry_text(view))
     return EXIT_REFUSED if view["still_refused"] else EXIT_OK
+
+
+def _today(args: argparse.Namespace, client: ApiClient) -> int:
+    day = body_of(client.request("GET", "/api/today"))
+    if _wants_json(args):
+        _print_json(day)
+    else:
+        print(render.today_text(day))
+    return EXIT_OK
 
 
 def _measures(args: argparse.Namespace, client: ApiClient) -> int:

@@ -318,3 +318,38 @@ def _section(title: str, rows: list[list[str]], *, empty: str = "none") -> list[
     widths = [max(len(str(cell)) for cell in column) for column in zip(*rows, strict=True)]
     lines = ["  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return [f"{title}:", *lines]
+
+
+# "My day"'s lists of referrals, in the order ``today`` prints them: (title, field, what the date means).
+DAY_LISTS = (
+    ("First sessions due", "first_sessions", "by"),
+    ("Follow-up calls due", "follow_ups", "due"),
+    ("Outreach", "outreach", "missed"),
+    ("At risk or overdue", "at_risk_or_overdue", ""),
+)
+
+
+def today_text(day: dict[str, Any]) -> str:
+    """``GET /api/today`` as text: each group with its expected referrals, then each list as a table."""
+    whose = f"{day['member']}'s caseload" if day["member"] else "everyone's caseload"
+    out = [f"My day: {day['day']}, {whose}", "", "Today's groups:"]
+    for group in day["groups"]:
+        out.append(f"  {group['name']} ({group['track_id']}) at {group['start_hour']:02d}:00, {group['minutes']} min")
+        out += [f"    {key}" for key in group["roster"]] or ["    nobody expected"]
+    if not day["groups"]:
+        out.append("  none")
+    for title, field, due in DAY_LISTS:
+        items = day[field]
+        rows = [
+            [
+                i["key"],
+                i["track_id"] or "-",
+                i["phase"],
+                f"{due} {i['due']}" if i["due"] else "-",
+                ", ".join(i["flags"]),
+            ]
+            for i in items
+        ]
+        body = table(("Referral", "Track", "Phase", "Date", "Flags"), rows) if rows else "none"
+        out += ["", f"{title}:", body]
+    return "\n".join(out)

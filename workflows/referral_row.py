@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import date
 
+from referral_service.domain.attendance import absence_streak
 from referral_service.domain.deadlines import first_session_deadline
-from referral_service.domain.lifecycle import ENDED
+from referral_service.domain.lifecycle import ENDED, Phase
 from referral_service.domain.measures import FollowUpResult, MeasuredReferral
 from referral_service.domain.referral_row import ReferralRow, RowPerson, RowVersion
 from workflows.referral_types import ReferralState
@@ -37,6 +38,8 @@ def referral_row(state: ReferralState, version: RowVersion) -> ReferralRow:
         team={str(role): member.id for role, member in state.team.members.items()} if state.team else {},
         next_deadline=state.next_deadline,
         first_session_due=_first_session_due(state) if not attended else None,
+        next_follow_up=_next_follow_up(state),
+        outreach_due=_outreach_due(state),
         at_risk=state.at_risk,
         overdue=state.overdue,
         refused_writes=len(state.refused),
@@ -78,3 +81,21 @@ def _first_session_due(state: ReferralState) -> date | None:
     if hospital_discharge is None or state.phase in ENDED:
         return None
     return first_session_deadline(hospital_discharge, state.program.deadlines.first_session_days)
+
+
+def _next_follow_up(state: ReferralState) -> date | None:
+    """In aftercare: the due date of the first follow-up neither recorded nor flagged overdue (a missed one is
+    on the row's ``overdue``)."""
+    if state.phase != Phase.AFTERCARE:
+        return None
+    waiting = (f.due for f in state.follow_ups if f.reached is None and f"follow-up day {f.day}" not in state.overdue)
+    return next(waiting, None)
+
+
+def _outreach_due(state: ReferralState) -> date | None:
+    """While the absences since the last attended session reach the program's threshold (the workflow asked the
+    referring side for outreach): the day of the last one missed."""
+    if state.phase in ENDED:
+        return None
+    streak = absence_streak(state.sessions)
+    return streak[-1].date if len(streak) >= state.program.deadlines.absence_threshold else None

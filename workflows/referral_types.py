@@ -17,6 +17,11 @@ from referral_service.domain.program import Program, StaffRole
 from referral_service.domain.referral import Referral
 from referral_service.domain.referrer_task import Cancellation, ReferrerTask, referrer_task
 
+# What the API's description says of ``caseloads`` in a decision or a reassignment.
+_IGNORED_FROM_CALLERS: dict[str, Any] = {
+    "deprecated": True,
+    "description": "Deprecated and ignored: the service counts open referrals per staff member itself.",
+}
 FHIR_STRING = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*\S[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
 
 
@@ -122,8 +127,9 @@ class ScreeningDecisionInput(BaseModel):
     track_id: str | None = None
     intake_at: datetime | None = None
     decline_reason: DeclineReason | None = None
-    # Open referrals per staff id, so team assignment is least-loaded first and stays deterministic.
-    caseloads: dict[str, int] = Field(default_factory=dict)
+    # Open referrals per staff id, so team assignment is least-loaded first and stays deterministic. The API fills
+    # it from the read model (a caller's value is ignored); the field stays so recorded histories replay.
+    caseloads: dict[str, int] = Field(default_factory=dict, json_schema_extra=_IGNORED_FROM_CALLERS)
 
 
 class ReassignTeamInput(BaseModel):
@@ -133,7 +139,7 @@ class ReassignTeamInput(BaseModel):
         min_length=1, max_length=len(StaffRole)
     )
     # Open referrals per staff id, as in a screening decision: a member at their caseload limit is refused.
-    caseloads: dict[str, int] = Field(default_factory=dict)
+    caseloads: dict[str, int] = Field(default_factory=dict, json_schema_extra=_IGNORED_FROM_CALLERS)
 
 
 class RecordSessionInput(BaseModel):

@@ -61,6 +61,8 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/referrals/{key}/cancel"): CARE,
     ("POST", "/api/referrals/{key}/retry-writes"): CARE,
     ("GET", "/api/measures"): STAFF,
+    ("GET", "/api/today"): STAFF,
+    ("GET", "/today"): STAFF,
     ("GET", "/inbox"): STAFF,
     ("GET", "/caseload"): STAFF,
     ("GET", "/measures"): STAFF,

@@ -24,6 +24,7 @@ from referral_service.api import (
     measures_routes,
     referral_routes,
     subscription_routes,
+    today_routes,
 )
 from referral_service.api.access import AccessDenied, denied_response, forms_carry_csrf
 from referral_service.api.audit_trail import AuditTrail
@@ -52,7 +53,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     referral_routes.router,
     measures_routes.router,
     group_routes.router,
+    today_routes.router,
     dashboard.router,
+    dashboard.today.router,
     signin_routes.router,
     codec_routes.router,
     audit_routes.router,

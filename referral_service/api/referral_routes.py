@@ -15,7 +15,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from referral_service.api import page_tokens, referral_workflow
 from referral_service.api.access import principal_of
-from referral_service.api.deps import AppState, StateDep
+from referral_service.api.caseloads import with_caseloads
+from referral_service.api.deps import AppState, ReadModelDep, StateDep
 from referral_service.api.referral_workflow import UNREADABLE_ANSWERS, NotAReferral, Unavailable, Unreadable
 from referral_service.api.role_views import view_of
 from workflows import search_attributes
@@ -234,9 +235,13 @@ async def read_snapshots(services: AppState, keys: Iterable[str]) -> dict[str, R
 
 
 @router.post("/{key}/decision")
-async def decide(key: str, body: ScreeningDecisionInput, request: Request, services: StateDep) -> dict[str, Any]:
-    """Accept (track, intake time), decline (coded reason) or waitlist."""
-    return _as_seen(request, await run_update(services, key, ReferralWorkflow.decide, body))
+async def decide(
+    key: str, body: ScreeningDecisionInput, request: Request, services: StateDep, rows: ReadModelDep
+) -> dict[str, Any]:
+    """Accept (track, intake time), decline (coded reason) or waitlist. An acceptance assigns the team by the
+    caseloads the service counts (open referrals per staff member); ``caseloads`` in the body is ignored."""
+    decision = await with_caseloads(rows, body)
+    return _as_seen(request, await run_update(services, key, ReferralWorkflow.decide, decision))
 
 
 @router.post("/{key}/sessions")
@@ -266,14 +271,18 @@ async def discharge(key: str, body: DischargeInput, request: Request, services: 
 
 
 @router.post("/{key}/team")
-async def reassign_team(key: str, body: ReassignTeamInput, request: Request, services: StateDep) -> dict[str, Any]:
+async def reassign_team(
+    key: str, body: ReassignTeamInput, request: Request, services: StateDep, rows: ReadModelDep
+) -> dict[str, Any]:
     """Give care-team roles to other roster members, e.g. ``{"members": {"primary_therapist": "lmft-chen"}}``
-    (staff ids from the program's roster; ``caseloads`` as in a decision). The CareTeam is rewritten in the EHR
+    (staff ids from the program's roster; their caseloads are the service's count, ``caseloads`` in the body is
+    ignored). The CareTeam is rewritten in the EHR
     and the CarePlan revised; the snapshot's ``team_history`` keeps the previous assignment. An unknown member,
     one of another role or track, a role the track's teams lack, a member at their caseload limit, or a referral
     not between acceptance and discharge answers 409 saying which; a role already held by that member is no
     change."""
-    return _as_seen(request, await run_update(services, key, ReferralWorkflow.reassign_team, body))
+    reassignment = await with_caseloads(rows, body)
+    return _as_seen(request, await run_update(services, key, ReferralWorkflow.reassign_team, reassignment))
 
 
 @router.post("/{key}/follow-ups")

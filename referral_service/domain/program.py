@@ -62,6 +62,8 @@ class StaffMember(Frozen):
     nucc_code: str  # NUCC provider taxonomy, shown as the CareTeam role
     tracks: list[str]
     caseload_limit: int = Field(ge=1)
+    # Sign-in token subjects (``sub``) of this person: whose "my day" a signed-in user sees.
+    subjects: list[str] = Field(default_factory=list)
 
 
 class Deadlines(Frozen):

@@ -50,6 +50,8 @@ class ReferralRow(Frozen):
     team: dict[str, str] = Field(default_factory=dict)  # role -> staff id
     next_deadline: datetime | None = None
     first_session_due: date | None = None
+    next_follow_up: date | None = None  # in aftercare: the next follow-up call not yet made nor missed
+    outreach_due: date | None = None  # the last missed session of a streak that asked for outreach
     at_risk: bool = False
     overdue: list[str] = Field(default_factory=list)
     refused_writes: int = 0

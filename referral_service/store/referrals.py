@@ -4,6 +4,7 @@ lists, boards, caseloads and measures without asking any workflow."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -83,6 +84,10 @@ class ReferralRows:
 
     async def find(self, query: RowQuery) -> list[StoredRow]:
         return await asyncio.to_thread(self._find, query)
+
+    async def caseloads(self) -> dict[str, int]:
+        """Open referrals per staff id: every referral not ended whose team names them (in any role)."""
+        return await asyncio.to_thread(self._caseloads)
 
     async def measure_facts(self, discharged_from: date, discharged_to: date) -> MeasureFactsRead:
         return await asyncio.to_thread(self._measure_facts, discharged_from, discharged_to)
@@ -165,6 +170,14 @@ class ReferralRows:
             person=person,
         )
         return StoredRow(row=row, readable=opened is not None)
+
+    def _caseloads(self) -> dict[str, int]:
+        c = referrals.c
+        counts: Counter[str] = Counter()
+        with self._engine.connect() as db:
+            for (team,) in db.execute(select(c.team).where(c.ended.is_(False))):
+                counts.update(set(team.values()))
+        return dict(counts)
 
     def _measure_facts(self, discharged_from: date, discharged_to: date) -> MeasureFactsRead:
         c = referrals.c

@@ -54,6 +54,8 @@ referrals = Table(
     Column("team", JSON, nullable=False),
     Column("next_deadline", DateTime(timezone=True)),
     Column("first_session_due", Date),
+    Column("next_follow_up", Date),  # 0003
+    Column("outreach_due", Date),  # 0003
     Column("at_risk", Boolean, nullable=False),
     Column("overdue", JSON, nullable=False),
     Column("refused_writes", Integer, nullable=False),

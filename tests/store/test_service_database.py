@@ -34,7 +34,7 @@ def test_migrations_make_the_schema_and_a_second_start_changes_nothing(engine: E
     again.dispose()
     assert {"audit", "revoked_sessions", "referrals", "alembic_version"} <= tables
     with engine.connect() as db:
-        assert db.scalar(text("SELECT version_num FROM alembic_version")) == "0002"
+        assert db.scalar(text("SELECT version_num FROM alembic_version")) == "0003"
 
 
 async def test_two_processes_share_one_trail_and_nobody_rewrites_it(engine: Engine, database_url: str):

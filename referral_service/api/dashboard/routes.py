@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from referral_service.api.access import POLICY, principal_of
 from referral_service.api.audit_routes import AuditEntry, as_utc
 from referral_service.api.audit_trail import note_referrals
+from referral_service.api.caseloads import staff_loads, with_caseloads
 from referral_service.api.dashboard.openapi_view import reference
 from referral_service.api.dashboard.views import (
     CaseloadFilters,
@@ -135,7 +136,7 @@ async def inbox(request: Request, services: StateDep) -> Response:
 
 
 @router.post("/referrals/{key}/decision")
-async def decide(key: str, request: Request, services: StateDep) -> Response:
+async def decide(key: str, request: Request, services: StateDep, read_model: ReadModelDep) -> Response:
     """The inbox's accept / decline / waitlist forms: the workflow's ``decide`` update, then back to the inbox."""
     _same_origin(request)
     form = await _form(request)
@@ -150,7 +151,7 @@ async def decide(key: str, request: Request, services: StateDep) -> Response:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in invalid.errors())
         return _redirect(back, "error", f"{key}: not a valid decision ({problems})")
     try:
-        state = await run_update(services, key, ReferralWorkflow.decide, decision)
+        state = await run_update(services, key, ReferralWorkflow.decide, await with_caseloads(read_model, decision))
     except HTTPException as refused:
         return _redirect(back, "error", f"{key}: {refused.detail}")
     return _redirect(back, "notice", f"{key}: {decision.decision} recorded; phase is now {state.phase}")
@@ -275,7 +276,7 @@ async def cancel(key: str, request: Request, services: StateDep) -> Response:
 
 
 @router.post("/referrals/{key}/team")
-async def reassign_team(key: str, request: Request, services: StateDep) -> Response:
+async def reassign_team(key: str, request: Request, services: StateDep, read_model: ReadModelDep) -> Response:
     """The referral page's reassign form: one role to one roster member, the ``reassign_team`` update."""
     _same_origin(request)
     form = await _form(request)
@@ -286,7 +287,7 @@ async def reassign_team(key: str, request: Request, services: StateDep) -> Respo
     except ValueError:
         return _redirect(back, "error", "a reassignment needs a role and a staff member from the roster")
     try:
-        state = await run_update(services, key, ReferralWorkflow.reassign_team, body)
+        state = await run_update(services, key, ReferralWorkflow.reassign_team, await with_caseloads(read_model, body))
     except HTTPException as refused:
         return _redirect(back, "error", f"care team not changed: {refused.detail}")
     assert state.team is not None  # the update ran: the referral has a team holding every role of its track
@@ -373,6 +374,7 @@ async def mark_group(request: Request, services: StateDep) -> Response:
 async def caseload(
     request: Request,
     services: StateDep,
+    read_model: ReadModelDep,
     track: str = "",
     member: str = "",
     at_risk: str = "",
@@ -422,6 +424,7 @@ async def caseload(
         filters=filters,
         tracks=program.tracks,
         staff=sorted(program.roster, key=lambda m: (m.role, m.name)),
+        loads=await staff_loads(read_model, program),
         unreadable=sum(1 for row in rows if not row.readable),
         limit_reached=len(summaries) >= CASELOAD_LIMIT,
         list_error=error,
