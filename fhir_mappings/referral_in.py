@@ -272,7 +272,23 @@ def _patient(
         given=[given for given in name.get("given") or [] if isinstance(given, str)],
         birth_date=_date(resolved.get("birthDate")),
         gender=resolved.get("gender"),
+        phone=_phone(resolved.get("telecom")),
     )
+
+
+# Numbers a patient answers: a work line or an old number is not where staff should call them.
+_CALLABLE_USES = ("home", "mobile")
+
+
+def _phone(telecom: Any) -> str | None:
+    """The first phone number in use home or mobile (``Patient.telecom``), else None."""
+    for point in telecom if isinstance(telecom, list) else []:
+        if not isinstance(point, dict) or point.get("system") != "phone" or point.get("use") not in _CALLABLE_USES:
+            continue
+        value = point.get("value")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
 
 
 def _requester_organization(sr: dict[str, Any], index: ResourceIndex) -> ResourceRef | None:

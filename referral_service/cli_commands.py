@@ -64,9 +64,11 @@ def add_commands(commands: Any) -> None:
 
     listing = commands.add_parser(
         "list",
-        help="list referrals: id, phase, track, source, at-risk, next deadline, writes the EHR refused",
-        description="Referrals from the workflow service's visibility store (updated within seconds of a change). "
-        "A referral whose workflow failed shows phase `failed`.",
+        help="list referrals: id, patient, referrer, phase, track, at-risk, next deadline, writes the EHR refused",
+        description="Referrals from the service's read model (updated as each referral changes), newest first; "
+        "the patient's name, age, sex, MRN and phone as your role may see them (an intake coordinator sees no "
+        "MRN or phone; `unreadable` when the row's sealed details cannot be opened). `--phase failed` lists "
+        "referrals whose workflow failed.",
     )
     listing.add_argument(
         "--phase", choices=[*(str(p) for p in Phase), "failed"], help="only referrals in this phase (or failed)"
@@ -74,6 +76,12 @@ def add_commands(commands: Any) -> None:
     listing.add_argument("--track", metavar="T", help="only referrals accepted onto this track id")
     listing.add_argument("--source", metavar="S", help="only referrals from this referring EHR (source id)")
     listing.add_argument("--at-risk", action="store_true", help="only referrals flagged at risk")
+    listing.add_argument(
+        "--search",
+        metavar="TEXT",
+        help="only referrals whose patient has this word in their name (whole word, any case) or whose order "
+        "number contains TEXT",
+    )
     listing.add_argument("--overdue", action="store_true", help="only referrals whose next deadline has passed")
     listing.add_argument(
         "--refused-writes",
@@ -284,6 +292,8 @@ def _list(args: argparse.Namespace, client: ApiClient) -> int:
     for flag in ("at_risk", "overdue", "refused_writes"):
         if getattr(args, flag):
             params[flag] = "true"
+    if args.search:
+        params["q"] = args.search
     if args.page_token:
         params["page_token"] = args.page_token
     response = client.request("GET", "/api/referrals", params=params)

@@ -55,9 +55,10 @@ def summary_rows(summaries: list[dict[str, Any]]) -> list[list[str]]:
     return [
         [
             row["key"],
+            person_text(row),
+            row.get("referrer") or row.get("source") or NONE,
             row.get("phase") or NONE,
             row.get("track") or NONE,
-            row.get("source") or NONE,
             yes_no(row.get("at_risk")),
             when(row.get("next_deadline")),
             str(row.get("refused_writes") or 0),
@@ -66,7 +67,24 @@ def summary_rows(summaries: list[dict[str, Any]]) -> list[list[str]]:
     ]
 
 
-LIST_HEADERS = ("ID", "PHASE", "TRACK", "SOURCE", "AT-RISK", "NEXT DEADLINE", "REFUSED")
+LIST_HEADERS = ("ID", "PATIENT", "REFERRER", "PHASE", "TRACK", "AT-RISK", "NEXT DEADLINE", "REFUSED")
+
+
+def person_text(row: dict[str, Any]) -> str:
+    """A list row's patient as the API showed it: "Ada Testpatient, 42, female, MRN x, 555-..." (what the role
+    sees), ``unreadable`` when the row's sealed details did not open."""
+    if not row.get("readable", True):
+        return "unreadable"
+    person = row.get("patient") or {}
+    name = " ".join([*person.get("given", []), person.get("family") or ""]).strip()
+    facts = [
+        name,
+        str(person["age"]) if person.get("age") is not None else "",
+        person.get("gender") or "",
+        f"MRN {person['mrn']}" if person.get("mrn") else "",
+        person.get("phone") or "",
+    ]
+    return ", ".join(fact for fact in facts if fact) or NONE
 
 
 MEASURES_HEADERS = (

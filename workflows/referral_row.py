@@ -50,6 +50,7 @@ def referral_row(state: ReferralState, version: RowVersion) -> ReferralRow:
             birth_date=patient.birth_date,
             gender=patient.gender,
             mrn=patient.identifiers[0].value if patient.identifiers else None,
+            phone=patient.phone,
         ),
     )
 

@@ -1,4 +1,5 @@
-"""Page tokens of the referral list: the visibility store's own token, signed together with the filters.
+"""Page tokens of the referral list: the read model's offset (or, for failed workflows, the visibility store's
+own token), signed together with the filters.
 
 A token the list did not give, or one given for other filters, is refused at once instead of reaching the
 visibility store, which answers a malformed one only after the client's retries (seconds) with an error

@@ -1,4 +1,4 @@
-"""The case-manager API: list referrals (visibility), read one (query), and drive it (updates)."""
+"""The case-manager API: list referrals (the read model), read one (query), and drive it (updates)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from referral_service.api import page_tokens, referral_workflow
 from referral_service.api.access import principal_of
 from referral_service.api.caseloads import with_caseloads
 from referral_service.api.deps import AppState, ReadModelDep, StateDep
+from referral_service.api.referral_list import RowViewer
 from referral_service.api.referral_workflow import UNREADABLE_ANSWERS, NotAReferral, Unavailable, Unreadable
 from referral_service.api.role_views import view_of
+from referral_service.store.referrals import RowQuery, StoredRow
 from workflows import search_attributes
 from workflows.referral import CLINICAL_DATE_ERROR, ReferralWorkflow
 from workflows.referral_types import (
@@ -49,7 +51,7 @@ FAILED_STATUSES = {
 
 
 class ReferralSummary(BaseModel):
-    """One row of a list: ids and codes from search attributes, no patient data."""
+    """One row of a list: ids, codes and flags; the patient and the referrer as the caller's role may see them."""
 
     key: str
     phase: str | None
@@ -59,6 +61,11 @@ class ReferralSummary(BaseModel):
     next_deadline: datetime | None
     status: str
     refused_writes: int = 0  # writes the EHR refused for good, not yet sent again
+    referrer: str | None = None  # the requester's name (roles that see the order)
+    # The patient's fields the caller's roles may see (``role_views``: name, sex, age; MRN, birth date, phone);
+    # None when the row's sealed details cannot be opened (``readable`` False) or when listed from visibility.
+    patient: dict[str, Any] | None = None
+    readable: bool = True
 
 
 @router.get(
@@ -76,7 +83,9 @@ class ReferralSummary(BaseModel):
     },
 )
 async def list_referrals(
+    request: Request,
     services: StateDep,
+    read_model: ReadModelDep,
     response: Response,
     phase: Annotated[str | None, Query(pattern=r"^[a-z_]+$")] = None,
     track: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]+$")] = None,
@@ -86,27 +95,89 @@ async def list_referrals(
     refused_writes: Annotated[
         bool | None, Query(description="true: the EHR refused some of its writes (retry them); false: none")
     ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="a word of the patient's name (whole word, any case or accent) or part of the order number",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="referrals per page")] = 200,
     page_token: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,4096}$")] = None,
 ) -> list[ReferralSummary]:
-    """Referrals, filtered by phase, track, source, at-risk flag, overdue and refused writes (a visibility query),
-    one page of at most ``limit``; the ``X-Next-Page-Token`` header, when present, asks for the next page (same
-    filters). A referral whose workflow failed shows phase ``failed`` (``phase=failed`` lists them)."""
+    """Referrals, newest first, filtered by phase, track, source, at-risk flag, overdue, refused writes and ``q``
+    (patient name or order number), one page of at most ``limit``, from the read model; the ``X-Next-Page-Token``
+    header, when present, asks for the next page (same filters). Each row shows the patient and the referrer as
+    the caller's role may see them. ``phase=failed`` lists referrals whose workflow failed (from the workflow
+    service's search index: the read model knows the referral's story, not its workflow's fate)."""
     # What a page token is bound to: the filters as given (the overdue clause's "now" moves between pages).
-    filters = f"{phase}|{track}|{source}|{at_risk}|{overdue}|{refused_writes}"
+    filters = f"{phase}|{track}|{source}|{at_risk}|{overdue}|{refused_writes}|{q}"
     token = None
     if page_token is not None:
         token = page_tokens.unseal(page_token, filters, services.page_token_secret)
         if token is None:
             raise HTTPException(400, detail="page_token is not one this list gave for these filters; start again")
-    query = referral_query(
+    if phase == FAILED:
+        if q is not None:  # the search index holds no patient data to search (and never will)
+            raise HTTPException(400, detail="q cannot be combined with phase=failed")
+        visibility = referral_query(
+            phases=(FAILED,),
+            track=track,
+            source=source,
+            at_risk=at_risk,
+            overdue=overdue,
+            refused_writes=refused_writes,
+        )
+        return await _list_failed(services, response, filters, token, visibility, limit)
+    offset = int(token) if token is not None and token.isdigit() else 0
+    query = RowQuery(
+        open_only=False,
         phases=(phase,) if phase is not None else (),
-        track=track,
-        source=source,
+        track_id=track,
+        source_id=source,
         at_risk=at_risk,
         overdue=overdue,
         refused_writes=refused_writes,
+        text=q,
+        limit=limit + 1,  # one more than the page: whether another page follows
+        offset=offset,
     )
+    found = await read_model.find(query)
+    if len(found) > limit:
+        response.headers[NEXT_PAGE_HEADER] = page_tokens.seal(
+            str(offset + limit).encode(), filters, services.page_token_secret
+        )
+    viewer = RowViewer(principal_of(request).roles, services.program)
+    return [row_summary(stored, viewer) for stored in found[:limit]]
+
+
+def row_summary(stored: StoredRow, viewer: RowViewer) -> ReferralSummary:
+    row = stored.row
+    return ReferralSummary(
+        key=row.key,
+        phase=row.phase,
+        track=row.track_id,
+        source=row.source_id,
+        at_risk=row.at_risk,
+        next_deadline=row.next_deadline,
+        status=viewer.status(stored),
+        refused_writes=row.refused_writes,
+        referrer=viewer.referrer(stored),
+        patient=viewer.person(stored),
+        readable=stored.readable,
+    )
+
+
+async def _list_failed(
+    services: AppState,
+    response: Response,
+    filters: str,
+    token: bytes | None,
+    query: str,
+    limit: int,
+) -> list[ReferralSummary]:
+    """Referrals whose workflow failed: a visibility query, paged by the visibility store's own tokens."""
     listing = services.temporal.list_workflows(query, page_size=limit, next_page_token=token)
     try:
         await listing.fetch_next_page()

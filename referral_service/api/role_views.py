@@ -15,6 +15,7 @@ from typing import Any
 
 from referral_service.api.tokens import Role
 from referral_service.domain.program_day import Today
+from referral_service.domain.referral_row import RowPerson
 from workflows.referral_types import ReferralState
 
 
@@ -23,6 +24,7 @@ class Part(StrEnum):
     ORDER = "order"  # the order as screening reads it: reason, priority, dates, referrer, where from, note
     IDENTITY = "identity"  # whom it is about, enough to recognise them: name, sex, age
     RECORD = "record"  # the patient's chart: birth date, MRN and other identifiers, chart and encounter ids
+    CONTACT = "contact"  # how to reach the patient: phone
     TEAM = "team"  # the care team (staff) and its history
     CARE = "care"  # sessions, assessment scores, program discharge, aftercare follow-ups
     EHR_WRITES = "ehr_writes"  # what was written to the EHR, what it refused
@@ -78,6 +80,7 @@ PATHS: dict[Part, tuple[str, ...]] = {
         "referral.patient.birth_date",
         "referral.discharge.encounter",
     ),
+    Part.CONTACT: ("referral.patient.phone",),
     Part.TEAM: ("team", "team_history"),
     Part.CARE: ("sessions", "assessments", "discharge", "follow_ups"),
     Part.EHR_WRITES: ("writes", "refused"),
@@ -85,7 +88,7 @@ PATHS: dict[Part, tuple[str, ...]] = {
 }
 
 _SCREENING = frozenset({Part.WORKFLOW, Part.ORDER, Part.IDENTITY, Part.TEAM})
-_CARING = _SCREENING | {Part.RECORD, Part.CARE, Part.EHR_WRITES}
+_CARING = _SCREENING | {Part.RECORD, Part.CONTACT, Part.CARE, Part.EHR_WRITES}
 # One view per staff role. Coordinators screen: the order and whom it is about, not the chart or the care;
 # clinicians and case managers run the care and call the patient; program admins see everything (coverage too).
 VIEWS: dict[Role, frozenset[Part]] = {
@@ -124,6 +127,29 @@ def view_of(state: ReferralState, roles: Iterable[Role], now: datetime | None = 
         "withheld": sorted(set(Part) - parts),
     }
     return shown
+
+
+_PATIENT = "referral.patient."
+# A read-model row's person says "mrn" for the first of the snapshot's identifiers.
+_ROW_FIELDS = {"identifiers": "mrn"}
+
+
+def person_view(person: RowPerson, roles: Iterable[Role], today: date) -> dict[str, Any]:
+    """A list row's patient as the roles may see them: the fields of ``PATHS``' patient paths in the roles'
+    parts (the same view as ``view_of``), plus ``age`` on ``today`` where ``referral.patient.age`` is shown."""
+    full = person.model_dump(mode="json") | {"age": age_on(person.birth_date, today)}
+    shown = (
+        _ROW_FIELDS.get(path.removeprefix(_PATIENT), path.removeprefix(_PATIENT))
+        for part in parts_for(roles)
+        for path in PATHS[part]
+        if path.startswith(_PATIENT)
+    )
+    return {name: full[name] for name in sorted(shown) if name in full}
+
+
+def referrer_shown(roles: Iterable[Role]) -> bool:
+    """Whether the roles see who referred (the order's requester)."""
+    return Part.ORDER in parts_for(roles)
 
 
 def _copy(source: dict[str, Any], target: dict[str, Any], path: list[str]) -> None:

@@ -55,6 +55,7 @@ class PatientDetails(Frozen):
     given: list[str] = Field(default_factory=list)
     birth_date: date | None = None
     gender: str | None = None
+    phone: str | None = None  # where staff call the patient (home or mobile)
 
 
 class HospitalDischarge(Frozen):

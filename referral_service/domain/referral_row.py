@@ -24,6 +24,7 @@ class RowPerson(Frozen):
     birth_date: date | None = None
     gender: str | None = None
     mrn: str | None = None
+    phone: str | None = None
 
 
 class RowVersion(Frozen):

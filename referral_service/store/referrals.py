@@ -63,6 +63,10 @@ class RowQuery:
     at_risk: bool | None = None
     name: str | None = None  # every word must be a word of the patient's name
     key_contains: str | None = None
+    text: str | None = None  # a search box: ``name`` or ``key_contains`` (the order number is in the key)
+    overdue_at: datetime | None = None  # with ``overdue``: the moment a deadline before which has passed
+    overdue: bool | None = None  # True: the next deadline is before ``overdue_at``; False: none is
+    refused_writes: bool | None = None  # True: the EHR refused some writes; False: none
     keys: Sequence[str] = field(default_factory=tuple)
     limit: int = 5000
     offset: int = 0
@@ -152,9 +156,21 @@ class ReferralRows:
         if query.key_contains:
             conditions.append(func.lower(c.key).contains(query.key_contains.lower(), autoescape=True))
         if query.name:
-            words = name_search_keys([query.name], self._name_secret)
-            conditions.append(and_(True, *(c.name_keys.contains(word) for word in words)) if words else or_(False))
+            conditions.append(self._name_matches(query.name))
+        if query.text:
+            key_matches = func.lower(c.key).contains(query.text.lower(), autoescape=True)
+            conditions.append(or_(self._name_matches(query.text), key_matches))
+        if query.overdue is not None:
+            at = _utc(query.overdue_at or datetime.now(UTC))
+            passed = c.next_deadline < at
+            conditions.append(passed if query.overdue else or_(c.next_deadline.is_(None), c.next_deadline >= at))
+        if query.refused_writes is not None:
+            conditions.append(c.refused_writes > 0 if query.refused_writes else c.refused_writes == 0)
         return conditions
+
+    def _name_matches(self, name: str) -> ColumnElement[bool]:
+        words = name_search_keys([name], self._name_secret)
+        return and_(True, *(referrals.c.name_keys.contains(word) for word in words)) if words else or_(False)
 
     def _stored(self, found: Row[Any]) -> StoredRow:
         values = found._mapping

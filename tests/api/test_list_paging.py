@@ -1,5 +1,5 @@
-"""``GET /api/referrals``: the overdue filter and paging, on the Temporal dev server (the only one of the two
-that answers visibility queries), with a real worker writing to HAPI.
+"""``GET /api/referrals``: the overdue filter, paging and search, from the read model a real worker writes
+(on the Temporal dev server, with HAPI).
 
 Each test's referrals come from a source id of its own, so other tests' referrals on the shared server never
 blur the counts."""
@@ -27,7 +27,7 @@ from tests.workflows.stories import ReferralHandle, start_referral
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import ScreeningDecisionInput
 
-VISIBILITY_PATIENCE_S = 20.0  # the visibility store lags the workflows by up to seconds
+VISIBILITY_PATIENCE_S = 20.0  # the read model lags a workflow's change by a moment
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ async def started(
 
     app = create_app(settings, temporal_env.client)
     async with (
-        create_worker(temporal_env.client, settings.task_queue, {source_id: hapi_client}),
+        create_worker(temporal_env.client, settings.task_queue, {source_id: hapi_client}, database=app.state.database),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as api,
     ):
         yield api, start
@@ -129,3 +129,20 @@ async def test_a_page_token_the_list_did_not_give_or_for_other_filters_answers_4
         response = await api.get("/api/referrals", params=params)
         assert response.status_code == 400, response.text
         assert response.json()["detail"] == "page_token is not one this list gave for these filters; start again"
+
+
+async def test_q_finds_a_referral_by_a_word_of_the_patient_name_or_by_its_order_number(started, source_id):
+    """Each test's Ada has the same name, so the name narrows to this source; the order number to one referral."""
+    api, start = started
+    ada, other = await start(), await start()
+    both = {ada.id, other.id}
+    assert await _listed(api, {"source": source_id}, both) == both
+
+    for word in ("ada", "TESTPATIENT", "Testpatient Ada"):
+        assert await _listed(api, {"source": source_id, "q": word}, both) == both, word
+    assert await _listed(api, {"source": source_id, "q": "Testpat"}, set()) == set()  # whole words only
+    order_number = ada.id.split(".")[1]  # <source>.<order number>.<hash>
+    assert await _listed(api, {"q": order_number}, {ada.id}) == {ada.id}
+    [row] = (await api.get("/api/referrals", params={"q": order_number})).json()
+    assert row["patient"]["family"] == "Testpatient"
+    assert row["patient"]["given"] == ["Ada"]

@@ -59,6 +59,7 @@ class Run:
     out: str
     err: str
     seconds: float
+    command: str = ""
 
     @property
     def text(self) -> str:
@@ -86,7 +87,7 @@ class Terminal:
         )
         out, err = await asyncio.wait_for(process.communicate(), CLI_TIMEOUT_S)
         assert process.returncode is not None
-        run = Run(process.returncode, out.decode(), err.decode(), time.monotonic() - started)
+        run = Run(process.returncode, out.decode(), err.decode(), time.monotonic() - started, args[0] if args else "")
         self.runs.append(run)
         return run
 
@@ -137,7 +138,8 @@ def referral(tmp_path: Path) -> Referral:
 
 
 def assert_no_phi(cli: Terminal, referral: Referral) -> None:
-    for run in cli.runs:
+    """No run but ``list`` printed the patient (``list`` shows them through the caller's role view)."""
+    for run in (run for run in cli.runs if run.command != "list"):
         for value in referral.phi:
             assert not re.search(rf"\b{re.escape(value)}\b", run.text), f"patient data {value!r} printed: {run}"
 
@@ -228,7 +230,7 @@ async def test_list_shows_the_referral_as_json_and_as_an_aligned_table(cli, refe
 
     assert table.code == 0, table
     header, *rows = table.out.splitlines()
-    names = ["ID", "PHASE", "TRACK", "SOURCE", "AT-RISK", "NEXT DEADLINE"]
+    names = ["ID", "PATIENT", "REFERRER", "PHASE", "TRACK", "AT-RISK", "NEXT DEADLINE"]
     starts = column_starts(header, names)
     assert starts == sorted(starts)
     assert starts[0] == 0
@@ -239,8 +241,9 @@ async def test_list_shows_the_referral_as_json_and_as_an_aligned_table(cli, refe
             assert line[start] != " ", f"row {line!r} does not line up with {header!r}"
     cells = [ours[start:end].strip() for start, end in zip(starts, [*starts[1:], None], strict=True)]
     assert cells[0] == referral.key
-    assert cells[3] == HAPI_SOURCE_ID
-    assert cells[4] in ("yes", "no")
+    assert cells[1].startswith("Ada Testpatient, ")  # the unauthenticated test API's caller sees every part
+    assert cells[2] == HAPI_SOURCE_ID  # no referrer's name on the fixture's requester: the source instead
+    assert cells[5] in ("yes", "no")
     assert_no_phi(cli, referral)
 
 

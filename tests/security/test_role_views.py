@@ -70,7 +70,7 @@ async def test_an_intake_coordinator_reads_what_screening_needs(stack: Stack, re
     assert "coverage" not in seen["referral"]
     assert MRN not in answer.text
     assert BORN not in answer.text
-    assert seen["view"]["withheld"] == ["care", "coverage", "ehr_writes", "record"]
+    assert seen["view"]["withheld"] == ["care", "contact", "coverage", "ehr_writes", "record"]
 
 
 @pytest.mark.parametrize("role", ["clinician", "case-manager"])

@@ -1,0 +1,47 @@
+"""The referral lists from the read model (``store.referrals``): the list API, the inbox and the caseload read
+rows there, never a workflow. A row's patient is shown through the caller's role view (``role_views``); a row
+whose sealed details do not open is listed as unreadable, never failing the page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from referral_service.api.role_views import person_view, referrer_shown
+from referral_service.api.tokens import Role
+from referral_service.domain.program import Program
+from referral_service.domain.program_day import Today
+from referral_service.store.referrals import StoredRow
+
+# The rows of a workflow that has not ended say "running"; of one that has, "completed" (the read model knows
+# the referral's story, not the execution: a failed workflow is the visibility store's to list).
+RUNNING, COMPLETED = "running", "completed"
+
+
+def patient_name(person: dict[str, object]) -> str | None:
+    """ "Given Family" from a person view, None when the view shows no name."""
+    given = person.get("given")
+    words = [*(given if isinstance(given, list) else []), person.get("family")]
+    shown = " ".join(str(word) for word in words if word)
+    return shown or None
+
+
+class RowViewer:
+    """Shows rows to one caller: their roles' person view, ages on the program's day."""
+
+    def __init__(self, roles: Iterable[Role], program: Program, now: datetime | None = None) -> None:
+        self._roles = frozenset(roles)
+        self._today = Today.at(now or datetime.now(UTC), program.time_zone).day
+        self.shows_referrer = referrer_shown(self._roles)
+
+    def person(self, stored: StoredRow) -> dict[str, object] | None:
+        """The patient as the roles may see them; None when the row's seal did not open."""
+        if not stored.readable:
+            return None
+        return person_view(stored.row.person, self._roles, self._today)
+
+    def referrer(self, stored: StoredRow) -> str | None:
+        return stored.row.referrer if self.shows_referrer else None
+
+    def status(self, stored: StoredRow) -> str:
+        return COMPLETED if stored.row.ended else RUNNING
