@@ -1,8 +1,9 @@
 """Dashboard pages: the screening inbox, the caseload board, one referral and the quality measures, with
 POST-redirect-GET forms for the decisions.
 
-Talks to Temporal only through the case-manager API's helpers (visibility list, snapshot query, updates), so a
-decision made here is the same workflow update as ``POST /api/referrals/{id}/decision``.
+The inbox and the caseload read the read model (``people``); the rest talks to Temporal only through the
+case-manager API's helpers (snapshot query, updates), so a decision made here is the same workflow update as
+``POST /api/referrals/{id}/decision``.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from referral_service.api.audit_routes import AuditEntry, as_utc
 from referral_service.api.audit_trail import note_referrals
 from referral_service.api.caseloads import staff_loads, with_caseloads
 from referral_service.api.dashboard.openapi_view import reference
+from referral_service.api.dashboard.people import caseload_row, open_rows, person_cells, search_text
 from referral_service.api.dashboard.views import (
     CaseloadFilters,
-    CaseloadRow,
     assessment_chart,
     count_matrix,
     countdown,
@@ -40,6 +41,7 @@ from referral_service.api.dashboard.views import (
 from referral_service.api.deps import AppState, AuditDep, ReadModelDep, StateDep
 from referral_service.api.group_routes import GroupSessionInput, GroupSessionResult, RosterEntry, record_roster
 from referral_service.api.measures_routes import default_period, measure
+from referral_service.api.referral_list import RowViewer
 from referral_service.api.referral_routes import (
     FAILED,
     ReferralSummary,
@@ -47,6 +49,7 @@ from referral_service.api.referral_routes import (
     read_snapshot,
     read_snapshots,
     retry_refused_writes,
+    row_summary,
     run_update,
     send_cancel,
 )
@@ -111,26 +114,33 @@ async def home() -> RedirectResponse:
 
 
 @router.get("/inbox", response_class=HTMLResponse)
-async def inbox(request: Request, services: StateDep) -> Response:
-    """Referrals waiting for a screening decision (received, screening, waitlisted): a visibility query."""
+async def inbox(request: Request, services: StateDep, read_model: ReadModelDep, q: str = "") -> Response:
+    """Referrals waiting for a screening decision (received, screening, waitlisted) from the read model, with the
+    patient as the role may see them; ``q`` searches by patient name or order number. The screening details the
+    row does not carry (where from, possible duplicates, eligibility) come from each waiting referral's snapshot."""
+    text = search_text(q)
     error = None
     try:
-        summaries = await find_referrals(services, phases=[phase.value for phase in INBOX_PHASES])
-    except HTTPException as failure:
-        summaries, error = [], str(failure.detail)
-    except Exception:  # the visibility store out of reach: show the page, say so
-        summaries, error = [], "the workflow service is unavailable; reload to retry"
-    snapshots = await read_snapshots(services, (row.key for row in summaries))
+        found = await open_rows(read_model, [phase.value for phase in INBOX_PHASES], text, limit=CASELOAD_LIMIT)
+    except Exception:  # the database out of reach: show the page, say so
+        found, error = [], "the service database is unavailable; reload to retry"
+    snapshots = await read_snapshots(services, (stored.row.key for stored in found))
+    viewer = RowViewer(principal_of(request).roles, services.program)
     now = datetime.now(UTC)
-    rows = [_inbox_row(row, snapshots[row.key], now) for row in summaries]
+    rows = [
+        _inbox_row(row_summary(stored, viewer), snapshots[stored.row.key], now)
+        | {"patient": person_cells(viewer, stored)}
+        for stored in found
+    ]
     return _page(
         request,
         "inbox.html",
         title="Inbox",
         rows=rows,
+        q=text or "",
         tracks=services.program.tracks,
         decline_reasons=[(reason.value, reason.value.replace("_", " ")) for reason in DeclineReason],
-        unreadable=sum(1 for row in rows if not row["readable"]),
+        unreadable=sum(1 for row in rows if not row["patient"]["readable"]),
         list_error=error,
     )
 
@@ -379,11 +389,10 @@ async def caseload(
     member: str = "",
     at_risk: str = "",
     overdue: str = "",
+    q: str = "",
 ) -> Response:
-    """Open referrals counted by track and phase, filtered by track, team member, at-risk and overdue.
-
-    The same visibility query as ``GET /api/referrals`` (track and at-risk narrow it); team and missed
-    deadlines come from each referral's snapshot, so every filter is applied to the snapshot's values."""
+    """Open referrals counted by track and phase, filtered by track, team member, at-risk, overdue and ``q``
+    (patient name or order number): one read-model query, no workflow asked."""
     program = services.program
     track_ids = [t.id for t in program.tracks]
     staff = {m.id: m for m in program.roster}
@@ -393,40 +402,31 @@ async def caseload(
         at_risk=at_risk == "yes",
         overdue=overdue == "yes",
     )
+    text = search_text(q)
     error = None
+    phases = [phase.value for phase in CASELOAD_PHASES]
     try:
-        summaries = await find_referrals(
-            services,
-            phases=[phase.value for phase in CASELOAD_PHASES],
-            track=filters.track or None,
-            at_risk=True if filters.at_risk else None,
-            limit=CASELOAD_LIMIT,
-        )
-    except HTTPException as failure:
-        summaries, error = [], str(failure.detail)
-    except Exception:  # the visibility store out of reach: show the page, say so
-        summaries, error = [], "the workflow service is unavailable; reload to retry"
-    snapshots = await read_snapshots(services, (row.key for row in summaries))
+        found = await open_rows(read_model, phases, text, track=filters.track or None, limit=CASELOAD_LIMIT)
+    except Exception:  # the database out of reach: show the page, say so
+        found, error = [], "the service database is unavailable; reload to retry"
+    viewer = RowViewer(principal_of(request).roles, program)
     now = datetime.now(UTC)
-    unique = {row.key: row for row in summaries}.values()  # one row per referral (continue-as-new runs)
-    rows = [_caseload_row(row, snapshots[row.key], now) for row in unique]
-    # A referral may have ended since it was indexed; one whose workflow failed stays, shown as failed.
-    open_phases = {phase.value for phase in CASELOAD_PHASES} | {FAILED}
-    rows = [row for row in rows if row.phase in open_phases and filters.admit(row)]
-    phase_order = {phase.value: index for index, phase in enumerate(CASELOAD_PHASES)}
+    rows = [row for row in (caseload_row(s, viewer, program, now) for s in found) if filters.admit(row)]
+    phase_order = {phase: index for index, phase in enumerate(phases)}
     rows.sort(key=lambda r: (phase_order.get(r.phase, len(phase_order)), r.track or "", r.key))
     return _page(
         request,
         "caseload.html",
         title="Caseload",
         rows=rows,
-        matrix=count_matrix(rows, track_ids, [phase.value for phase in CASELOAD_PHASES]),
+        matrix=count_matrix(rows, track_ids, phases),
         filters=filters,
+        q=text or "",
         tracks=program.tracks,
         staff=sorted(program.roster, key=lambda m: (m.role, m.name)),
         loads=await staff_loads(read_model, program),
         unreadable=sum(1 for row in rows if not row.readable),
-        limit_reached=len(summaries) >= CASELOAD_LIMIT,
+        limit_reached=len(found) >= CASELOAD_LIMIT,
         list_error=error,
     )
 
@@ -566,26 +566,6 @@ def _reassign_choices(state: ReferralState, track: Track | None) -> dict[str, An
     roles = team_roles(track)
     staff = [m for m in state.program.roster if track.id in m.tracks and m.role in roles]
     return {"roles": roles, "staff": sorted(staff, key=lambda m: (roles.index(m.role), m.name))}
-
-
-def _caseload_row(row: ReferralSummary, snapshot: ReferralState | None, now: datetime) -> CaseloadRow:
-    """The snapshot's values when there is one (fresher than the search index), else the index's."""
-    next_deadline = snapshot.next_deadline if snapshot else row.next_deadline
-    members = snapshot.team.members if snapshot and snapshot.team else {}
-    case_manager = members.get(StaffRole.CASE_MANAGER)
-    return CaseloadRow(
-        key=row.key,
-        phase=_phase(row, snapshot) or "unknown",
-        track=snapshot.track_id if snapshot else row.track,
-        at_risk=snapshot.at_risk if snapshot else row.at_risk,
-        overdue=bool(snapshot and snapshot.overdue) or (next_deadline is not None and next_deadline < now),
-        next_deadline=next_deadline,
-        countdown=countdown(next_deadline, now),
-        team={m.id: m.name for m in members.values()},
-        case_manager=case_manager.name if case_manager else None,
-        readable=snapshot is not None,
-        refused_writes=len(snapshot.refused) if snapshot else row.refused_writes,
-    )
 
 
 def _phase(row: ReferralSummary, snapshot: ReferralState | None) -> str | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from referral_service.domain.assessment import SCORE_RANGE, AssessmentRecord, Instrument
 from referral_service.domain.attendance import SessionRecord, weekly_hours
@@ -295,8 +296,9 @@ class CaseloadRow:
     countdown: str
     team: dict[str, str]  # staff id -> name
     case_manager: str | None
-    readable: bool  # False: no snapshot (no worker answered); shown from the search index alone
+    readable: bool  # False: the row's sealed patient details cannot be opened (payload key ring)
     refused_writes: int = 0  # writes the EHR refused for good, waiting to be retried
+    patient: dict[str, Any] = field(default_factory=dict)  # ``people.person_cells``
 
 
 @dataclass(frozen=True)
