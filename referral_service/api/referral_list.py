@@ -4,7 +4,7 @@ whose sealed details do not open is listed as unreadable, never failing the page
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from referral_service.api.role_views import person_view, referrer_shown
@@ -16,6 +16,7 @@ from referral_service.store.referrals import StoredRow
 # The rows of a workflow that has not ended say "running"; of one that has, "completed" (the read model knows
 # the referral's story, not the execution: a failed workflow is the visibility store's to list).
 RUNNING, COMPLETED = "running", "completed"
+FAILED = "failed"
 
 
 def patient_name(person: dict[str, object]) -> str | None:
@@ -27,12 +28,20 @@ def patient_name(person: dict[str, object]) -> str | None:
 
 
 class RowViewer:
-    """Shows rows to one caller: their roles' person view, ages on the program's day."""
+    """Shows rows to one caller: their roles' person view, ages on the program's day; ``failed`` (key ->
+    execution status) the referrals whose workflow failed or was terminated, shown as ``failed``."""
 
-    def __init__(self, roles: Iterable[Role], program: Program, now: datetime | None = None) -> None:
+    def __init__(
+        self,
+        roles: Iterable[Role],
+        program: Program,
+        now: datetime | None = None,
+        failed: Mapping[str, str] | None = None,
+    ) -> None:
         self._roles = frozenset(roles)
         self._today = Today.at(now or datetime.now(UTC), program.time_zone).day
         self.shows_referrer = referrer_shown(self._roles)
+        self._failed = failed or {}
 
     def person(self, stored: StoredRow) -> dict[str, object] | None:
         """The patient as the roles may see them; None when the row's seal did not open."""
@@ -44,4 +53,10 @@ class RowViewer:
         return stored.row.referrer if self.shows_referrer else None
 
     def status(self, stored: StoredRow) -> str:
+        if stored.row.key in self._failed:
+            return self._failed[stored.row.key]
         return COMPLETED if stored.row.ended else RUNNING
+
+    def phase(self, stored: StoredRow) -> str:
+        """The row's phase, or ``failed``: a workflow that failed never wrote a last row."""
+        return FAILED if stored.row.key in self._failed else stored.row.phase

@@ -17,7 +17,7 @@ from referral_service.api import page_tokens, referral_workflow
 from referral_service.api.access import principal_of
 from referral_service.api.caseloads import with_caseloads
 from referral_service.api.deps import AppState, ReadModelDep, StateDep
-from referral_service.api.referral_list import RowViewer
+from referral_service.api.referral_list import FAILED, RowViewer
 from referral_service.api.referral_workflow import UNREADABLE_ANSWERS, NotAReferral, Unavailable, Unreadable
 from referral_service.api.role_views import view_of
 from referral_service.store.referrals import RowQuery, StoredRow
@@ -42,7 +42,7 @@ SNAPSHOT_CONCURRENCY = 16
 NEXT_PAGE_HEADER = "X-Next-Page-Token"
 # What a list shows as the phase of a referral whose workflow ended without finishing its story (never an EHR
 # refusal: those are recorded and the referral goes on); ``phase=failed`` lists them.
-FAILED = "failed"
+FAILED_LIMIT = 1000  # failed referrals a list marks as such (an operator's to clear long before this many)
 FAILED_STATUSES = {
     WorkflowExecutionStatus.FAILED: "Failed",
     WorkflowExecutionStatus.TERMINATED: "Terminated",
@@ -148,7 +148,7 @@ async def list_referrals(
         response.headers[NEXT_PAGE_HEADER] = page_tokens.seal(
             str(offset + limit).encode(), filters, services.page_token_secret
         )
-    viewer = RowViewer(principal_of(request).roles, services.program)
+    viewer = RowViewer(principal_of(request).roles, services.program, failed=await failed_referrals(services))
     return [row_summary(stored, viewer) for stored in found[:limit]]
 
 
@@ -156,7 +156,7 @@ def row_summary(stored: StoredRow, viewer: RowViewer) -> ReferralSummary:
     row = stored.row
     return ReferralSummary(
         key=row.key,
-        phase=row.phase,
+        phase=viewer.phase(stored),
         track=row.track_id,
         source=row.source_id,
         at_risk=row.at_risk,
@@ -188,6 +188,20 @@ async def _list_failed(
             listing.next_page_token, filters, services.page_token_secret
         )
     return [_summary(execution) for execution in listing.current_page or ()]
+
+
+async def failed_referrals(services: AppState) -> dict[str, str]:
+    """Referrals on this service's task queue whose workflow failed or was terminated (key -> status): their rows
+    still say where they stopped. One search-index query; none known when the index cannot be reached."""
+    query = f"WorkflowType = 'ReferralWorkflow' AND TaskQueue = '{services.settings.task_queue}' AND {_failed_clause()}"
+    try:
+        return {
+            execution.id: execution.status.name.lower()
+            async for execution in services.temporal.list_workflows(query, limit=FAILED_LIMIT)
+            if execution.status in FAILED_STATUSES
+        }
+    except RPCError:
+        return {}
 
 
 async def find_referrals(

@@ -53,7 +53,9 @@ async def app(settings: Settings, temporal_env: WorkflowEnvironment, hapi_client
     app = create_app(settings, temporal_env.client)
     async with (
         app.router.lifespan_context(app),
-        create_worker(temporal_env.client, settings.task_queue, {HAPI_SOURCE_ID: hapi_client}),
+        create_worker(
+            temporal_env.client, settings.task_queue, {HAPI_SOURCE_ID: hapi_client}, database=app.state.database
+        ),
     ):
         yield app
 

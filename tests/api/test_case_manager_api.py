@@ -62,7 +62,12 @@ async def _serving(client: Client, settings: Settings, hapi_client: FhirClient) 
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as api,
-        create_worker(client, settings.task_queue, {source.id: hapi_client for source in settings.sources}),
+        create_worker(
+            client,
+            settings.task_queue,
+            {source.id: hapi_client for source in settings.sources},
+            database=app.state.database,
+        ),
     ):
         yield api
 

@@ -70,7 +70,12 @@ async def service(temporal_env: WorkflowEnvironment, hapi_base_url: str, hapi_cl
     client = temporal_env.client
     app = create_app(settings, client)
     async with (
-        create_worker(client, settings.task_queue, {HAPI_SOURCE_ID: hapi_client, poll_source: hapi_client}),
+        create_worker(
+            client,
+            settings.task_queue,
+            {HAPI_SOURCE_ID: hapi_client, poll_source: hapi_client},
+            database=app.state.database,
+        ),
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as api,
     ):

@@ -64,7 +64,7 @@ async def _serving(
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=60) as api,
-        create_worker(env.client, settings.task_queue, {HAPI_SOURCE_ID: hapi_client}),
+        create_worker(env.client, settings.task_queue, {HAPI_SOURCE_ID: hapi_client}, database=app.state.database),
     ):
         try:
             yield api, settings

@@ -30,7 +30,9 @@ async def api(
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
-        create_worker(time_skipping_env.client, settings.task_queue, {HAPI_SOURCE_ID: hapi_client}),
+        create_worker(
+            time_skipping_env.client, settings.task_queue, {HAPI_SOURCE_ID: hapi_client}, database=app.state.database
+        ),
     ):
         yield client
 

@@ -66,7 +66,7 @@ async def service(temporal_env: WorkflowEnvironment, hapi_base_url: str) -> Asyn
         FhirClient(source.connection()) as ehr,
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=60) as api,
-        create_worker(temporal_env.client, settings.task_queue, {HAPI_SOURCE_ID: ehr}),
+        create_worker(temporal_env.client, settings.task_queue, {HAPI_SOURCE_ID: ehr}, database=app.state.database),
     ):
         system, value = PROGRAM_NPI
         program_org = {

@@ -48,7 +48,7 @@ def caseload_row(stored: StoredRow, viewer: RowViewer, program: Program, now: da
     case_manager = row.team.get(StaffRole.CASE_MANAGER.value)
     return CaseloadRow(
         key=row.key,
-        phase=row.phase,
+        phase=viewer.phase(stored),
         track=row.track_id,
         at_risk=row.at_risk,
         overdue=bool(row.overdue) or (row.next_deadline is not None and row.next_deadline < now),

@@ -41,10 +41,10 @@ from referral_service.api.dashboard.views import (
 from referral_service.api.deps import AppState, AuditDep, ReadModelDep, StateDep
 from referral_service.api.group_routes import GroupSessionInput, GroupSessionResult, RosterEntry, record_roster
 from referral_service.api.measures_routes import default_period, measure
-from referral_service.api.referral_list import RowViewer
+from referral_service.api.referral_list import FAILED, RowViewer
 from referral_service.api.referral_routes import (
-    FAILED,
     ReferralSummary,
+    failed_referrals,
     find_referrals,
     read_snapshot,
     read_snapshots,
@@ -125,7 +125,7 @@ async def inbox(request: Request, services: StateDep, read_model: ReadModelDep, 
     except Exception:  # the database out of reach: show the page, say so
         found, error = [], "the service database is unavailable; reload to retry"
     snapshots = await read_snapshots(services, (stored.row.key for stored in found))
-    viewer = RowViewer(principal_of(request).roles, services.program)
+    viewer = RowViewer(principal_of(request).roles, services.program, failed=await failed_referrals(services))
     now = datetime.now(UTC)
     rows = [
         _inbox_row(row_summary(stored, viewer), snapshots[stored.row.key], now)
@@ -409,7 +409,7 @@ async def caseload(
         found = await open_rows(read_model, phases, text, track=filters.track or None, limit=CASELOAD_LIMIT)
     except Exception:  # the database out of reach: show the page, say so
         found, error = [], "the service database is unavailable; reload to retry"
-    viewer = RowViewer(principal_of(request).roles, program)
+    viewer = RowViewer(principal_of(request).roles, program, failed=await failed_referrals(services))
     now = datetime.now(UTC)
     rows = [row for row in (caseload_row(s, viewer, program, now) for s in found) if filters.admit(row)]
     phase_order = {phase: index for index, phase in enumerate(phases)}
