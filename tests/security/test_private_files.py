@@ -36,7 +36,8 @@ def test_the_service_database_and_its_companions_are_owner_only(tmp_path):
         engine.dispose()
     finally:
         os.umask(previous)
-    assert set(modes) == {"service.sqlite", "service.sqlite-wal", "service.sqlite-shm"}
+    # with the lock file migrations take (``database.migrate``)
+    assert set(modes) == {"service.sqlite", "service.sqlite-wal", "service.sqlite-shm", "service.sqlite.migrating"}
     assert set(modes.values()) == {0o600}
 
 
