@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from bench import case_list, intake, lifecycle, mapping_cost, read_model, replay, scale
+from bench import case_list, intake, lifecycle, mapping_cost, read_model, read_model_pages, replay, scale
 from bench.report import machine, write_result
 from bench.servers import real_servers
 
@@ -42,6 +42,10 @@ class Plan:
     measured_referrals: int
     measures_requests: int
     lag_samples: int
+    page_open: int  # P6 pages: open referrals, of which page_waiting real ones wait for screening
+    page_waiting: int
+    page_ghosts: int  # then this many more waiting rows whose workflows do not exist
+    page_requests: int
 
 
 FULL = Plan(
@@ -58,6 +62,10 @@ FULL = Plan(
     measured_referrals=10_000,
     measures_requests=50,
     lag_samples=20,
+    page_open=2_000,
+    page_waiting=50,
+    page_ghosts=450,
+    page_requests=50,
 )
 QUICK = Plan(
     replay_copies=4,
@@ -73,6 +81,10 @@ QUICK = Plan(
     measured_referrals=1_000,
     measures_requests=10,
     lag_samples=5,
+    page_open=500,
+    page_waiting=10,
+    page_ghosts=90,
+    page_requests=10,
 )
 
 
@@ -151,6 +163,19 @@ def summary(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str
             )
         )
         rows.append(("P6 read-model lag p95 ms", f"{r['lag']['p95_ms']:.0f}", "", "", r["lag_goal"]))
+    if "p6_pages" in results:
+        r = results["p6_pages"]
+        for page in ("caseload", "inbox", "inbox_with_ghosts"):
+            side = r[page]
+            rows.append(
+                (
+                    f"P6 {page} p95 ms",
+                    f"{side['page']['p95_ms']:.0f}",
+                    f"{side['bare_select']['p95_ms']:.1f} (bare SELECT)",
+                    f"{side['p95_ratio']:.0f}x",
+                    f"{r['goal']} ({r['open']:,} open)",
+                )
+            )
     if "mapping_cost" in results:
         r = results["mapping_cost"]
         rows.append(("mapping cost (median)", "", "json.loads", f"{r['median_ratio']:.0f}x", "for the record"))
@@ -178,6 +203,10 @@ async def with_servers(chosen: set[str], plan: Plan) -> dict[str, dict[str, Any]
             results["p6"] = await read_model.measure(servers, *plan_p6)
             read_model.print_table(results["p6"])
             write_result("p6", {"machine": machine(), **results["p6"]})
+            plan_pages = (plan.page_open, plan.page_waiting, plan.page_ghosts, plan.page_requests)
+            results["p6_pages"] = await read_model_pages.measure(servers, *plan_pages)
+            read_model_pages.print_table(results["p6_pages"])
+            write_result("p6_pages", {"machine": machine(), **results["p6_pages"]})
         if "scale" in chosen:  # last: the referrals it leaves open would swell the list bench's visibility store
             results["scale"] = await scale.measure(servers, plan.open_levels, plan.scale_round_trips)
             scale.print_table(results["scale"])
