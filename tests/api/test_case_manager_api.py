@@ -441,7 +441,13 @@ async def test_refused_requests_answer_json_saying_what_to_do(skipping_api, time
     assert "track" in message
     assert all(track in message for track in program_tracks), message
 
-    session = {"session_id": "s1", "date": date.today().isoformat(), "kind": "group", "minutes": 180, "attended": True}
+    session = {
+        "session_id": "s1",
+        "date": program_today().isoformat(),
+        "kind": "group",
+        "minutes": 180,
+        "attended": True,
+    }
     early = await skipping_api.post(f"/api/referrals/{key}/sessions", json={"session": session})
     assert "not in phase screening" in _json_error(early, 409)
     early_discharge = await skipping_api.post(

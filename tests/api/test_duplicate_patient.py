@@ -55,16 +55,18 @@ async def api(
 
 
 async def _submit_visible(api: httpx.AsyncClient, temporal_env: WorkflowEnvironment, bundle: dict[str, Any]) -> str:
-    """Submit, then wait until visibility lists the referral (it is eventually consistent)."""
+    """Submit, then wait until visibility and the read model list the referral (the workflow writes its row
+    once it has run its first step)."""
     response = await _post(api, "/fhir", bundle)
     assert response.status_code == 201, response.text
     key = _key(bundle)
 
     async def listed() -> bool | None:
         found = [run.id async for run in temporal_env.client.list_workflows(f"WorkflowId = '{key}'")]
-        return True if found else None
+        rows = (await api.get("/api/referrals", params={"q": key})).json()
+        return True if found and [row["key"] for row in rows] == [key] else None
 
-    await eventually(listed, f"{key} in visibility")
+    await eventually(listed, f"{key} in visibility and the read model")
     return key
 
 

@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from tests.conftest import HAPI_SOURCE_ID
 from tests.hapi_refusals import refusing
 from tests.operations.processes import service_env, start
 from tests.polling import eventually
+from tests.program_day import program_today
 from tests.referrals import referral_bundle
 
 pytestmark = pytest.mark.timeout(300)
@@ -208,7 +208,7 @@ async def test_a_refused_write_is_counted_by_source_and_type_and_logged(
     key = await api.submit()
     await api.snapshot_until(key, lambda s: s["phase"] == "screening", "screening")
     await api.accept(key, "adult-mh")
-    score = {"assessment_id": "phq9-1", "instrument": "PHQ-9", "score": 9, "date": datetime.now(UTC).date().isoformat()}
+    score = {"assessment_id": "phq9-1", "instrument": "PHQ-9", "score": 9, "date": program_today().isoformat()}
     async with refusing(hapi_base_url, {"Observation": 422}):
         recorded = await api.http.post(f"/api/referrals/{key}/assessments", json={"assessment": score})
     assert recorded.status_code == 200, recorded.text

@@ -24,6 +24,7 @@ from referral_service.temporal_client import referral_rows
 from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID
 from tests.polling import eventually
+from tests.program_day import program_today
 from tests.referrals import referral_bundle
 from workflows import search_attributes
 from workflows.referral import ReferralWorkflow
@@ -72,7 +73,7 @@ async def test_a_deleted_database_is_rebuilt_with_the_same_rows(
                 ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh")
             )
         session = SessionRecord(
-            session_id="s1", date=datetime.now(UTC).date(), kind=SessionKind.GROUP, minutes=180, attended=True
+            session_id="s1", date=program_today(program=program), kind=SessionKind.GROUP, minutes=180, attended=True
         )
         await client.get_workflow_handle_for(ReferralWorkflow.run, attended).execute_update(
             ReferralWorkflow.record_session, RecordSessionInput(session=session)
