@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.devstack.process import free_port
 from referral_service.domain.referral import Identifier, referral_key
 from referral_service.ehr.client import FhirClient
+from referral_service.store.database import sqlite_url
 from tests.api_server import running_api
 from tests.conftest import HAPI_SOURCE_ID
 from tests.oidc_provider import OidcProvider, serving, sign_in_settings
@@ -30,6 +33,7 @@ FHIR_JSON = {"Content-Type": "application/fhir+json"}
 class Stack:
     url: str
     provider: OidcProvider
+    database: Path  # the service database (SQLite): audit trail, read model, sessions
 
     def bearer(self, *roles: str, **claims: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.provider.access_token(*roles, **claims)}"}
@@ -54,10 +58,18 @@ def provider() -> Iterator[OidcProvider]:
 
 @pytest.fixture(scope="module")
 async def stack(
-    provider: OidcProvider, temporal_env: WorkflowEnvironment, hapi_base_url: str, hapi_client: FhirClient
+    provider: OidcProvider,
+    temporal_env: WorkflowEnvironment,
+    hapi_base_url: str,
+    hapi_client: FhirClient,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     auth = sign_in_settings(provider, url)
-    async with running_api(temporal_env, hapi_base_url, hapi_client, queue_prefix="surfaces", auth=auth, port=port):
-        yield Stack(url, provider)
+    database = tmp_path_factory.mktemp("surfaces") / "service.sqlite"
+    overrides = {"database_url": SecretStr(sqlite_url(database))}
+    async with running_api(
+        temporal_env, hapi_base_url, hapi_client, queue_prefix="surfaces", auth=auth, port=port, overrides=overrides
+    ):
+        yield Stack(url, provider, database)
