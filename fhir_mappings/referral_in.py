@@ -205,7 +205,7 @@ def _build(
         priority=sr.get("priority"),
         authored_on=authored,
         patient=patient,
-        requester=written_ref(sr.get("requester"), index, found, base, relative_to),
+        requester=_named(written_ref(sr.get("requester"), index, found, base, relative_to), sr.get("requester"), index),
         requester_organization=_requester_organization(sr, index),
         performer=to_ref((sr.get("performer") or [None])[0]),
         codes=_codings(sr.get("code")),
@@ -294,10 +294,42 @@ def _phone(telecom: Any) -> str | None:
 def _requester_organization(sr: dict[str, Any], index: ResourceIndex) -> ResourceRef | None:
     requester = index.resolve(sr.get("requester")) or {}
     if requester.get("resourceType") == "PractitionerRole":
-        return to_ref(requester.get("organization"), "Organization")
+        organization = requester.get("organization")
+        return _named(to_ref(organization, "Organization"), organization, index)
     if requester.get("resourceType") == "Organization" or reference_type(sr.get("requester"), index) == "Organization":
-        return to_ref(sr.get("requester"), "Organization")
+        return _named(to_ref(sr.get("requester"), "Organization"), sr.get("requester"), index)
     return None
+
+
+def _named(ref: ResourceRef | None, reference: dict[str, Any] | None, index: ResourceIndex) -> ResourceRef | None:
+    """The reference with the name of the resource the submission carries for it (so staff read who referred,
+    not an id); the reference's own display when it carries none."""
+    name = _name_of(index.resolve(reference), index)
+    if ref is None or name is None:
+        return ref
+    return ref.model_copy(update={"display": name})
+
+
+def _name_of(resource: dict[str, Any] | None, index: ResourceIndex) -> str | None:
+    """An Organization's name, a Practitioner's (first) HumanName, a PractitionerRole's practitioner's name."""
+    kind = (resource or {}).get("resourceType")
+    if resource is None or kind not in ("Organization", "Practitioner", "PractitionerRole"):
+        return None
+    if kind == "Organization":
+        return _text(resource.get("name"))
+    if kind == "PractitionerRole":
+        practitioner = resource.get("practitioner")
+        carried = _name_of(index.resolve(practitioner), index)
+        return carried or _text((practitioner or {}).get("display") if isinstance(practitioner, dict) else None)
+    name = next((n for n in resource.get("name") or [] if isinstance(n, dict)), {})
+    if _text(name.get("text")):
+        return _text(name.get("text"))
+    words = [*(name.get("prefix") or []), *(name.get("given") or []), name.get("family"), *(name.get("suffix") or [])]
+    return _text(" ".join(word for word in words if isinstance(word, str) and word.strip()))
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
 
 
 def _discharge(sr: dict[str, Any], index: ResourceIndex, issues: list[OutcomeIssue]) -> HospitalDischarge | None:

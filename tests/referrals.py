@@ -12,9 +12,9 @@ from typing import Any
 FIXTURES = Path(__file__).parent / "fixtures" / "referrals"
 # Values in the fixtures that identify one referral; each test gets its own copy of them.
 UNIQUE_VALUES = ("SR-2026-0001", "SYN-MRN-0001", "SYN-ENC-0001")
-# What the synthetic cast's referrals say about the patients (family name, MRN prefix, birth dates): output,
-# logs and stored data are scanned for these and must hold none of them.
-PATIENT_DATA = ("Testpatient", "SYN-MRN", "1984-02-29", "2010-06-15", "1979-09-03")
+# What the synthetic cast's referrals say about the patients (family name, MRN prefix, birth dates, phone prefix):
+# output, logs and stored data are scanned for these and must hold none of them.
+PATIENT_DATA = ("Testpatient", "SYN-MRN", "1984-02-29", "2010-06-15", "1979-09-03", "555-01")
 # The day Ada leaves hospital in her fixture; the story's other 2026 dates (admission, referral) follow it.
 ADA_DISCHARGED = date(2026, 11, 20)
 _STORY_DATE = re.compile(r"2026-\d\d-\d\d")

@@ -17,7 +17,6 @@ def referral_row(state: ReferralState, version: RowVersion) -> ReferralRow:
     attended = [s for s in state.sessions if s.attended]
     referral = state.referral
     patient = referral.patient
-    requester = referral.requester or referral.requester_organization
     measured = measured_referral(state)
     return ReferralRow(
         key=state.key,
@@ -26,7 +25,7 @@ def referral_row(state: ReferralState, version: RowVersion) -> ReferralRow:
         phase=str(state.phase),
         ended=state.phase in ENDED,
         track_id=state.track_id,
-        referrer=requester.display if requester else None,
+        referrer=_referrer(state),
         received_at=state.received_at,
         hospital_discharge=_hospital_discharge(state),
         accepted_on=state.treatment_start,
@@ -69,6 +68,13 @@ def measured_referral(state: ReferralState) -> MeasuredReferral | None:
         discharge=state.discharge,
         follow_ups=[FollowUpResult(due=f.due, reached=f.reached) for f in state.follow_ups],
     )
+
+
+def _referrer(state: ReferralState) -> str | None:
+    """Who referred, by name: the practitioner and their organisation ("Dr. A B, Lakeside"), either alone."""
+    referral = state.referral
+    names = [ref.display for ref in (referral.requester, referral.requester_organization) if ref and ref.display]
+    return ", ".join(dict.fromkeys(names)) or None
 
 
 def _hospital_discharge(state: ReferralState) -> date | None:

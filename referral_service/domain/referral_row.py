@@ -39,7 +39,7 @@ class ReferralRow(Frozen):
     phase: str
     ended: bool  # closed, declined, cancelled or transferred: off every open list
     track_id: str | None = None
-    referrer: str | None = None  # the requester's display name, as the referral gave it
+    referrer: str | None = None  # who referred by name: the requester (and its organisation) the referral names
     received_at: datetime
     hospital_discharge: date | None = None
     accepted_on: date | None = None

@@ -242,7 +242,7 @@ async def test_list_shows_the_referral_as_json_and_as_an_aligned_table(cli, refe
     cells = [ours[start:end].strip() for start, end in zip(starts, [*starts[1:], None], strict=True)]
     assert cells[0] == referral.key
     assert cells[1].startswith("Ada Testpatient, ")  # the unauthenticated test API's caller sees every part
-    assert cells[2] == HAPI_SOURCE_ID  # no referrer's name on the fixture's requester: the source instead
+    assert cells[2] == "Dr. Harper Hospitalist"  # the requester Practitioner the Bundle carries, by name
     assert cells[5] in ("yes", "no")
     assert_no_phi(cli, referral)
 

@@ -156,3 +156,35 @@ def test_warnings_ride_on_the_task_as_a_contained_outcome_it_references() -> Non
     assert warned["contained"][0]["resourceType"] == "OperationOutcome"
     assert warned["output"][0]["valueReference"] == {"reference": f"#{warned['contained'][0]['id']}"}
     assert task_with_warnings(task, []) is task
+
+
+def test_the_requester_is_named_after_the_practitioner_and_organisation_the_bundle_carries() -> None:
+    """Staff read who referred (a person, an organisation), not an id; a display the sender gave stays when the
+    Bundle carries no resource to name it."""
+    bundle = _bundle("urn:uuid:0e1f", "urn:uuid:0e1f")
+    request = bundle["entry"][1]["resource"]
+    request["requester"] = {"reference": "urn:uuid:role"}
+    bundle["entry"] += [
+        {
+            "fullUrl": "urn:uuid:role",
+            "resource": {
+                "resourceType": "PractitionerRole",
+                "practitioner": {"reference": "urn:uuid:doc"},
+                "organization": {"reference": "urn:uuid:org", "display": "old name"},
+            },
+        },
+        {
+            "fullUrl": "urn:uuid:doc",
+            "resource": {"resourceType": "Practitioner", "name": [{"prefix": ["Dr."], "given": ["Mo"], "family": "A"}]},
+        },
+        {"fullUrl": "urn:uuid:org", "resource": {"resourceType": "Organization", "name": "Lakeside Hospital"}},
+    ]
+    rules = IntakeRules(source_id="ehr", source_base_url=BASE)
+    [named] = referrals_from_fhir(read_submission(bundle), rules, found=FoundInEhr()).referrals
+    names = [ref.display if ref else None for ref in (named.requester, named.requester_organization)]
+    assert names == ["Dr. Mo A", "Lakeside Hospital"]
+
+    request["requester"] = {"reference": "Practitioner/elsewhere", "display": "Dr. Given Display"}
+    [displayed] = referrals_from_fhir(read_submission(bundle), rules, found=FoundInEhr()).referrals
+    assert displayed.requester is not None
+    assert displayed.requester.display == "Dr. Given Display"

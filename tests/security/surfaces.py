@@ -6,7 +6,6 @@ a worker on its own task queue, the Temporal dev server and the HAPI test server
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ FHIR_JSON = {"Content-Type": "application/fhir+json"}
 class Stack:
     url: str
     provider: OidcProvider
-    database_url: str  # the API's service database (another worker may write the read model there)
+    database: Path  # the service database (SQLite): audit trail, read model, sessions
 
     def bearer(self, *roles: str, **claims: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.provider.access_token(*roles, **claims)}"}
@@ -59,14 +58,18 @@ def provider() -> Iterator[OidcProvider]:
 
 @pytest.fixture(scope="module")
 async def stack(
-    provider: OidcProvider, temporal_env: WorkflowEnvironment, hapi_base_url: str, hapi_client: FhirClient
+    provider: OidcProvider,
+    temporal_env: WorkflowEnvironment,
+    hapi_base_url: str,
+    hapi_client: FhirClient,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     auth = sign_in_settings(provider, url)
-    database_url = sqlite_url(Path(tempfile.mkdtemp(prefix="iop-surfaces-")) / "service.sqlite")
-    overrides = {"database_url": SecretStr(database_url)}
+    database = tmp_path_factory.mktemp("surfaces") / "service.sqlite"
+    overrides = {"database_url": SecretStr(sqlite_url(database))}
     async with running_api(
         temporal_env, hapi_base_url, hapi_client, queue_prefix="surfaces", auth=auth, port=port, overrides=overrides
     ):
-        yield Stack(url, provider, database_url)
+        yield Stack(url, provider, database)

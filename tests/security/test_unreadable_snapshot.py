@@ -26,7 +26,7 @@ from referral_service.codec import KeyRing, data_converter
 from referral_service.domain.program import Program
 from referral_service.domain.referral import referral_key
 from referral_service.ehr.client import FhirClient
-from referral_service.store.database import open_database
+from referral_service.store.database import open_database, sqlite_url
 from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID
 from tests.polling import eventually
@@ -74,7 +74,7 @@ async def sealed(
         data_converter=data_converter(retired),
     )
     queue = f"sealed-{uuid.uuid4().hex[:8]}"
-    database = open_database(stack.database_url)  # the rows it writes are sealed under the retired key too
+    database = open_database(sqlite_url(stack.database))  # the API's read model: rows sealed under the retired key
     async with create_worker(client, queue, {HAPI_SOURCE_ID: hapi_client}, program, database=database):
         made = Sealed(
             screening=await _start(client, queue, program, hapi_client),
@@ -88,6 +88,7 @@ async def sealed(
         yield made
         for key in dataclasses.astuple(made):
             await client.get_workflow_handle(key).terminate("test ended")
+    database.dispose()
 
 
 async def _get(stack: Stack, path: str, role: str) -> httpx.Response:

@@ -578,12 +578,6 @@ def _phase(row: ReferralSummary, snapshot: ReferralState | None) -> str | None:
 def _inbox_row(row: ReferralSummary, snapshot: ReferralState | None, now: datetime) -> dict[str, Any]:
     """One inbox row: codes and dates only (never the patient's name, birth date or identifiers)."""
     referral = snapshot.referral if snapshot else None
-    referrer = None
-    if referral is not None:
-        for ref in (referral.requester_organization, referral.requester):
-            if ref is not None and ref.display:
-                referrer = ref.display
-                break
     discharge = referral.discharge if referral else None
     phase = _phase(row, snapshot)
     next_deadline = snapshot.next_deadline if snapshot else row.next_deadline
@@ -591,7 +585,7 @@ def _inbox_row(row: ReferralSummary, snapshot: ReferralState | None, now: dateti
         "key": row.key,
         "phase": phase,
         "source": row.source,
-        "referrer": referrer,
+        "referrer": row.referrer,  # by name, as the role may see it (the read model's row)
         "from_setting": discharge.from_setting if discharge else None,
         "discharge_date": discharge.discharge_date if discharge else None,
         "next_deadline": next_deadline,

@@ -237,11 +237,16 @@ async def csrf_matches(request: Request, session: BrowserSession) -> bool:
     return hmac.compare_digest(given.encode(), session.csrf_token.encode())
 
 
+SEARCH_PARAM = "q"
+
+
 def login_redirect_url(request: Request) -> str:
-    """``/auth/login`` coming back to this page (a form post comes back to the home page)."""
+    """``/auth/login`` coming back to this page (a form post comes back to the home page), without the search
+    text: ``q`` is a patient's name or order number, which must not ride in a URL the sign-in carries about."""
     if request.method not in ("GET", "HEAD"):
         return "/auth/login"
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    query = urlencode([(name, value) for name, value in request.query_params.multi_items() if name != SEARCH_PARAM])
+    here = request.url.path + (f"?{query}" if query else "")
     return f"/auth/login?next={quote(here, safe='')}"
 
 
