@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from referral_service.domain.lifecycle import ENDED, ImpossibleTransition, Phase, check_transition
     from referral_service.domain.metric_names import DEADLINE_ESCALATIONS, EHR_WRITES_REFUSED, PHASE_ENTERED
     from referral_service.domain.program import StaffMember
-    from referral_service.domain.program_day import Today
+    from referral_service.domain.program_day import Today, time_zone
     from referral_service.domain.referral_row import ReferralRow, RowVersion
     from referral_service.domain.referrer_task import Cancellation, can_transition
     from workflows import search_attributes
@@ -120,9 +120,10 @@ def _date_refusal(breach: Breach) -> ApplicationError:
     return ApplicationError(str(breach), type=CLINICAL_DATE_ERROR)
 
 
-def _end_of(day: date) -> datetime:
-    """A deadline falling on ``day`` passes at the end of that day (UTC)."""
-    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+def _end_of(day: date, zone: str) -> datetime:
+    """A deadline falling on ``day`` (a program's day) passes at the end of that day in the program's zone: in
+    UTC's, a follow-up due on a New York day would pass at 7 pm there, before the day's last calls."""
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=time_zone(zone)).astimezone(UTC)
 
 
 @workflow.defn
@@ -234,7 +235,7 @@ class ReferralWorkflow:
         await self._write_plan(status="active")
         await self._tell_referrer()
         if (due := self._first_session_due()) is not None:
-            self._set_deadline(_end_of(due))
+            self._set_deadline(_end_of(due, self._s.program.time_zone))
         await self._move(
             Phase.INTAKE_SCHEDULED,
             "intake scheduled",
@@ -299,8 +300,9 @@ class ReferralWorkflow:
             await self._write_aftercare_plan(status="active")
         await self._move(Phase.AFTERCARE, "aftercare started")
         for follow_up in self._s.follow_ups:
-            self._set_deadline(_end_of(follow_up.due))
-            if not await self._wait(lambda f=follow_up: f.reached is not None, until=_end_of(follow_up.due)):
+            due = _end_of(follow_up.due, self._s.program.time_zone)
+            self._set_deadline(due)
+            if not await self._wait(lambda f=follow_up: f.reached is not None, until=due):
                 self._flag_overdue(f"follow-up day {follow_up.day}")
         # Referrals recorded before this change closed without completing their aftercare plan.
         if workflow.patched("complete-aftercare-plan"):

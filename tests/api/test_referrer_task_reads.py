@@ -6,7 +6,7 @@ the EHR's Task read back from HAPI."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from referral_service.ehr.client import FhirClient
 from tests.api_driver import ADA
 from tests.api_server import driven_api
+from tests.program_day import program_today
 from tests.referrals import referral_bundle
 from tests.workflows.stories import written
 
@@ -41,7 +42,7 @@ async def test_the_task_read_and_the_resubmission_answer_say_how_the_referral_en
     hapi_base_url: str,
     hapi_client: FhirClient,
 ) -> None:
-    today = datetime.now(UTC).date()
+    today = program_today()  # the program's day (New York), not UTC's
     bundle = referral_bundle(ADA, discharged_on=today - timedelta(days=2))
     async with driven_api(temporal_env, hapi_base_url, hapi_client, queue_prefix="task-reads") as api:
         created = await api.http.post("/fhir", content=json.dumps(bundle), headers=FHIR_JSON)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from referral_service.store.database import sqlite_url
 from tests.conftest import HAPI_SOURCE_ID
+from tests.program_day import program_today
 from tests.referrals import PATIENT_DATA, referral_bundle
 from tests.security import surfaces
 from tests.security.surfaces import ADA, FHIR_JSON, Stack
@@ -58,7 +59,7 @@ async def _rows(stack: Stack, key: str, until_phase: tuple[str, ...]) -> list[di
 async def test_a_referrals_lifecycle_leaves_no_plaintext_phi_behind(
     stack: Stack, temporal_env: WorkflowEnvironment
 ) -> None:
-    today = datetime.now(UTC).date()
+    today = program_today()  # the program's day (New York), not UTC's
     bundle = referral_bundle(ADA, discharged_on=today - timedelta(days=2))
     hospital = stack.bearer("referring-system", source=HAPI_SOURCE_ID)
     coordinator, case_manager = stack.bearer("intake-coordinator"), stack.bearer("case-manager")
