@@ -123,12 +123,13 @@ def codec_key_ring(client: Client, fallback: Callable[[], KeyRing]) -> KeyRing:
 
 def referral_rows(client: Client, database: Engine) -> ReferralRows:
     """The read model in ``database``, its patient details sealed under the client's payload key ring."""
-    ring = codec_key_ring(client, _unencrypted)
+    ring = codec_key_ring(client, unencrypted)
     return ReferralRows(database, Sealer(ring), patient_match.name_search_secret(ring.active_key))
 
 
-def _unencrypted() -> KeyRing:
-    raise RuntimeError("the client must encrypt payloads (temporal_client.connect): its key ring seals the read model")
+def unencrypted() -> KeyRing:
+    """The fallback for a client that must already encrypt (a worker's): its absence is a programming error."""
+    raise RuntimeError("the Temporal client must encrypt payloads: connect with temporal_client.connect")
 
 
 def poll_schedule_id(source_id: str) -> str:

@@ -29,7 +29,12 @@ from referral_service.intake.take_in import Intake
 from referral_service.lifetime import StartupError, activity_grace
 from referral_service.programs import load_program
 from referral_service.store.database import open_database, scratch_database
-from referral_service.temporal_client import missing_search_attributes, patient_match_secret, referral_rows
+from referral_service.temporal_client import (
+    missing_search_attributes,
+    patient_match_secret,
+    referral_rows,
+    unencrypted,
+)
 from workflows.referral import ReferralWorkflow
 from workflows.source_poll import SourcePollWorkflow
 
@@ -79,7 +84,7 @@ def create_worker(
     ``database``: the service database the read model lives in (default: a scratch one, for an ephemeral
     Temporal server)."""
     writeback = WritebackActivities(clients)
-    starts = ReferralStarts(client, task_queue, program or load_program(), patient_match_secret(client, _unencrypted))
+    starts = ReferralStarts(client, task_queue, program or load_program(), patient_match_secret(client, unencrypted))
     polling = IntakePollActivities(clients, Intake(starts).take_in_polled)
     read_model = ReadModelActivities(referral_rows(client, database or scratch_database()))
     return Worker(
@@ -90,10 +95,6 @@ def create_worker(
         workflow_runner=_workflow_runner(),
         graceful_shutdown_timeout=shutdown_grace,
     )
-
-
-def _unencrypted() -> KeyRing:
-    raise RuntimeError("the worker's Temporal client must encrypt payloads: connect with temporal_client.connect")
 
 
 def _workflow_runner() -> SandboxedWorkflowRunner:

@@ -78,6 +78,14 @@ async def two_apis(
         yield first, second
 
 
+def _one_api(auth: AuthSettings, port: int, tmp_path, temporal_env, hapi_base_url, hapi_client):
+    """One API process with ``auth``, its service database in ``tmp_path``."""
+    database = {"database_url": SecretStr(sqlite_url(tmp_path / "service.sqlite"))}
+    return running_api(
+        temporal_env, hapi_base_url, hapi_client, queue_prefix="sessions", auth=auth, port=port, overrides=database
+    )
+
+
 def _max_age(response: httpx.Response) -> int:
     [cookie] = [h for h in response.headers.get_list("set-cookie") if h.startswith("iop_session=")]
     found = re.search(r"Max-Age=(\d+)", cookie)
@@ -107,17 +115,8 @@ async def test_a_ten_year_token_gives_a_session_of_the_configured_cap(
     provider, port, temporal_env, hapi_base_url, hapi_client, tmp_path
 ):
     capped = sign_in_settings(provider, f"http://127.0.0.1:{port}").model_copy(update={"session_max_hours": 0.001})
-    database = sqlite_url(tmp_path / "service.sqlite")
     async with (
-        running_api(
-            temporal_env,
-            hapi_base_url,
-            hapi_client,
-            queue_prefix="sessions",
-            auth=capped,
-            port=port,
-            overrides={"database_url": SecretStr(database)},
-        ) as api,
+        _one_api(capped, port, tmp_path, temporal_env, hapi_base_url, hapi_client) as api,
         httpx.AsyncClient(base_url=api, timeout=60, follow_redirects=False) as browser,
     ):
         back = await sign_in(browser, start=PAGE)
@@ -136,17 +135,8 @@ async def test_a_session_left_idle_ends_and_one_in_use_goes_on(
     provider, port, temporal_env, hapi_base_url, hapi_client, tmp_path
 ):
     idle = sign_in_settings(provider, f"http://127.0.0.1:{port}").model_copy(update={"session_idle_minutes": 0.1})
-    database = sqlite_url(tmp_path / "service.sqlite")
     async with (
-        running_api(
-            temporal_env,
-            hapi_base_url,
-            hapi_client,
-            queue_prefix="sessions",
-            auth=idle,
-            port=port,
-            overrides={"database_url": SecretStr(database)},
-        ) as api,
+        _one_api(idle, port, tmp_path, temporal_env, hapi_base_url, hapi_client) as api,
         httpx.AsyncClient(base_url=api, timeout=60, follow_redirects=False) as browser,
     ):
         assert (await sign_in(browser, start=PAGE)).status_code == 303

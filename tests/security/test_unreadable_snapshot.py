@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -21,21 +20,18 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from fhir_mappings.referral_in import referral_from_fhir
 from referral_service.codec import KeyRing, data_converter
 from referral_service.domain.program import Program
-from referral_service.domain.referral import referral_key
 from referral_service.ehr.client import FhirClient
 from referral_service.store.database import open_database, sqlite_url
 from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID
 from tests.polling import eventually
-from tests.referrals import referral_bundle
 from tests.security import surfaces
-from tests.security.surfaces import ADA, STAFF_ROLES, Stack
-from workflows import search_attributes
+from tests.security.surfaces import STAFF_ROLES, Stack
+from tests.workflows.stories import start_referral
 from workflows.referral import ReferralWorkflow
-from workflows.referral_types import ScreeningDecisionInput, StartReferralInput
+from workflows.referral_types import ScreeningDecisionInput
 
 pytestmark = pytest.mark.timeout(300)
 provider, stack = surfaces.provider, surfaces.stack  # the module's fixtures
@@ -45,22 +41,6 @@ provider, stack = surfaces.provider, surfaces.stack  # the module's fixtures
 class Sealed:
     screening: str  # an inbox row
     accepted: str  # a caseload row
-
-
-async def _start(client: Client, queue: str, program: Program, hapi: FhirClient) -> str:
-    bundle = referral_bundle(ADA)
-    await hapi.transaction(bundle)
-    referral = referral_from_fhir(bundle, source_id=HAPI_SOURCE_ID, program_org=program.organization)
-    key = referral_key(referral.source_id, referral.placer_identifier)
-    start = StartReferralInput(key=key, referral=referral, program=program, received_at=datetime.now(UTC))
-    await client.start_workflow(
-        ReferralWorkflow.run,
-        start,
-        id=key,
-        task_queue=queue,
-        search_attributes=search_attributes.at_start(HAPI_SOURCE_ID, []),
-    )
-    return key
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -77,8 +57,8 @@ async def sealed(
     database = open_database(sqlite_url(stack.database))  # the API's read model: rows sealed under the retired key
     async with create_worker(client, queue, {HAPI_SOURCE_ID: hapi_client}, program, database=database):
         made = Sealed(
-            screening=await _start(client, queue, program, hapi_client),
-            accepted=await _start(client, queue, program, hapi_client),
+            screening=(await start_referral(temporal_env, hapi_client, program, queue, client=client)).id,
+            accepted=(await start_referral(temporal_env, hapi_client, program, queue, client=client)).id,
         )
         track = program.tracks[0].id
         accept = ScreeningDecisionInput(decision="accept", track_id=track)

@@ -4,18 +4,14 @@ service database is deleted, and ``rebuild_read_model`` writes the same rows aga
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from fhir_mappings.referral_in import referral_from_fhir
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.program import Program, SessionKind
-from referral_service.domain.referral import referral_key
 from referral_service.ehr.client import FhirClient
 from referral_service.read_model import rebuild_read_model
 from referral_service.store.database import open_database, sqlite_url
@@ -25,29 +21,12 @@ from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID
 from tests.polling import eventually
 from tests.program_day import program_today
-from tests.referrals import referral_bundle
-from workflows import search_attributes
+from tests.workflows.stories import start_referral
 from workflows.referral import ReferralWorkflow
-from workflows.referral_types import RecordSessionInput, ScreeningDecisionInput, StartReferralInput
+from workflows.referral_types import RecordSessionInput, ScreeningDecisionInput
 
 pytestmark = pytest.mark.timeout(300)
 ADA = "ada-testpatient-adult-inpatient"
-
-
-async def _start(client: Client, queue: str, program: Program, hapi: FhirClient) -> str:
-    bundle = referral_bundle(ADA)
-    await hapi.transaction(bundle)
-    referral = referral_from_fhir(bundle, source_id=HAPI_SOURCE_ID, program_org=program.organization)
-    key = referral_key(referral.source_id, referral.placer_identifier)
-    start = StartReferralInput(key=key, referral=referral, program=program, received_at=datetime.now(UTC))
-    await client.start_workflow(
-        ReferralWorkflow.run,
-        start,
-        id=key,
-        task_queue=queue,
-        search_attributes=search_attributes.at_start(HAPI_SOURCE_ID, []),
-    )
-    return key
 
 
 async def _rows(rows: ReferralRows, keys: list[str]) -> dict[str, dict[str, Any]]:
@@ -65,7 +44,7 @@ async def test_a_deleted_database_is_rebuilt_with_the_same_rows(
     engine = open_database(sqlite_url(path))
     rows = referral_rows(client, engine)
     async with create_worker(client, queue, {HAPI_SOURCE_ID: hapi_client}, program, database=engine):
-        keys = [await _start(client, queue, program, hapi_client) for _ in range(3)]
+        keys = [(await start_referral(temporal_env, hapi_client, program, queue, client=client)).id for _ in range(3)]
         screening, accepted, attended = keys
         for key in (accepted, attended):
             handle = client.get_workflow_handle_for(ReferralWorkflow.run, key)

@@ -40,9 +40,11 @@ async def start_referral(
     discharged_on: date | None = None,
     received_ago: timedelta = timedelta(0),
     source_id: str = HAPI_SOURCE_ID,
+    client: Client | None = None,
 ) -> ReferralHandle:
     """Seed the EHR with Ada's referral Bundle and start its workflow, as the intake API does (``received_ago``
-    back-dates its arrival, so its response deadline may have passed already)."""
+    back-dates its arrival, so its response deadline may have passed already; ``client``: one other than the
+    environment's, e.g. encrypting under another key ring)."""
     bundle = referral_bundle("ada-testpatient-adult-inpatient", discharged_on=discharged_on)
     await hapi.transaction(bundle)
     referral = referral_from_fhir(bundle, source_id=source_id, program_org=program.organization)
@@ -50,7 +52,7 @@ async def start_referral(
     # The test server's clock runs ahead of the wall clock once an earlier test has skipped time.
     received_at = await env.get_current_time() - received_ago
     start = StartReferralInput(key=key, referral=referral, program=program, received_at=received_at)
-    handle = await env.client.start_workflow(ReferralWorkflow.run, start, id=key, task_queue=queue)
+    handle = await (client or env.client).start_workflow(ReferralWorkflow.run, start, id=key, task_queue=queue)
     STARTED.setdefault(queue, []).append(handle)
     return handle
 
