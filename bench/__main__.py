@@ -44,7 +44,7 @@ class Plan:
     lag_samples: int
     page_open: int  # P6 pages: open referrals, of which page_waiting real ones wait for screening
     page_waiting: int
-    page_ghosts: int  # then this many more waiting rows whose workflows do not exist
+    page_more_waiting: int  # then this many more rows turned waiting
     page_requests: int
 
 
@@ -64,7 +64,7 @@ FULL = Plan(
     lag_samples=20,
     page_open=2_000,
     page_waiting=50,
-    page_ghosts=450,
+    page_more_waiting=450,
     page_requests=50,
 )
 QUICK = Plan(
@@ -83,7 +83,7 @@ QUICK = Plan(
     lag_samples=5,
     page_open=500,
     page_waiting=10,
-    page_ghosts=90,
+    page_more_waiting=90,
     page_requests=10,
 )
 
@@ -165,7 +165,7 @@ def summary(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str
         rows.append(("P6 read-model lag p95 ms", f"{r['lag']['p95_ms']:.0f}", "", "", r["lag_goal"]))
     if "p6_pages" in results:
         r = results["p6_pages"]
-        for page in ("caseload", "inbox", "inbox_with_ghosts"):
+        for page in ("caseload", "inbox", "inbox_more_waiting"):
             side = r[page]
             rows.append(
                 (
@@ -203,7 +203,7 @@ async def with_servers(chosen: set[str], plan: Plan) -> dict[str, dict[str, Any]
             results["p6"] = await read_model.measure(servers, *plan_p6)
             read_model.print_table(results["p6"])
             write_result("p6", {"machine": machine(), **results["p6"]})
-            plan_pages = (plan.page_open, plan.page_waiting, plan.page_ghosts, plan.page_requests)
+            plan_pages = (plan.page_open, plan.page_waiting, plan.page_more_waiting, plan.page_requests)
             results["p6_pages"] = await read_model_pages.measure(servers, *plan_pages)
             read_model_pages.print_table(results["p6_pages"])
             write_result("p6_pages", {"machine": machine(), **results["p6_pages"]})

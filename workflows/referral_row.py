@@ -27,6 +27,7 @@ def referral_row(state: ReferralState, version: RowVersion) -> ReferralRow:
         track_id=state.track_id,
         referrer=_referrer(state),
         received_at=state.received_at,
+        from_setting=referral.discharge.from_setting if referral.discharge else None,
         hospital_discharge=_hospital_discharge(state),
         accepted_on=state.treatment_start,
         first_attended=min(s.date for s in attended) if attended else None,
@@ -42,6 +43,7 @@ def referral_row(state: ReferralState, version: RowVersion) -> ReferralRow:
         at_risk=state.at_risk,
         overdue=state.overdue,
         refused_writes=len(state.refused),
+        possible_duplicates=state.possible_duplicates,
         measures=measured.facts() if measured else None,
         person=RowPerson(
             family=patient.family,

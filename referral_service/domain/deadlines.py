@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from referral_service.domain.referral import Referral
-
 STEP_DOWN_SETTINGS = frozenset({"inpatient", "php", "residential"})
 MAX_DAYS_SINCE_DISCHARGE = 30
 
@@ -23,16 +21,16 @@ def follow_up_status(discharge_date: date, first_attended: date | None) -> tuple
     return days <= 7, days <= 30
 
 
-def step_down_ineligibility(referral: Referral, today: date) -> list[str]:
-    """Why this is not a step-down referral the program can take as is (empty: eligible)."""
-    discharge = referral.discharge
-    if discharge is None:
+def step_down_ineligibility(from_setting: str | None, discharge_date: date | None, today: date) -> list[str]:
+    """Why this is not a step-down referral the program can take as is (empty: eligible). ``from_setting`` is
+    None when the referral references no hospital discharge."""
+    if from_setting is None:
         return ["no hospital discharge is referenced"]
     reasons = []
-    if discharge.from_setting not in STEP_DOWN_SETTINGS:
-        reasons.append(f"steps down from {discharge.from_setting}, not inpatient, PHP or residential care")
-    if discharge.discharge_date is None:
+    if from_setting not in STEP_DOWN_SETTINGS:
+        reasons.append(f"steps down from {from_setting}, not inpatient, PHP or residential care")
+    if discharge_date is None:
         reasons.append("the hospital discharge date is unknown")
-    elif (today - discharge.discharge_date).days > MAX_DAYS_SINCE_DISCHARGE:
+    elif (today - discharge_date).days > MAX_DAYS_SINCE_DISCHARGE:
         reasons.append(f"discharged more than {MAX_DAYS_SINCE_DISCHARGE} days ago")
     return reasons

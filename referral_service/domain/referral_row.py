@@ -41,6 +41,7 @@ class ReferralRow(Frozen):
     track_id: str | None = None
     referrer: str | None = None  # who referred by name: the requester (and its organisation) the referral names
     received_at: datetime
+    from_setting: str | None = None  # where the patient steps down from; None: no hospital discharge referenced
     hospital_discharge: date | None = None
     accepted_on: date | None = None
     first_attended: date | None = None
@@ -56,5 +57,6 @@ class ReferralRow(Frozen):
     at_risk: bool = False
     overdue: list[str] = Field(default_factory=list)
     refused_writes: int = 0
+    possible_duplicates: list[str] = Field(default_factory=list)  # keys of open referrals for the same patient
     measures: MeasureFacts | None = None  # accepted onto a track with a hospital discharge date
     person: RowPerson

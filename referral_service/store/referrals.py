@@ -33,6 +33,7 @@ _PLAIN = [
         "name_keys",
         "received_at",
         "next_deadline",
+        "possible_duplicates",
     )
 ]
 
@@ -126,6 +127,7 @@ class ReferralRows:
             "version_at": _microseconds(row.version.at),
             "version_event": row.version.event,
             "measures": row.measures.model_dump(mode="json") if row.measures else None,
+            "possible_duplicates": row.possible_duplicates,
             "person_sealed": self._sealer.seal(person.model_dump_json().encode(), bound_to=row.key),
             "name_keys": " ".join(name_search_keys([person.family or "", *person.given], self._name_secret)),
         }
@@ -183,6 +185,7 @@ class ReferralRows:
             key=values["key"],
             version=RowVersion(at=_from_microseconds(values["version_at"]), event=values["version_event"]),
             measures=MeasureFacts.model_validate(values["measures"]) if values["measures"] else None,
+            possible_duplicates=values["possible_duplicates"] or [],
             person=person,
         )
         return StoredRow(row=row, readable=opened is not None)

@@ -44,6 +44,7 @@ referrals = Table(
     Column("track_id", String(100)),
     Column("referrer", Text),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("from_setting", String(40)),  # 0004
     Column("hospital_discharge", Date),
     Column("accepted_on", Date),
     Column("first_attended", Date),
@@ -59,6 +60,7 @@ referrals = Table(
     Column("at_risk", Boolean, nullable=False),
     Column("overdue", JSON, nullable=False),
     Column("refused_writes", Integer, nullable=False),
+    Column("possible_duplicates", JSON),  # 0004; NULL on rows written before it: none known
     Column("measures", JSON),
     Column("person_sealed", Text, nullable=False),
     Column("name_keys", Text, nullable=False),

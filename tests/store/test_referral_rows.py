@@ -48,6 +48,8 @@ async def test_a_row_reads_back_as_written(engine: Engine):
     rows = rows_on(engine)
     written = row(
         phase="in_treatment",
+        from_setting="php",
+        possible_duplicates=["hapi.SR-0.def"],
         sessions_attended=3,
         hours_attended=9.5,
         next_deadline=AT + timedelta(days=2),
@@ -58,6 +60,18 @@ async def test_a_row_reads_back_as_written(engine: Engine):
     assert stored is not None
     assert stored.readable
     assert stored.row == written
+
+
+async def test_a_row_written_before_the_screening_details_reads_as_having_none(engine: Engine):
+    """Rows from before migration 0004 hold NULL duplicates: the inbox lists them with no flag, not an error."""
+    rows = rows_on(engine)
+    assert await rows.upsert(row())
+    with engine.begin() as db:
+        db.execute(referrals.update().values(possible_duplicates=None))
+    stored = await rows.get(row().key)
+    assert stored is not None
+    assert stored.row.possible_duplicates == []
+    assert stored.row.from_setting is None
 
 
 async def test_an_older_or_repeated_version_never_overwrites_a_newer_one(engine: Engine):

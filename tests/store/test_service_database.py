@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from referral_service.store.audit import AuditQuery, AuditRecord, AuditStore
 from referral_service.store.database import open_database
 from referral_service.store.revocations import SessionRevocations
+from referral_service.store.tables import metadata
 
 RECORD = AuditRecord(
     at="2026-12-01T08:00:00.000000+00:00",
@@ -33,8 +34,12 @@ def test_migrations_make_the_schema_and_a_second_start_changes_nothing(engine: E
     tables = set(inspect(again).get_table_names())
     again.dispose()
     assert {"audit", "revoked_sessions", "referrals", "alembic_version"} <= tables
+    # The migrations leave every table as the queries expect it (a column added to tables.py needs one).
+    for table in metadata.sorted_tables:
+        migrated = {column["name"] for column in inspect(engine).get_columns(table.name)}
+        assert migrated == {column.name for column in table.columns}, table.name
     with engine.connect() as db:
-        assert db.scalar(text("SELECT version_num FROM alembic_version")) == "0003"
+        assert db.scalar(text("SELECT version_num FROM alembic_version")) == "0004"
 
 
 async def test_two_processes_share_one_trail_and_nobody_rewrites_it(engine: Engine, database_url: str):

@@ -41,15 +41,13 @@ from referral_service.api.dashboard.views import (
 from referral_service.api.deps import AppState, AuditDep, ReadModelDep, StateDep
 from referral_service.api.group_routes import GroupSessionInput, GroupSessionResult, RosterEntry, record_roster
 from referral_service.api.measures_routes import default_period, measure
-from referral_service.api.referral_list import FAILED, RowViewer
+from referral_service.api.referral_list import RowViewer
 from referral_service.api.referral_routes import (
-    ReferralSummary,
     failed_referrals,
     find_referrals,
     read_snapshot,
     read_snapshots,
     retry_refused_writes,
-    row_summary,
     run_update,
     send_cancel,
 )
@@ -64,6 +62,7 @@ from referral_service.domain.lifecycle import ENDED, Phase
 from referral_service.domain.program import LevelOfCare, Program, SessionKind, StaffMember, StaffRole, Track
 from referral_service.domain.program_day import Today
 from referral_service.store.audit import AuditQuery
+from referral_service.store.referrals import StoredRow
 from workflows.referral import ASSESSABLE, TEAM_PHASES, ReferralWorkflow
 from workflows.referral_types import (
     CancelInput,
@@ -116,22 +115,17 @@ async def home() -> RedirectResponse:
 @router.get("/inbox", response_class=HTMLResponse)
 async def inbox(request: Request, services: StateDep, read_model: ReadModelDep, q: str = "") -> Response:
     """Referrals waiting for a screening decision (received, screening, waitlisted) from the read model, with the
-    patient as the role may see them; ``q`` searches by patient name or order number. The screening details the
-    row does not carry (where from, possible duplicates, eligibility) come from each waiting referral's snapshot."""
+    patient as the role may see them; ``q`` searches by patient name or order number. Every cell comes from the
+    row (no workflow is asked), so the page costs one query however long the list."""
     text = search_text(q)
     error = None
     try:
         found = await open_rows(read_model, [phase.value for phase in INBOX_PHASES], text, limit=CASELOAD_LIMIT)
     except Exception:  # the database out of reach: show the page, say so
         found, error = [], "the service database is unavailable; reload to retry"
-    snapshots = await read_snapshots(services, (stored.row.key for stored in found))
     viewer = RowViewer(principal_of(request).roles, services.program, failed=await failed_referrals(services))
-    now = datetime.now(UTC)
-    rows = [
-        _inbox_row(row_summary(stored, viewer), snapshots[stored.row.key], now)
-        | {"patient": person_cells(viewer, stored)}
-        for stored in found
-    ]
+    today = Today.at(datetime.now(UTC), services.program.time_zone).day
+    rows = [_inbox_row(stored, viewer, today) | {"patient": person_cells(viewer, stored)} for stored in found]
     return _page(
         request,
         "inbox.html",
@@ -568,34 +562,24 @@ def _reassign_choices(state: ReferralState, track: Track | None) -> dict[str, An
     return {"roles": roles, "staff": sorted(staff, key=lambda m: (roles.index(m.role), m.name))}
 
 
-def _phase(row: ReferralSummary, snapshot: ReferralState | None) -> str | None:
-    """The snapshot's phase (fresher than the search index), unless the workflow failed: then ``failed``."""
-    if row.phase == FAILED or snapshot is None:
-        return row.phase
-    return snapshot.phase.value
-
-
-def _inbox_row(row: ReferralSummary, snapshot: ReferralState | None, now: datetime) -> dict[str, Any]:
-    """One inbox row: codes and dates only (never the patient's name, birth date or identifiers)."""
-    referral = snapshot.referral if snapshot else None
-    discharge = referral.discharge if referral else None
-    phase = _phase(row, snapshot)
-    next_deadline = snapshot.next_deadline if snapshot else row.next_deadline
+def _inbox_row(stored: StoredRow, viewer: RowViewer, today: date) -> dict[str, Any]:
+    """One inbox row from the read model: codes, dates and flags (the patient is ``person_cells``' to show)."""
+    row = stored.row
+    now = datetime.now(UTC)
     return {
         "key": row.key,
-        "phase": phase,
-        "source": row.source,
-        "referrer": row.referrer,  # by name, as the role may see it (the read model's row)
-        "from_setting": discharge.from_setting if discharge else None,
-        "discharge_date": discharge.discharge_date if discharge else None,
-        "next_deadline": next_deadline,
-        "countdown": countdown(next_deadline, now),
-        "overdue": next_deadline is not None and next_deadline < now,
-        "at_risk": snapshot.at_risk if snapshot else row.at_risk,
-        "possible_duplicates": snapshot.possible_duplicates if snapshot else [],
-        "refused_writes": len(snapshot.refused) if snapshot else row.refused_writes,
-        "eligibility": step_down_ineligibility(referral, now.date()) if referral else [],
-        "readable": snapshot is not None,  # False: shown from the search index alone
+        "phase": viewer.phase(stored),
+        "source": row.source_id,
+        "referrer": viewer.referrer(stored),
+        "from_setting": row.from_setting,
+        "discharge_date": row.hospital_discharge,
+        "next_deadline": row.next_deadline,
+        "countdown": countdown(row.next_deadline, now),
+        "overdue": row.next_deadline is not None and row.next_deadline < now,
+        "at_risk": row.at_risk,
+        "possible_duplicates": row.possible_duplicates,
+        "refused_writes": row.refused_writes,
+        "eligibility": step_down_ineligibility(row.from_setting, row.hospital_discharge, today),
     }
 
 
