@@ -137,6 +137,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="hapi-burst-") as tmp:
         folder = Path(tmp)
+        folder.chmod(0o755)  # the cluster's owner (``postgres`` under root) must reach its data folder
         postgres = start_postgres(folder / "pg") if args.postgres else None
         try:
             for number, heap in enumerate(args.heaps):

@@ -19,8 +19,9 @@ BUILD_SCRIPT = REPO_ROOT / "scripts" / "build_hapi.sh"
 STARTUP_TIMEOUT_S = 300.0
 HOST = "127.0.0.1"
 POSTGRES_SETTINGS = REPO_ROOT / "deploy" / "hapi" / "postgres.yaml"
-# Sized for a burst (bench.hapi_burst): with -Xmx1g, 300 referrals' receipt writes arriving at once ran HAPI out
-# of heap (its connection acceptor died); the heap grows only as far as the load takes it.
+# Sized for a burst (python -m bench.hapi_burst): 300 validated conditional Task creates at once took the heap to
+# 1.3 GB (under -Xmx4g); under -Xmx1g back-to-back full collections starved the connection pool and 38 of them
+# got 500. Idle, the heap stays far below the ceiling, which it reaches only under such load.
 DEFAULT_HEAP = "2g"
 
 
