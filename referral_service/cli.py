@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from referral_service import cli_commands
 from referral_service.cli_http import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, ApiClient, CliError, api_url
+from referral_service.devstack import hapi_server
 
 if TYPE_CHECKING:
     from referral_service.config import Settings
@@ -62,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--temporal-port", type=int, default=7233)
     dev.add_argument("--ui-port", type=int, default=8233, help="Temporal web UI port")
     dev.add_argument("--hapi-port", type=int, default=8080)
+    dev.add_argument(
+        "--hapi-heap",
+        default=hapi_server.DEFAULT_HEAP,
+        type=_heap_size,
+        help=f"HAPI's Java heap ceiling, -Xmx (default {hapi_server.DEFAULT_HEAP}: what a burst of writes needs)",
+    )
     dev.add_argument("--api-port", type=int, default=8000)
     dev.add_argument(
         "--demo",
@@ -162,6 +170,13 @@ def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
     return int(text)
+
+
+def _heap_size(text: str) -> str:
+    """A JVM memory size as -Xmx takes it: digits and a unit (k, m, g)."""
+    if not re.fullmatch(r"[1-9]\d*[kmgKMG]", text):
+        raise argparse.ArgumentTypeError(f"expected a size such as 2g or 1536m, not {text!r}")
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -81,7 +81,7 @@ async def run_dev(
     ports = DevPorts(args.temporal_port, args.ui_port, args.hapi_port, args.api_port)
     with listen(settings.api_host, ports.api, "--api-port") as listener:
         async with contextlib.AsyncExitStack() as running:
-            stack = await unless_stopped(stop, running.enter_async_context(servers(settings, ports)))
+            stack = await unless_stopped(stop, running.enter_async_context(servers(settings, ports, args.hapi_heap)))
             if stack is None:
                 return 0
             dev_settings = stack.settings

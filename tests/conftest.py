@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from referral_service.codec import KeyRing, data_converter
 from referral_service.devstack import hapi_server
+from referral_service.devstack.postgres_server import PostgresServer, start_postgres
 from referral_service.devstack.process import free_port
 from referral_service.devstack.temporal_server import binary
 from referral_service.domain.program import Program
@@ -61,6 +63,16 @@ TEST_KEY_RING = KeyRing.from_base64({"test-1": "b6sogQq4cB0m6cllvC80U/URqO8zFKso
 def key_ring() -> KeyRing:
     """The AES key ring the test servers' clients encrypt payloads with."""
     return TEST_KEY_RING
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of this test session (Debian's package) on a free loopback port."""
+    base = Path(tempfile.mkdtemp(prefix="iop-test-pg-"))
+    base.chmod(0o755)  # the cluster's owner (``postgres`` under root) must reach its data folder
+    server = start_postgres(base / "data")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

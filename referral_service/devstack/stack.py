@@ -36,8 +36,11 @@ class DevStack:
 
 
 @contextlib.asynccontextmanager
-async def servers(settings: Settings, ports: DevPorts) -> AsyncIterator[DevStack]:
-    """Start Temporal and HAPI with state under ``settings.state_dir``; stop both on exit, whatever happens.
+async def servers(
+    settings: Settings, ports: DevPorts, hapi_heap: str = hapi_server.DEFAULT_HEAP
+) -> AsyncIterator[DevStack]:
+    """Start Temporal and HAPI (``-Xmx{hapi_heap}``) with state under ``settings.state_dir``; stop both on exit,
+    whatever happens.
 
     Each server is recorded as soon as it is launched and waited for without blocking the event loop, so
     cancelling start-up (a signal while HAPI's JVM boots) stops it too rather than waiting for it or losing it.
@@ -58,7 +61,9 @@ async def servers(settings: Settings, ports: DevPorts) -> AsyncIterator[DevStack
         )
         started.append(temporal)
         jar = await asyncio.to_thread(hapi_server.build_jar)
-        hapi = hapi_server.spawn(jar=jar, port=ports.hapi, log_path=logs / "hapi.log", db_path=state / "hapi-db")
+        hapi = hapi_server.spawn(
+            jar=jar, port=ports.hapi, log_path=logs / "hapi.log", db_path=state / "hapi-db", heap=hapi_heap
+        )
         started.append(hapi)
         # Both boot at once; HAPI's JVM is by far the slower.
         await temporal.until_ready(

@@ -13,6 +13,7 @@ import yaml
 from referral_service.cli import main
 from referral_service.codec import KeyRing
 from referral_service.config import AUTH_ENV, ENV_OVERRIDES, load_settings
+from referral_service.devstack import hapi_server
 from workflows import search_attributes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,8 @@ def _env(service: str) -> dict[str, str]:
 
 
 def _host_ports(service: dict[str, Any]) -> list[str]:
-    return [str(mapping).split(":")[0] for mapping in service.get("ports", [])]
+    """The host side of each ``[ip:]host:container`` mapping."""
+    return [str(mapping).rsplit(":", 1)[0].split(":")[-1] for mapping in service.get("ports", [])]
 
 
 def test_the_stack_has_temporal_on_postgres_hapi_the_api_and_the_worker() -> None:
@@ -62,14 +64,40 @@ def test_every_api_and_worker_process_shares_the_service_database_on_postgresql(
     assert "postgres" in _env("temporal")["DB"]
 
 
-def test_hapi_is_the_test_harness_version_on_postgres_with_request_validation() -> None:
-    pom = (ROOT / "hapi_test_server" / "pom.xml").read_text()
-    [harness_version] = re.findall(r"<hapi.version>([^<]+)</hapi.version>", pom)
-    assert SERVICES["hapi"]["image"].startswith(f"hapiproject/hapi:v{harness_version}")
-    env = _env("hapi")
-    assert env["spring.datasource.url"].startswith("jdbc:postgresql://hapi-db:")
-    assert env["hapi.fhir.validation.requests_enabled"] == "true"
-    assert env["hapi.fhir.fhir_version"] == "R4"
+def test_hapi_is_our_test_server_with_the_settings_file_and_jvm_options_our_launcher_uses() -> None:
+    """One source of truth: compose runs the jar built from hapi_test_server/ (request validation on) with
+    deploy/hapi/postgres.yaml and the JVM options of referral_service/devstack/hapi_server.py."""
+    hapi = SERVICES["hapi"]
+    assert hapi["build"] == "./hapi_test_server"
+    dockerfile = (ROOT / "hapi_test_server" / "Dockerfile").read_text()
+    for built_from_our_sources in ("COPY pom.xml", "COPY src", "mvn "):
+        assert built_from_our_sources in dockerfile
+    assert "-Xmx" not in dockerfile, "the heap is compose's JAVA_TOOL_OPTIONS, as the launcher's"
+    [mount] = hapi["volumes"]
+    host_file, container_file = mount.split(":")[:2]
+    assert (ROOT / host_file).resolve() == hapi_server.POSTGRES_SETTINGS
+    assert hapi["command"] == hapi_server.settings_options(container_file)
+    db = _env("hapi-db")
+    database = hapi_server.HapiDatabase(
+        jdbc_url=f"jdbc:postgresql://hapi-db:5432/{db['POSTGRES_DB']}",
+        username=db["POSTGRES_USER"],
+        password=db["POSTGRES_PASSWORD"],
+    )
+    java_options = " ".join(hapi_server.jvm_options(hapi_server.DEFAULT_HEAP))
+    assert _env("hapi") == {**database.environment(), "JAVA_TOOL_OPTIONS": java_options}
+    assert hapi["depends_on"]["hapi-db"] == {"condition": "service_healthy"}
+
+
+def test_the_hapi_settings_file_selects_postgresql_from_the_variables_the_launchers_set() -> None:
+    settings = yaml.safe_load(hapi_server.POSTGRES_SETTINGS.read_text())
+    datasource = settings["spring"]["datasource"]
+    assert datasource["driver-class-name"] == "org.postgresql.Driver"
+    dialect = settings["spring"]["jpa"]["properties"]["hibernate.dialect"]
+    assert dialect == "ca.uhn.fhir.jpa.model.dialect.HapiFhirPostgresDialect"
+    # Spring resolves ${hapi.db.url} from HAPI_DB_URL in the environment, and so on.
+    placeholders = re.findall(r"\$\{([\w.]+)(?::[^}]*)?\}", hapi_server.POSTGRES_SETTINGS.read_text())
+    variables = {name.upper().replace(".", "_") for name in placeholders}
+    assert variables == set(hapi_server.HapiDatabase(jdbc_url="jdbc:postgresql://h/d", username="u").environment())
 
 
 def test_host_ports_do_not_clash_and_the_temporal_ui_leaves_8080_to_hapi() -> None:
