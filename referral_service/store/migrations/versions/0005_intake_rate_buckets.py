@@ -1,0 +1,17 @@
+"""The intake rate limit's token buckets, one per referring source, shared by every API process."""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+
+
+def upgrade() -> None:
+    op.create_table(
+        "intake_rate_buckets",
+        sa.Column("source_id", sa.String(200), primary_key=True),
+        sa.Column("tokens", sa.Float(53), nullable=False),
+        sa.Column("updated_at", sa.Float(53), nullable=False),
+        sa.Column("granted", sa.Boolean, nullable=False),
+    )
