@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from referral_service.codec import KeyRing, data_converter
 from referral_service.devstack import hapi_server
+from referral_service.devstack.postgres_server import PostgresServer, start_postgres
 from referral_service.devstack.process import free_port
 from referral_service.devstack.temporal_server import binary
 from referral_service.domain.program import Program
@@ -119,6 +121,17 @@ async def time_skipping_env(key_ring: KeyRing) -> AsyncIterator[WorkflowEnvironm
     leftover (its worker gone) could otherwise stall every later module's time skips."""
     async with time_skipping_server(key_ring) as env:
         yield env
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of this test session (Debian's package) on a free loopback port; each test makes
+    its own database in it (``create_database``)."""
+    base = Path(tempfile.mkdtemp(prefix="iop-test-pg-"))
+    base.chmod(0o755)  # the cluster's owner (``postgres`` under root) must reach its data folder
+    server = start_postgres(base / "data")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

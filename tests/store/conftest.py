@@ -1,9 +1,8 @@
-"""The service database under test: SQLite in a folder of the test, and PostgreSQL (Debian's package, a
-cluster of this test session on a free loopback port): the same code must hold on both."""
+"""The service database under test: SQLite in a folder of the test, and PostgreSQL (``postgres`` in
+tests/conftest.py): the same code must hold on both."""
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,17 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from referral_service.devstack.postgres_server import PostgresServer, start_postgres
+from referral_service.devstack.postgres_server import PostgresServer
 from referral_service.store.database import open_database, sqlite_url
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    base = Path(tempfile.mkdtemp(prefix="iop-test-pg-"))
-    base.chmod(0o755)  # the cluster's owner (``postgres`` under root) must reach its data folder
-    server = start_postgres(base / "data")
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
