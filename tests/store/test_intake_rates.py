@@ -4,11 +4,13 @@ taking turns at once, never granting a token twice."""
 
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from referral_service.config import IntakeLimits
+from referral_service.devstack.postgres_server import PostgresServer
 from referral_service.store.database import open_database
 from referral_service.store.intake_rates import IntakeRates
 
@@ -69,3 +71,14 @@ def test_processes_taking_turns_at_once_share_one_burst(database_url: str) -> No
         engine.dispose()
     assert waits.count(0) == 50
     assert all(wait >= 1 for wait in waits if wait)  # each refused one told when to come back
+
+
+def test_on_postgresql_the_buckets_wait_for_no_wal_flush(postgres: PostgresServer) -> None:
+    """UNLOGGED: a commit that touches the buckets alone does not wait for the disk (every intake request)."""
+    name = f"service_{uuid.uuid4().hex[:8]}"
+    postgres.create_database(name)
+    engine = open_database(postgres.url(name))
+    with engine.connect() as db:
+        persistence = db.scalar(text("SELECT relpersistence FROM pg_class WHERE relname = 'intake_rate_buckets'"))
+    engine.dispose()
+    assert persistence == "u"
