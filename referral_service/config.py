@@ -320,6 +320,17 @@ class Settings(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _shared_keys_with_a_shared_database(self) -> Settings:
+        # Every process sealing and reading the shared database's rows must hold the same key ring: the dev
+        # key made under ``state_dir`` is one machine's (or one folder's) alone.
+        if self.codec is None and self.database_url is not None and "postgresql" in self.database().split(":")[0]:
+            raise ValueError(
+                "a PostgreSQL service database is shared by several processes: set [codec] (or IOP_CODEC_KEYS) "
+                "to the key ring they all use"
+            )
+        return self
+
     def source(self, source_id: str) -> SourceSettings:
         for source in self.sources:
             if source.id == source_id:

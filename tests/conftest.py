@@ -134,6 +134,17 @@ async def time_skipping_env(key_ring: KeyRing) -> AsyncIterator[WorkflowEnvironm
 
 
 @pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of this test session (Debian's package) on a free loopback port; each test makes
+    its own database in it (``create_database``)."""
+    base = Path(tempfile.mkdtemp(prefix="iop-test-pg-"))
+    base.chmod(0o755)  # the cluster's owner (``postgres`` under root) must reach its data folder
+    server = start_postgres(base / "data")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 async def hapi_client(hapi_base_url: str) -> AsyncIterator[FhirClient]:
     """The EHR client pointed at the HAPI test server, as the worker uses it."""
     client = FhirClient(SourceConfig(id=HAPI_SOURCE_ID, base_url=hapi_base_url))

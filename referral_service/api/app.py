@@ -30,7 +30,6 @@ from referral_service.api.access import AccessDenied, denied_response, forms_car
 from referral_service.api.audit_trail import AuditTrail
 from referral_service.api.deps import AppState
 from referral_service.api.gate import AccessGate
-from referral_service.api.intake_limits import SourceRateLimiter
 from referral_service.api.intake_metrics import IntakeLatency
 from referral_service.api.security_headers import SecurityHeaders
 from referral_service.api.signin import routes as signin_routes
@@ -41,6 +40,7 @@ from referral_service.domain.metric_names import AUDIT_WRITE_FAILURES
 from referral_service.programs import load_program
 from referral_service.store.audit import AuditStore
 from referral_service.store.database import open_database
+from referral_service.store.intake_rates import IntakeRates
 from referral_service.store.revocations import SessionRevocations
 from referral_service.temporal_client import metric_meter, referral_rows
 from referral_service.tracing import traced_request
@@ -85,6 +85,7 @@ def create_app(settings: Settings, client: Client, *, worker_running: Callable[[
     failures = metric_meter(client).create_counter(*AUDIT_WRITE_FAILURES)
     app.state.audit = AuditStore(app.state.database, on_failure=failures.add)
     app.state.read_model = referral_rows(client, app.state.database)
+    app.state.intake_rates = IntakeRates(app.state.database, settings.intake)
 
     for router in ROUTERS:
         app.include_router(router)
@@ -116,7 +117,6 @@ def _services(settings: Settings, client: Client, worker_running: Callable[[], b
         settings=settings,
         temporal=client,
         program=load_program(settings.program_file),
-        intake_limiter=SourceRateLimiter(settings.intake),
         worker_running=worker_running,
     )
 

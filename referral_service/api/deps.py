@@ -11,13 +11,13 @@ from fastapi import Depends, Request
 from temporalio.client import Client
 
 from referral_service.api import page_tokens
-from referral_service.api.intake_limits import SourceRateLimiter
 from referral_service.config import Settings
 from referral_service.domain.program import Program
 from referral_service.ehr.client import FhirClient
 from referral_service.intake.starts import ReferralStarts
 from referral_service.intake.take_in import Intake
 from referral_service.store.audit import AuditStore
+from referral_service.store.intake_rates import IntakeRates
 from referral_service.store.referrals import ReferralRows
 from referral_service.temporal_client import active_codec_key, patient_match_secret
 
@@ -27,7 +27,6 @@ class AppState:
     settings: Settings
     temporal: Client
     program: Program
-    intake_limiter: SourceRateLimiter
     # Whether this process's Temporal worker is polling; None where the process runs no worker.
     worker_running: Callable[[], bool] | None = None
 
@@ -77,3 +76,12 @@ def _read_model(request: Request) -> ReferralRows:
 
 
 ReadModelDep = Annotated[ReferralRows, Depends(_read_model)]
+
+
+def _intake_rates(request: Request) -> IntakeRates:
+    """The per-source intake rate limit, in the service database every API process shares."""
+    rates: IntakeRates = request.app.state.intake_rates
+    return rates
+
+
+IntakeRatesDep = Annotated[IntakeRates, Depends(_intake_rates)]

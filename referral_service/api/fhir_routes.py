@@ -20,12 +20,13 @@ from fhir_mappings import capability, outcomes
 from fhir_mappings.task_cancellation import cancellation_from_task
 from referral_service.api import referral_workflow
 from referral_service.api.access import may_act_for_source, principal_of
-from referral_service.api.deps import AppState, StateDep
+from referral_service.api.deps import AppState, IntakeRatesDep, StateDep
 from referral_service.api.fhir_responses import fhir_response, intake_response, outcome_response
 from referral_service.api.intake_limits import throttled
 from referral_service.api.sources import source_for
 from referral_service.intake.take_in import Route
 from referral_service.intake.task_answer import task_of
+from referral_service.store.intake_rates import IntakeRates
 from workflows.referral import ReferralWorkflow, cancellable
 from workflows.referral_types import CancelInput, ReferralState
 
@@ -44,21 +45,21 @@ async def metadata(services: StateDep) -> Response:
 
 
 @router.post("/ServiceRequest")
-async def submit_service_request(request: Request, services: StateDep) -> Response:
+async def submit_service_request(request: Request, services: StateDep, rates: IntakeRatesDep) -> Response:
     """Submit one ServiceRequest (absolute or contained references)."""
-    return await _submit(request, services, expected="ServiceRequest")
+    return await _submit(request, services, rates, expected="ServiceRequest")
 
 
 @router.post("")
-async def submit_bundle(request: Request, services: StateDep) -> Response:
+async def submit_bundle(request: Request, services: StateDep, rates: IntakeRatesDep) -> Response:
     """Submit a transaction or collection Bundle holding the ServiceRequest and what it references."""
-    return await _submit(request, services, expected="Bundle")
+    return await _submit(request, services, rates, expected="Bundle")
 
 
 @router.post("/Task")
-async def submit_task(request: Request, services: StateDep) -> Response:
+async def submit_task(request: Request, services: StateDep, rates: IntakeRatesDep) -> Response:
     """Task-based intake (Gravity): the referrer's Task whose ``focus`` is the ServiceRequest in its EHR."""
-    return await _submit(request, services, expected="Task")
+    return await _submit(request, services, rates, expected="Task")
 
 
 @router.get("/Task/{task_id}")
@@ -111,7 +112,7 @@ async def _referral_state(task_id: str, request: Request, services: AppState) ->
     return state
 
 
-async def _submit(request: Request, services: StateDep, *, expected: str) -> Response:
+async def _submit(request: Request, services: AppState, rates: IntakeRates, *, expected: str) -> Response:
     """Push (a ServiceRequest or a Bundle) and the referrer's Task (which names the ServiceRequest in its EHR):
     the caller's source, its rights and rate, then the one intake path."""
     payload = await _read_json(request)
@@ -126,7 +127,7 @@ async def _submit(request: Request, services: StateDep, *, expected: str) -> Res
         return outcome_response([source])
     if not may_act_for_source(principal, source):
         return outcome_response([outcomes.security(f"this token may not submit for {source}", login=False)])
-    busy = throttled(services.intake_limiter, source)
+    busy = await throttled(rates, source)
     if busy is not None:
         return busy
     ehr, now = services.ehr_clients[source], datetime.now(UTC)

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from fhir_mappings import outcomes
 from referral_service.api.access import may_act_for_source, principal_of
 from referral_service.api.audit_trail import note_referrals
-from referral_service.api.deps import StateDep
+from referral_service.api.deps import IntakeRatesDep, StateDep
 from referral_service.api.fhir_responses import intake_response, outcome_response
 from referral_service.api.intake_limits import throttled
 from referral_service.intake.take_in import Route
@@ -27,13 +27,15 @@ router = APIRouter(prefix="/subscriptions", tags=["FHIR intake"])
 
 
 @router.put("/{source_id}/ServiceRequest/{request_id}")
-async def deliver(source_id: str, request_id: str, request: Request, services: StateDep) -> Response:
+async def deliver(
+    source_id: str, request_id: str, request: Request, services: StateDep, rates: IntakeRatesDep
+) -> Response:
     """A rest-hook delivery of one ServiceRequest from ``source_id``."""
     if source_id not in services.ehr_clients:
         return outcome_response([outcomes.not_found(f"no referring EHR {source_id!r} is configured", None)])
     if not may_act_for_source(principal_of(request), source_id):
         return outcome_response([outcomes.security(f"this token may not deliver for {source_id}", login=False)])
-    busy = throttled(services.intake_limiter, source_id)  # each delivery costs an EHR search: held to the rate
+    busy = await throttled(rates, source_id)  # each delivery costs an EHR search: held to the rate
     if busy is not None:
         return busy
     answer = await services.intake.take_in_stored(

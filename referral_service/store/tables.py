@@ -29,6 +29,17 @@ revoked_sessions = Table(
     Column("expires_at", BigInteger, nullable=False),  # seconds since the epoch
 )
 
+# The intake rate limit (``store.intake_rates``): a token bucket per referring source. ``updated_at`` is seconds
+# since the epoch; ``granted`` whether the last request took a token (the upsert hands it back).
+intake_rate_buckets = Table(
+    "intake_rate_buckets",
+    metadata,
+    Column("source_id", String(200), primary_key=True),
+    Column("tokens", Float(53), nullable=False),
+    Column("updated_at", Float(53), nullable=False),
+    Column("granted", Boolean, nullable=False),
+)
+
 # One row per referral (``referral_service.domain.referral_row``), kept current by its workflow. The patient's
 # details are in ``person_sealed`` (AES-256-GCM under the payload key ring) and ``name_keys`` (keyed hashes of
 # each word of the name, for search); nothing else on the row is patient data.

@@ -13,8 +13,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+
 from referral_service.devstack.process import free_port
 from tests.conftest import TEST_KEY_RING
+from tests.polling import eventually
 
 COMMAND = Path(sys.executable).with_name("referral-service")
 
@@ -64,3 +67,20 @@ def running(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=30)
+
+
+async def until_ready(http: httpx.AsyncClient, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait for ``url`` (a ``/readyz``) to answer 200; fail at once, with the log's end, if the process exits."""
+
+    async def ready() -> bool:
+        assert process.poll() is None, f"exited with {process.returncode}:\n{_tail(log)}"
+        try:
+            return (await http.get(url)).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    await eventually(ready, f"{url} ready", patience_s=90)
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:]

@@ -1,5 +1,5 @@
-"""The service database under test: SQLite in a folder of the test, and PostgreSQL (Debian's package, a
-cluster of this test session on a free loopback port): the same code must hold on both."""
+"""The service database under test: SQLite in a folder of the test, and PostgreSQL (``postgres`` in
+tests/conftest.py): the same code must hold on both."""
 
 from __future__ import annotations
 

@@ -40,3 +40,12 @@ def test_an_api_reachable_from_other_machines_needs_auth(monkeypatch):
     monkeypatch.setenv("IOP_AUTH_JWKS_URL", "https://login.example.org/realms/iop/certs")
     monkeypatch.setenv("IOP_AUTH_PROGRAM", "iop-main")
     assert load_settings().auth is not None
+
+
+def test_a_shared_database_needs_a_shared_key_ring(monkeypatch):
+    """On PostgreSQL several processes share the rows: each making its own dev key would seal what the
+    others cannot open."""
+    monkeypatch.delenv("IOP_CODEC_KEYS", raising=False)
+    monkeypatch.setenv("IOP_DATABASE_URL", "postgresql+psycopg://iop@db/iop_service")
+    with pytest.raises(ValidationError, match="key ring they all use"):
+        load_settings()
