@@ -66,16 +66,6 @@ def key_ring() -> KeyRing:
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL cluster of this test session (Debian's package) on a free loopback port."""
-    base = Path(tempfile.mkdtemp(prefix="iop-test-pg-"))
-    base.chmod(0o755)  # the cluster's owner (``postgres`` under root) must reach its data folder
-    server = start_postgres(base / "data")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
 def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("server-logs")
 
