@@ -19,7 +19,10 @@ if [ -x "$out/temporal-server" ] && [ -x "$out/temporal-sql-tool" ]; then
 else
   echo "build_temporal_server: building with $(go version | cut -d' ' -f3) (first build ~9 min, ~4 GB of caches)" >&2
   start=$(date +%s)
-  staging="$(mktemp -d "$root/build/temporal-server.XXXXXX" 2>/dev/null || { mkdir -p "$root/build"; mktemp -d "$root/build/temporal-server.XXXXXX"; })"
+  mkdir -p "$root/build"
+  # Built beside the final folder, then moved there: an interrupted build never looks finished.
+  staging="$(mktemp -d "$root/build/temporal-server.XXXXXX")"
+  chmod 755 "$staging"
   trap 'rm -rf "$staging"' EXIT
   # GOTOOLCHAIN=local: an older Go fails here with the version it needs instead of silently downloading one.
   (cd "$module" && GOTOOLCHAIN=local go build -trimpath -buildvcs=false -o "$staging/" \
