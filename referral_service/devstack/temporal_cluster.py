@@ -117,7 +117,7 @@ def start_cluster(
 ) -> TemporalCluster:
     """Set up the databases (skipping what exists), start the four services (free ports unless given), and
     register the namespace and the referral search attributes; stop the services on any failure.
-    ``history_shards`` is fixed once the databases exist: Temporal refuses to start with another count."""
+    ``history_shards`` is fixed once the databases exist: Temporal then keeps the recorded count and warns."""
     temporal = temporal or build()
     for database, schema in SCHEMAS.items():
         _set_up_schema(temporal, postgres, database, schema)
