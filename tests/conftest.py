@@ -29,7 +29,7 @@ from referral_service.programs import load_program
 from referral_service.temporal_client import register_search_attributes
 from workflows import search_attributes
 
-SERVER_FIXTURES = frozenset({"hapi_base_url", "temporal_env", "time_skipping_env"})
+SERVER_FIXTURES = frozenset({"hapi_base_url", "temporal_env", "time_skipping_env", "temporal_cluster"})
 HAPI_SOURCE_ID = "hapi-test"
 _exit_status: list[int] = []
 

@@ -28,6 +28,11 @@ class PostgresServer:
     def create_database(self, name: str) -> None:
         _run([str(_bin_dir() / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, name])
 
+    def has_database(self, name: str) -> bool:
+        query = "SELECT datname FROM pg_database"
+        argv = [str(_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-d", "postgres"]
+        return name in _run([*argv, "-At", "-c", query]).splitlines()
+
     def stop(self) -> None:
         self.process.stop()
 
@@ -40,6 +45,8 @@ def start_postgres(data_dir: Path, port: int | None = None) -> PostgresServer:
         _own(data_dir)
         _run([str(_bin_dir() / "initdb"), "-D", str(data_dir), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8"])
     argv = [str(_bin_dir() / "postgres"), "-D", str(data_dir), "-p", str(port), "-h", "127.0.0.1", "-k", str(data_dir)]
+    # The default 100 connections do not leave room for a Temporal cluster's four services (up to 30 each).
+    argv += ["-c", "max_connections=200"]
     process = ManagedProcess.start("postgresql", _as_owner(argv), data_dir.parent / "postgresql.log")
     server = PostgresServer(process=process, port=port)
     process.wait_ready(lambda: _accepts(port), timeout_s=30)
@@ -65,10 +72,11 @@ def _own(data_dir: Path) -> None:
         data_dir.chmod(0o700)
 
 
-def _run(argv: list[str]) -> None:
+def _run(argv: list[str]) -> str:
     done = subprocess.run(_as_owner(argv), capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ServerStartError(f"{Path(argv[0]).name} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
 
 
 def _accepts(port: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,11 +19,25 @@ class ServerStartError(RuntimeError):
     """A server did not become ready; the message names it and where its log is."""
 
 
-def free_port() -> int:
-    """A loopback port that is free right now (the OS picks it)."""
+def free_port(below: int | None = None) -> int:
+    """A loopback port that is free right now: the OS picks it, or, with ``below``, one under that bound (the
+    OS picks from its ephemeral range, 32768 and up here, too high for a server that stores its port as a
+    signed 16-bit number)."""
+    if below is None:
+        return _bind_free(0)
+    for _ in range(100):
+        with contextlib.suppress(OSError):
+            return _bind_free(_random.randrange(10_000, below))
+    raise ServerStartError(f"no free loopback port found below {below}")
+
+
+def _bind_free(port: int) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         return int(sock.getsockname()[1])
+
+
+_random = random.SystemRandom()
 
 
 @dataclass

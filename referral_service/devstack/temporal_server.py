@@ -22,14 +22,18 @@ def binary(name: str) -> str:
     return found
 
 
+def search_attribute_types() -> dict[str, str]:
+    """Every custom attribute the workflows upsert, by name, with its type as the ``temporal`` CLI spells it."""
+    # KEYWORD -> Keyword, KEYWORD_LIST -> KeywordList
+    return {
+        key.name: "".join(part.title() for part in key.indexed_value_type.name.split("_"))
+        for key in search_attributes.ALL
+    }
+
+
 def search_attribute_args() -> list[str]:
-    """``--search-attribute Name=Type`` for every custom attribute the workflows upsert."""
-    args: list[str] = []
-    for key in search_attributes.ALL:
-        # KEYWORD -> Keyword, KEYWORD_LIST -> KeywordList, as the CLI spells types
-        kind = "".join(part.title() for part in key.indexed_value_type.name.split("_"))
-        args += ["--search-attribute", f"{key.name}={kind}"]
-    return args
+    """``--search-attribute Name=Type`` for every custom attribute the workflows upsert (``start-dev``)."""
+    return [arg for name, kind in search_attribute_types().items() for arg in ("--search-attribute", f"{name}={kind}")]
 
 
 def accepts_connections(port: int) -> bool:
