@@ -29,7 +29,8 @@ from referral_service.programs import load_program
 from referral_service.temporal_client import register_search_attributes
 from workflows import search_attributes
 
-SERVER_FIXTURES = frozenset({"hapi_base_url", "temporal_env", "time_skipping_env", "temporal_cluster"})
+SERVER_FIXTURES = frozenset({"hapi_base_url", "temporal_env", "time_skipping_env", "temporal_cluster", "deployment"})
+DEPLOYED_STAGE = "tests/deployed/"
 HAPI_SOURCE_ID = "hapi-test"
 _exit_status: list[int] = []
 
@@ -38,6 +39,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+    # The deployed stage runs after the main suite (a stable sort: each part keeps its own order).
+    items.sort(key=lambda item: item.nodeid.startswith(DEPLOYED_STAGE))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

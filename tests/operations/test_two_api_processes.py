@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.config import AuthSettings
@@ -46,13 +47,13 @@ class TwoApis:
     a: str
     b: str
     provider: OidcProvider
-    env: WorkflowEnvironment
+    temporal: Client  # the cluster both processes use (the test ends what it started)
 
     def bearer(self, *roles: str, **claims: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.provider.access_token(*roles, **claims)}"}
 
 
-def _auth_env(auth: AuthSettings) -> dict[str, str]:
+def auth_env(auth: AuthSettings) -> dict[str, str]:
     """``[auth]`` as a deployment passes it, in ``IOP_AUTH_*`` variables (the session key a secret)."""
     assert auth.session_key is not None
     assert auth.public_base_url is not None
@@ -96,7 +97,7 @@ async def apis(
     ports = {"a": int(common["IOP_API_PORT"]), "b": free_port()}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     # Behind a proxy both would have one public address; here it is A's, and the test routes to B by hand.
-    common |= _auth_env(sign_in_settings(provider, urls["a"])) | {"IOP_DATABASE_URL": postgres.url(database)}
+    common |= auth_env(sign_in_settings(provider, urls["a"])) | {"IOP_DATABASE_URL": postgres.url(database)}
 
     def own(name: str) -> dict[str, str]:
         port = {"IOP_API_PORT": str(ports[name])} if name in ports else {}
@@ -113,7 +114,7 @@ async def apis(
             await until_ready(
                 http, f"http://127.0.0.1:{common['IOP_WORKER_HEALTH_PORT']}/readyz", worker, folder / "worker.log"
             )
-        yield TwoApis(urls["a"], urls["b"], provider, temporal_env)
+        yield TwoApis(urls["a"], urls["b"], provider, temporal_env.client)
 
 
 def _on(base: str, url: str) -> str:
@@ -177,7 +178,7 @@ async def test_a_referral_posted_to_one_process_is_listed_decided_and_shown_thro
             seen = await eventually(b_entries_on_a, "B's decision in the audit trail A reads")
             assert ("system-1", "POST /fhir") in seen  # and A's own intake beside it
         finally:
-            await terminate_when_idle(apis.env.client.get_workflow_handle(key), "test ended")
+            await terminate_when_idle(apis.temporal.get_workflow_handle(key), "test ended")
 
 
 async def test_a_sources_burst_split_across_both_processes_is_limited_as_one(apis: TwoApis):

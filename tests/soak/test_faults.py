@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import random
@@ -21,18 +20,14 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.service import RPCError
+from temporalio.client import Client
 
 from fhir_mappings.referral_in import referral_from_fhir
 from referral_service.codec import KeyRing, data_converter
 from referral_service.devstack import hapi_server, temporal_server
 from referral_service.devstack.process import ManagedProcess, free_port
-from referral_service.domain.discharge import Discharge, DischargeReason
-from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import Program
 from referral_service.domain.referral import referral_key
 from referral_service.ehr.client import FhirClient
@@ -42,18 +37,13 @@ from referral_service.temporal_client import referral_rows
 from tests.conftest import HAPI_SOURCE_ID
 from tests.program_day import program_today
 from tests.referrals import referral_bundle
-from tests.workflows.stories import session, written
+from tests.soak.lifecycle import SESSIONS, lifecycle, tally
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import (
-    DischargeInput,
-    FollowUpInput,
-    ReferralState,
-    ScreeningDecisionInput,
     StartReferralInput,
 )
 
 REFERRALS = int(os.environ.get("IOP_SOAK_REFERRALS", "16"))
-SESSIONS = 3
 CONCURRENCY = 8
 KILLS = max(6, REFERRALS // 4)
 CLI = Path(sys.executable).with_name("referral-service")
@@ -127,48 +117,6 @@ async def _start(client: Client, hapi: FhirClient, program: Program, queue: str)
     return key
 
 
-async def _update(client: Client, key: str, update: Any, arg: Any, update_id: str) -> ReferralState:
-    """An update that survives a dead worker or a restarting server: retried under the same update id, so
-    Temporal applies it once however many times it is sent."""
-    handle = client.get_workflow_handle_for(ReferralWorkflow.run, key)
-    while True:
-        try:
-            result: ReferralState = await handle.execute_update(
-                update, arg, id=update_id, rpc_timeout=timedelta(seconds=15)
-            )
-            return result
-        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
-            await asyncio.sleep(1)
-
-
-async def _phase(client: Client, key: str) -> Phase | None:
-    with contextlib.suppress(RPCError):
-        handle = client.get_workflow_handle_for(ReferralWorkflow.run, key)
-        return (await handle.query(ReferralWorkflow.snapshot, rpc_timeout=timedelta(seconds=10))).phase
-    return None
-
-
-async def _until_phase(client: Client, key: str, phase: Phase) -> None:
-    while await _phase(client, key) != phase:  # noqa: ASYNC110 - polling another process's state
-        await asyncio.sleep(1)
-
-
-async def _lifecycle(client: Client, key: str, discharged_on: Any, program: Program) -> None:
-    accept = ScreeningDecisionInput(decision="accept", track_id="adult-mh")
-    await _update(client, key, ReferralWorkflow.decide, accept, f"{key}/accept")
-    for n in range(1, SESSIONS + 1):
-        await _update(client, key, ReferralWorkflow.record_session, session(n, after=discharged_on), f"{key}/s{n}")
-    # The program's today: the last session's day (no session or discharge may be dated after it).
-    done = DischargeInput(discharge=Discharge(reason=DischargeReason.COMPLETED, date=program_today(program=program)))
-    await _update(client, key, ReferralWorkflow.discharge, done, f"{key}/discharge")
-    await _until_phase(client, key, Phase.AFTERCARE)
-    for day in (7, 30):
-        await _update(
-            client, key, ReferralWorkflow.record_follow_up, FollowUpInput(day=day, reached=True), f"{key}/f{day}"
-        )
-    await _until_phase(client, key, Phase.CLOSED)
-
-
 async def _chaos(stack: Stack, faults: Faults, running: asyncio.Event, seed: int) -> None:
     """SIGKILL the worker at random moments (a worker takes ~2 s to start, so at least 4 s apart), up to
     ``KILLS`` times; one EHR outage after the second kill, one Temporal restart after the fourth."""
@@ -214,7 +162,7 @@ async def test_nothing_is_lost_or_duplicated_under_kills_outages_and_restarts(
 
         async def one(key: str) -> None:
             async with limit:
-                await _lifecycle(client, key, discharged_on, program)
+                await lifecycle(client, key, discharged_on, program)
 
         await asyncio.gather(*(one(key) for key in keys))
         running.clear()
@@ -222,37 +170,19 @@ async def test_nothing_is_lost_or_duplicated_under_kills_outages_and_restarts(
         if stack.worker is None or not stack.worker.running:
             stack.start_worker()
 
-        lost, duplicated, resources, stale_rows = [], [], 0, []
         rows = referral_rows(client, open_database(sqlite_url(tmp_path / "service.sqlite")))  # the worker's
-        for key in keys:
-            handle = client.get_workflow_handle_for(ReferralWorkflow.run, key)
-            state = await handle.query(ReferralWorkflow.snapshot)
-            # The read model converged despite the kills: the row the killed and restarted workers left is
-            # the row the finished workflow gives (the version aside).
-            stored, final = await rows.get(key), await handle.query(ReferralWorkflow.row)
-            if stored is None or stored.row.model_copy(update={"version": final.version}) != final:
-                stale_rows.append(key)
-            if state.phase != Phase.CLOSED:
-                lost.append(key)
-            encounters = [w for w in state.writes.values() if w.resource_type == "Encounter"]
-            if len(encounters) != SESSIONS:
-                lost.append(f"{key}: {len(encounters)} encounters")
-            for write_key, write in state.writes.items():
-                found = await written(hapi, write.resource_type, write_key)
-                resources += len(found)
-                if len(found) != 1:
-                    duplicated.append(f"{write.resource_type} {write_key}: {len(found)}")
+        found = await tally(client, hapi, keys, rows)
         await hapi.aclose()
         print(
             f"\nsoak: {REFERRALS} referrals in {time.monotonic() - started:.0f}s; faults: {faults.kills} worker kills, "
             f"{faults.ehr_outages} EHR outages, {faults.temporal_restarts} Temporal restarts; "
-            f"{resources} resources in HAPI; lost {len(lost)}, duplicated {len(duplicated)}, "
-            f"read-model rows not converged {len(stale_rows)}"
+            f"{found.resources} resources in HAPI; lost {len(found.lost)}, duplicated {len(found.duplicated)}, "
+            f"read-model rows not converged {len(found.stale_rows)}"
         )
         assert faults.ehr_outages == 1
         assert faults.temporal_restarts == 1
-        assert lost == []
-        assert duplicated == []
-        assert stale_rows == []
+        assert found.lost == []
+        assert found.duplicated == []
+        assert found.stale_rows == []
     finally:
         stack.stop_all()
