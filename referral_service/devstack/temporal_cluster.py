@@ -70,6 +70,11 @@ class ServicePorts:
         return cls(grpc=free_port(), membership=membership, metrics=free_port(), http=free_port())
 
 
+def server_arguments(config_file: str, service: str) -> list[str]:
+    """``temporal-server``'s arguments for one service; docker-compose gives its containers the same."""
+    return ["--config-file", config_file, "--allow-no-auth", "start", "--service", service]
+
+
 @dataclass
 class TemporalCluster:
     build: TemporalBuild
@@ -85,15 +90,7 @@ class TemporalCluster:
 
     def start_service(self, name: str) -> ManagedProcess:
         """Start one service (again, after a kill: same ports, same config) and wait until it takes connections."""
-        argv = [
-            str(self.build.server),
-            "--config-file",
-            str(CONFIG_FILE),
-            "--allow-no-auth",
-            "start",
-            "--service",
-            name,
-        ]
+        argv = [str(self.build.server), *server_arguments(str(CONFIG_FILE), name)]
         ports = self.ports[name]
         env = {**self.env, "PROMETHEUS_ENDPOINT": f"127.0.0.1:{ports.metrics}"}
         process = ManagedProcess.start(f"Temporal {name}", argv, self.log_dir / f"temporal-{name}.log", env)
