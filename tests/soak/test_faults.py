@@ -151,7 +151,8 @@ async def test_nothing_is_lost_or_duplicated_under_kills_outages_and_restarts(
     try:
         stack.start_worker()
         client = await Client.connect(f"127.0.0.1:{stack.temporal_port}", data_converter=data_converter(key_ring))
-        hapi = FhirClient(SourceConfig(id=HAPI_SOURCE_ID, base_url=stack.hapi_url))
+        # A long timeout: the referrals are put into HAPI by this test, on a machine the soak keeps busy.
+        hapi = FhirClient(SourceConfig(id=HAPI_SOURCE_ID, base_url=stack.hapi_url, timeout_seconds=120))
         started = time.monotonic()
         discharged_on = program_today(program=program) - timedelta(days=SESSIONS)
         keys = [await _start(client, hapi, program, stack.queue) for _ in range(REFERRALS)]
