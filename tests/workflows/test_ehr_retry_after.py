@@ -1,7 +1,9 @@
 """An EHR that answers ``429``/``503`` with ``Retry-After`` (our HAPI test server's throttle switch, test only): the
 receipt Task's write is handed back to Temporal and retried no sooner than the EHR asked (longer than the retry
-policy's first interval, so the policy alone would come back too early), and it lands once. Real Temporal dev server
-(real time: the wait is the behaviour under test), real worker, real HAPI."""
+policy's first interval, so the policy alone would come back too early), and it lands once. Two things wait it out,
+each enough alone: the source's throttle holds its calls off, and the activity's retry is delayed by it
+(tests/unit/test_ehr_failures.py pins that one); without both the write is retried too early. Real Temporal dev
+server (real time: the wait is the behaviour under test), real worker, real HAPI."""
 
 from __future__ import annotations
 
