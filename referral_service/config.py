@@ -28,6 +28,7 @@ from referral_service.ehr.smart_backend_auth import (
     require_secure_url,
 )
 from referral_service.ehr.source import SourceConfig
+from referral_service.ehr.throttle import CallLimits, SourceThrottle
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "placeholder", "xxx"})
 DEFAULT_STATE_DIR = Path(".iop-state")
@@ -87,6 +88,24 @@ class SmartBackendSettings(BaseModel):
         )
 
 
+class EhrCallLimits(BaseModel):
+    """Back-pressure toward one EHR (``referral_service.ehr.throttle``): calls in flight per process, calls a
+    second (``burst`` at once after a quiet spell), and how long a call waits for room before its activity is
+    handed back to Temporal to retry later. ``shared``: the per-second budget is one for the whole deployment (a
+    token bucket in the service database, ``database_url``), for an EHR that limits the service as a whole."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_in_flight: int = Field(default=8, ge=1, le=1000)
+    per_second: float = Field(default=50.0, gt=0)
+    burst: int = Field(default=10, ge=1)
+    max_wait_seconds: float = Field(default=20.0, gt=0, le=300)
+    shared: bool = False
+
+    def call_limits(self) -> CallLimits:
+        return CallLimits(self.max_in_flight, self.per_second, self.burst, self.max_wait_seconds, self.shared)
+
+
 class SourceSettings(BaseModel):
     """One referring EHR (a FHIR R4 server): where it is and how to talk to it."""
 
@@ -107,6 +126,7 @@ class SourceSettings(BaseModel):
     # Polling intake: a Temporal Schedule searches this EHR for new or changed ServiceRequests.
     poll: bool = False
     poll_interval_seconds: int = Field(default=900, ge=1)
+    limits: EhrCallLimits = EhrCallLimits()
 
     @model_validator(mode="after")
     def _tokens_stay_encrypted(self) -> SourceSettings:
@@ -123,7 +143,13 @@ class SourceSettings(BaseModel):
             auth=self.client_auth,
             writable=dict(self.writable),
             program_references=tuple(self.program_references),
+            throttle=self.throttle,
         )
+
+    @functools.cached_property
+    def throttle(self) -> SourceThrottle:
+        """This source's call limits, made once: every client of the source in this process shares them."""
+        return SourceThrottle(self.id, self.limits.call_limits())
 
     @functools.cached_property
     def client_auth(self) -> SmartBackendAuth | None:

@@ -53,6 +53,8 @@ SAFE_KEYS = frozenset(
         "scope",  # SMART system scopes granted to the service: no patient data
         "missing_scope",
         "expires_in",
+        "reason",  # why the dev stack restarted a child server (devstack.supervisor): our own words
+        "backoff_s",
         # an audit record (referral_service.store.audit): staff and system ids, roles, a route template, a
         # code, and the caller's network address (a workstation's or an EHR's, never a patient's)
         "at",

@@ -29,6 +29,7 @@ from referral_service.intake.take_in import Intake
 from referral_service.lifetime import StartupError, activity_grace
 from referral_service.programs import load_program
 from referral_service.store.database import open_database, scratch_database
+from referral_service.store.ehr_rates import share_rates
 from referral_service.temporal_client import (
     missing_search_attributes,
     patient_match_secret,
@@ -48,7 +49,8 @@ class SearchAttributesMissingError(StartupError):
 
 
 def ehr_clients(settings: Settings) -> dict[str, FhirClient]:
-    """One pooled client per configured referring EHR."""
+    """One pooled client per configured referring EHR, within its call limits (shared ones through the database)."""
+    share_rates(settings.database(), [source.throttle for source in settings.sources])
     return {source.id: FhirClient(source.connection()) for source in settings.sources}
 
 

@@ -18,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from fhir_mappings import searchset
+from referral_service.activities.ehr_failures import activity_error
 from referral_service.domain.referral import Referral
 from referral_service.ehr.client import FhirClient
 from referral_service.ehr.errors import FhirError
@@ -79,5 +80,5 @@ class IntakePollActivities:
                 stamps = [datetime.fromisoformat(stamp) for stamp in searchset.last_updated(page)]
                 found.until = max([*stamps, *([found.until] if found.until else [])], default=None)
         except FhirError as error:
-            raise ApplicationError(str(error), type=type(error).__name__, non_retryable=not error.retryable) from None
+            raise activity_error(error, non_retryable=not error.retryable) from None
         return found

@@ -26,6 +26,7 @@ from temporalio.exceptions import ApplicationError
 
 from fhir_mappings import capability, careplan, careteam, document, encounter, observation, outreach, task
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
+from referral_service.activities.ehr_failures import activity_error
 from referral_service.domain.assessment import AssessmentRecord
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.careteam import CareTeamAssignment
@@ -252,7 +253,7 @@ class WritebackActivities:
             return await self._put(client, request.key, resource)
         except FhirError as error:
             if not _refused_for_good(client, error):
-                raise _activity_error(error) from None
+                raise activity_error(error) from None
             report = RefusalReport(refusal=_refused(client, resource["resourceType"], error))
         if resource["resourceType"] in document.NOTE_TYPE:  # a refused plan or session still reaches the chart
             try:
@@ -261,7 +262,7 @@ class WritebackActivities:
                 )
             except FhirError as error:
                 if not _refused_for_good(client, error):
-                    raise _activity_error(error) from None
+                    raise activity_error(error) from None
                 report.fallback_refusal = _refused(client, "DocumentReference", error)
         refusal = report.refusal
         raise ApplicationError(
@@ -309,7 +310,7 @@ class WritebackActivities:
                 statement = await client.capabilities()
             except FhirError as error:
                 if not _refused_for_good(client, error):
-                    raise _activity_error(error) from None
+                    raise activity_error(error) from None
                 log.warning("ehr capabilities unreadable", source_id=client.source.id, status=error.status)
                 return True
             self._updatable[client.source.id] = capability.updatable_types(statement)
@@ -354,8 +355,3 @@ def _refused(client: FhirClient, resource_type: str, error: FhirError) -> Refusa
         attempt=refusal.attempts,
     )
     return refusal
-
-
-def _activity_error(error: FhirError) -> ApplicationError:
-    """A failure Temporal retries with the workflow's backoff (whatever refuses for good is ``REFUSED``)."""
-    return ApplicationError(str(error), type=type(error).__name__)

@@ -17,6 +17,7 @@ from referral_service.ehr.client import FhirClient
 from referral_service.intake.starts import ReferralStarts
 from referral_service.intake.take_in import Intake
 from referral_service.store.audit import AuditStore
+from referral_service.store.ehr_rates import share_rates
 from referral_service.store.intake_rates import IntakeRates
 from referral_service.store.referrals import ReferralRows
 from referral_service.temporal_client import active_codec_key, patient_match_secret
@@ -44,6 +45,7 @@ class AppState:
     @cached_property
     def ehr_clients(self) -> dict[str, FhirClient]:
         """One pooled client per referring EHR, for intake's reads (closed when the API stops)."""
+        share_rates(self.settings.database(), [source.throttle for source in self.settings.sources])
         return {source.id: FhirClient(source.connection()) for source in self.settings.sources}
 
     @cached_property

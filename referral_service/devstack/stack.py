@@ -12,10 +12,11 @@ from typing import TypeVar
 
 from referral_service.config import Settings, SourceSettings
 from referral_service.devstack import hapi_server, temporal_server
-from referral_service.devstack.process import ManagedProcess
+from referral_service.devstack.supervisor import Child, SupervisionPolicy, Supervisor
 from referral_service.lifetime import exit_if_still_running_after, require_free
 
 LOCAL_SOURCE_ID = "hapi-local"
+DEFAULT_SUPERVISION = SupervisionPolicy()
 T = TypeVar("T")
 
 
@@ -33,14 +34,18 @@ class DevStack:
 
     settings: Settings
     hapi_base_url: str
+    supervisor: Supervisor
 
 
 @contextlib.asynccontextmanager
 async def servers(
-    settings: Settings, ports: DevPorts, hapi_heap: str = hapi_server.DEFAULT_HEAP
+    settings: Settings,
+    ports: DevPorts,
+    hapi_heap: str = hapi_server.DEFAULT_HEAP,
+    supervision: SupervisionPolicy = DEFAULT_SUPERVISION,
 ) -> AsyncIterator[DevStack]:
-    """Start Temporal and HAPI (``-Xmx{hapi_heap}``) with state under ``settings.state_dir``; stop both on exit,
-    whatever happens.
+    """Start Temporal and HAPI (``-Xmx{hapi_heap}``) with state under ``settings.state_dir``, restart either if it
+    dies or stops answering (``supervisor``); stop both on exit, whatever happens.
 
     Each server is recorded as soon as it is launched and waited for without blocking the event loop, so
     cancelling start-up (a signal while HAPI's JVM boots) stops it too rather than waiting for it or losing it.
@@ -51,26 +56,37 @@ async def servers(
     require_free("127.0.0.1", ports.temporal, "--temporal-port")
     require_free("127.0.0.1", ports.temporal_ui, "--ui-port")
     require_free("127.0.0.1", ports.hapi, "--hapi-port")
-    started: list[ManagedProcess] = []
+    children: list[Child] = []
+    supervising: asyncio.Task[None] | None = None
     try:
-        temporal = temporal_server.spawn(
+        spawn_temporal = functools.partial(
+            temporal_server.spawn,
             port=ports.temporal,
             ui_port=ports.temporal_ui,
             db_file=state / "temporal.sqlite",
             log_path=logs / "temporal.log",
         )
-        started.append(temporal)
-        jar = await asyncio.to_thread(hapi_server.build_jar)
-        hapi = hapi_server.spawn(
-            jar=jar, port=ports.hapi, log_path=logs / "hapi.log", db_path=state / "hapi-db", heap=hapi_heap
+        temporal_ready = functools.partial(temporal_server.accepts_connections, ports.temporal)
+        children.append(
+            Child("Temporal", spawn_temporal, temporal_ready, temporal_server.STARTUP_TIMEOUT_S, spawn_temporal())
         )
-        started.append(hapi)
-        # Both boot at once; HAPI's JVM is by far the slower.
-        await temporal.until_ready(
-            functools.partial(temporal_server.accepts_connections, ports.temporal), temporal_server.STARTUP_TIMEOUT_S
+        jar = await asyncio.to_thread(hapi_server.build_jar)
+        spawn_hapi = functools.partial(
+            hapi_server.spawn,
+            jar=jar,
+            port=ports.hapi,
+            log_path=logs / "hapi.log",
+            db_path=state / "hapi-db",
+            heap=hapi_heap,
         )
         base_url = hapi_server.base_url(ports.hapi)
-        await hapi.until_ready(functools.partial(hapi_server.metadata_ready, base_url), hapi_server.STARTUP_TIMEOUT_S)
+        hapi_ready = functools.partial(hapi_server.metadata_ready, base_url)
+        children.append(Child("HAPI", spawn_hapi, hapi_ready, hapi_server.STARTUP_TIMEOUT_S, spawn_hapi()))
+        # Both boot at once; HAPI's JVM is by far the slower.
+        for child in children:
+            await child.process.until_ready(child.probe, child.startup_timeout_s)
+        supervisor = Supervisor(children, supervision)
+        supervising = asyncio.create_task(supervisor.run(), name="the dev stack's supervisor")
         # Polled every minute too, so a ServiceRequest written straight into HAPI shows up as a referral.
         local = SourceSettings(id=LOCAL_SOURCE_ID, base_url=base_url, poll=True, poll_interval_seconds=60)
         yield DevStack(
@@ -83,12 +99,17 @@ async def servers(
                 }
             ),
             hapi_base_url=base_url,
+            supervisor=supervisor,
         )
     finally:
+        if supervising is not None:
+            supervising.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervising
         # Independent servers by now (the worker and the API are gone): stop them side by side, in what is
         # left of the grace period once in-flight activities had theirs (lifetime.activity_grace).
         grace_s = settings.shutdown_grace_seconds / 4
-        await asyncio.gather(*(asyncio.to_thread(server.stop, grace_s) for server in started))
+        await asyncio.gather(*(asyncio.to_thread(child.process.stop, grace_s) for child in children))
 
 
 def stop_on_signals(grace_s: float) -> asyncio.Event:

@@ -228,6 +228,20 @@ class FhirClient:
         The span names the source, method, resource type and status only: never the URL, whose search
         parameters may carry a patient's identifier.
         """
+        if self.source.throttle is None:
+            return await self._send_now(method, url, params=params, body=body, headers=headers)
+        async with self.source.throttle.call():
+            return await self._send_now(method, url, params=params, body=body, headers=headers)
+
+    async def _send_now(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: httpx.QueryParams | None,
+        body: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
         content = json.dumps(body).encode() if body is not None else None
         resource_type = self._relative(httpx.URL(url)).split("/", 1)[0].split("?", 1)[0] or "(base)"
         with _TRACER.start_as_current_span(
@@ -250,7 +264,11 @@ class FhirClient:
         if self._observer is not None:
             self._observer(_exchange(method, self._relative(response.request.url), response))
         if response.status_code >= 300:
-            raise error_from_response(response)
+            error = error_from_response(response)
+            if isinstance(error, TransientError) and error.retry_after and self.source.throttle is not None:
+                # Every call to this source waits it out, not just this one's retry.
+                await self.source.throttle.hold_off(error.retry_after)
+            raise error
         return response
 
     async def _write_result(self, response: httpx.Response, resource_type: str) -> WriteResult:

@@ -88,6 +88,11 @@ class TransientError(FhirError):
         self.retry_after = retry_after
 
 
+class ThrottledError(TransientError):
+    """Not sent: the source's call limits (``referral_service.ehr.throttle``) had no room for it within their
+    wait; ``retry_after`` says when to try again."""
+
+
 class PermanentError(FhirError):
     """Any other 4xx (bad request, forbidden, unsupported), or a response that is not FHIR. Not
     retryable."""

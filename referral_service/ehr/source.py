@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from referral_service.ehr.throttle import SourceThrottle
+
 
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
@@ -25,6 +27,7 @@ class SourceConfig:
     writable: Mapping[str, bool] = field(default_factory=dict, compare=False)
     # Relative references (``Type/id``) by which this EHR names the program as a performer.
     program_references: tuple[str, ...] = ()
+    throttle: SourceThrottle | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.id.strip():

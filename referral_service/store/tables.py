@@ -76,3 +76,13 @@ referrals = Table(
     Column("person_sealed", Text, nullable=False),
     Column("name_keys", Text, nullable=False),
 )
+
+# A token bucket per EHR whose call rate the whole deployment shares (0005); times are seconds since the epoch.
+ehr_rate_buckets = Table(
+    "ehr_rate_buckets",
+    metadata,
+    Column("source_id", String(100), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("refilled_at", Float, nullable=False),
+    Column("blocked_until", Float, nullable=False),  # no token before then: the EHR's Retry-After
+)

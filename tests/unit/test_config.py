@@ -49,3 +49,23 @@ def test_a_shared_database_needs_a_shared_key_ring(monkeypatch):
     monkeypatch.setenv("IOP_DATABASE_URL", "postgresql+psycopg://iop@db/iop_service")
     with pytest.raises(ValidationError, match="key ring they all use"):
         load_settings()
+
+
+def test_source_limits_have_defaults_and_every_client_of_a_source_shares_them(tmp_path):
+    config = tmp_path / "service.toml"
+    config.write_text(
+        '[[sources]]\nid = "a"\nbase_url = "https://a.example/fhir"\n'
+        '[[sources]]\nid = "b"\nbase_url = "https://b.example/fhir"\n'
+        "[sources.limits]\nmax_in_flight = 2\nper_second = 5\nshared = true\n"
+    )
+    a, b = load_settings(config).sources
+    assert (a.limits.max_in_flight, a.limits.per_second, a.limits.shared) == (8, 50.0, False)
+    assert (b.limits.max_in_flight, b.limits.per_second, b.limits.shared) == (2, 5.0, True)
+    assert b.connection().throttle is b.connection(timeout_seconds=3).throttle is b.throttle
+    assert b.throttle.limits.shared
+    assert b.throttle is not a.throttle
+    config.write_text(
+        '[[sources]]\nid = "a"\nbase_url = "https://a.example/fhir"\n[sources.limits]\nmax_in_flight = 0\n'
+    )
+    with pytest.raises(ValidationError, match="max_in_flight"):
+        load_settings(config)

@@ -13,7 +13,9 @@ import org.springframework.web.server.ResponseStatusException;
 /**
  * TEST ONLY: {@code POST /admin/refusals} with {@code {"CarePlan": 422, "Task": 403}} makes every write of those
  * resource types answer that status (400-599) with an OperationOutcome, until the next POST ({@code {}}: none);
- * {@code GET /admin/refusals} says what is refused now. Outside /fhir, so FHIR clients never see it.
+ * {@code GET /admin/refusals} says what is refused now. {@code POST /admin/refusals/throttle} with
+ * {@code {"status": 429, "retryAfterSeconds": 2, "writes": 3}} throttles the next 3 writes of any type (status 429
+ * or 503, with that Retry-After); {@code GET} says how many are left. Outside /fhir, so FHIR clients never see it.
  */
 @RestController
 @RequestMapping("/admin/refusals")
@@ -29,6 +31,23 @@ public class RefusalAdmin {
 	@GetMapping
 	public Map<String, Integer> current() {
 		return refusals.current();
+	}
+
+	public record Throttle(int status, int retryAfterSeconds, int writes) {}
+
+	@GetMapping("/throttle")
+	public Map<String, Integer> throttled() {
+		return Map.of("writes", refusals.throttledWrites());
+	}
+
+	@PostMapping("/throttle")
+	public Map<String, Integer> throttle(@RequestBody Throttle wanted) {
+		if ((wanted.status() != 429 && wanted.status() != 503) || wanted.retryAfterSeconds() < 0 || wanted.writes() < 0) {
+			throw new ResponseStatusException(
+					HttpStatus.BAD_REQUEST, "expected {\"status\": 429 or 503, \"retryAfterSeconds\": n, \"writes\": n}");
+		}
+		refusals.throttle(wanted.status(), wanted.retryAfterSeconds(), wanted.writes());
+		return throttled();
 	}
 
 	@PostMapping

@@ -10,6 +10,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.hl7.fhir.r4.model.OperationOutcome;
 import org.hl7.fhir.r4.model.StringType;
 import org.springframework.stereotype.Component;
@@ -18,6 +19,8 @@ import org.springframework.stereotype.Component;
  * TEST ONLY: a fault switch that makes this server refuse every write of chosen resource types with a chosen
  * HTTP status and a real OperationOutcome, as a production EHR refuses writes it will not take (validation,
  * permissions, unknown references). Off by default (nothing is refused); set through {@link RefusalAdmin}.
+ * It can also throttle: the next N writes (any type) answer 429 or 503 with a Retry-After header, as an EHR or
+ * its gateway answers a client that calls too fast, and are not written.
  */
 @Component
 @Interceptor
@@ -26,6 +29,9 @@ public class RefusalSwitch {
 			Set.of(RestOperationTypeEnum.CREATE, RestOperationTypeEnum.UPDATE, RestOperationTypeEnum.PATCH);
 
 	private final Map<String, Integer> refusals = new ConcurrentHashMap<>();
+	private final AtomicInteger throttledWrites = new AtomicInteger();
+	private volatile int throttleStatus = 429;
+	private volatile int retryAfterSeconds = 1;
 
 	/** Resource type to HTTP status: what is refused now. */
 	public Map<String, Integer> current() {
@@ -38,9 +44,28 @@ public class RefusalSwitch {
 		refusals.putAll(wanted);
 	}
 
+	/** The next {@code writes} writes answer {@code status} with {@code Retry-After: retryAfter}. */
+	public synchronized void throttle(int status, int retryAfter, int writes) {
+		throttleStatus = status;
+		retryAfterSeconds = retryAfter;
+		throttledWrites.set(writes);
+	}
+
+	/** How many writes are still to be throttled. */
+	public int throttledWrites() {
+		return throttledWrites.get();
+	}
+
 	@Hook(Pointcut.SERVER_INCOMING_REQUEST_PRE_HANDLED)
 	public void refuseWrites(RequestDetails request, RestOperationTypeEnum operation) {
 		String type = request.getResourceName();
+		if (WRITES.contains(operation) && throttledWrites.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
+			String text = "Throttled by the HAPI test server's fault switch (test only): retry after "
+					+ retryAfterSeconds + " s";
+			BaseServerResponseException throttled = BaseServerResponseException.newInstance(throttleStatus, text);
+			throttled.addResponseHeader("Retry-After", Integer.toString(retryAfterSeconds));
+			throw throttled;
+		}
 		Integer status = type == null || !WRITES.contains(operation) ? null : refusals.get(type);
 		if (status == null) {
 			return;
