@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
@@ -56,43 +56,26 @@ async def _submit(http: httpx.AsyncClient, bundle: dict[str, object]) -> str:
         await asyncio.sleep(1)
 
 
-async def _faults(deployment: Deployment, done: asyncio.Event, log: list[str]) -> None:
-    """One after another, a few seconds apart: each process SIGKILLed and started again on its state."""
+async def _faults(deployment: Deployment, killed: list[str]) -> None:
+    """One after another, a few seconds apart: each process SIGKILLed, then started again on its state."""
+    worker, api, temporal = deployment.workers[0], deployment.apis[1], deployment.temporal
+    postgres_port = deployment.postgres.port
 
-    async def restart_postgres() -> None:
-        port = deployment.postgres.port
-        deployment.postgres.process.kill()
-        await asyncio.sleep(2)
-        deployment.postgres = await asyncio.to_thread(start_postgres, deployment.state_dir / "postgres", port)
+    def start_postgres_again() -> None:
+        deployment.postgres = start_postgres(deployment.state_dir / "postgres", postgres_port)
 
-    async def restart(name: str, kill: Callable[[], None], start: Callable[[], Awaitable[None]]) -> None:
-        kill()
-        await asyncio.sleep(2)
-        await start()
-        log.append(name)
-
-    worker, api = deployment.workers[0], deployment.apis[1]
-    history = deployment.temporal.services["history"]
-
-    async def start_worker() -> None:
-        worker.start()
-
-    async def start_api() -> None:
-        api.start()
-
-    async def start_history() -> None:
-        await asyncio.to_thread(deployment.temporal.start_service, "history")
-
-    faults = [
-        ("worker-1", worker.kill, start_worker),
-        ("api-2", api.kill, start_api),
-        ("temporal history", history.kill, start_history),
-        ("postgresql", lambda: None, restart_postgres),
+    faults: list[tuple[str, Callable[[], None], Callable[[], object]]] = [
+        ("worker-1", worker.kill, worker.start),
+        ("api-2", api.kill, api.start),
+        ("temporal history", temporal.services["history"].kill, lambda: temporal.start_service("history")),
+        ("postgresql", deployment.postgres.process.kill, start_postgres_again),
     ]
     for name, kill, start in faults:
         await asyncio.sleep(6)
-        await restart(name, kill, start)
-    done.set()
+        kill()
+        await asyncio.sleep(2)
+        await asyncio.to_thread(start)
+        killed.append(name)
 
 
 async def test_nothing_is_lost_duplicated_or_stuck_when_each_process_is_killed(
@@ -107,11 +90,10 @@ async def test_nothing_is_lost_duplicated_or_stuck_when_each_process_is_killed(
     hospital = {"Authorization": f"Bearer {deployed_oidc.access_token('referring-system', source=HAPI_SOURCE_ID)}"}
     proxy = EitherApi(deployment.api_urls)
     killed: list[str] = []
-    faults_done = asyncio.Event()
     async with httpx.AsyncClient(
         base_url=deployment.api_urls[0], transport=proxy, headers=hospital, timeout=30
     ) as http:
-        chaos = asyncio.create_task(_faults(deployment, faults_done, killed))
+        chaos = asyncio.create_task(_faults(deployment, killed))
         limit = asyncio.Semaphore(CONCURRENCY)
 
         async def one() -> str:
