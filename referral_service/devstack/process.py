@@ -67,6 +67,18 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by every live process of its session (it is the session leader:
+        a server's workers count, e.g. PostgreSQL's backends), plus the children they have reaped. Linux /proc."""
+        ticks = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):  # a process that ended while we looked
+                # Fields after the parenthesised name: state is [0], session [3], utime..cstime [11:15].
+                fields = stat.read_text().rpartition(")")[2].split()
+                if int(fields[3]) == self.process.pid:
+                    ticks += sum(int(field) for field in fields[11:15])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def wait_ready(self, probe: Callable[[], bool], timeout_s: float) -> None:
         """Poll ``probe`` until it is true; fail fast if the process dies first."""
         deadline = time.monotonic() + timeout_s
