@@ -54,7 +54,9 @@ class BenchCluster:
             for table, size in self.postgres.rows(database, query):
                 group = "visibility" if database == VISIBILITY_DATABASE else "state"
                 groups["history" if table in HISTORY_TABLES else group] += int(size)
-        processes = {**self.temporal.services, "postgresql": self.postgres.process}
+        # "worker" there is Temporal's own worker service (archival, replication), not ours.
+        processes = {f"temporal {name}": process for name, process in self.temporal.services.items()}
+        processes["postgresql"] = self.postgres.process
         return Reading(groups, {name: process.cpu_seconds() for name, process in processes.items()})
 
 
@@ -102,14 +104,16 @@ def projection(
 
 def print_costs(result: dict[str, Any]) -> None:
     full, p = result["cluster_full_program"], result["cluster_projection"]
-    kib = ", ".join(f"{group} {size / 1024:,.0f}" for group, size in full["bytes"].items())
-    print(f"  cluster ({result['history_shards']} history shards), one full program in PostgreSQL (KiB): {kib}")
+    print(
+        f"  cluster ({result['history_shards']} history shards), one full program in PostgreSQL (KiB):"
+        f" {_kib(full['bytes'])}"
+    )
     for row in result["levels"]:
         opened, updated = row["cluster_per_opened"], row["cluster_per_update"]
         cpu = ", ".join(f"{name} {ms:.1f}" for name, ms in updated["cpu_ms"].items())
         print(
-            f"  {row['open']:>7,} open: {opened['bytes']['total'] / 1024:,.1f} KiB per referral opened,"
-            f" {updated['bytes']['total'] / 1024:,.1f} KiB per update; CPU ms per update: {cpu}"
+            f"  {row['open']:>7,} open: KiB per referral opened {_kib(opened['bytes'])}; per update"
+            f" {_kib(updated['bytes'])}; CPU ms per update: {cpu}"
         )
     storage = ", ".join(f"{group} {gb:,.1f}" for group, gb in p["storage_gb"].items())
     cores = ", ".join(f"{name} {c:.2f}" for name, c in p["peak_cores"].items())
@@ -120,3 +124,7 @@ def print_costs(result: dict[str, Any]) -> None:
         f" {p['shards_for_executions']:.0f}, x{SHARD_GROWTH} growth); workers {p['workers']}"
         f" ({p['worker_cores_at_peak']:.2f} cores at the peak)"
     )
+
+
+def _kib(groups: dict[str, float]) -> str:
+    return ", ".join(f"{group} {size / 1024:,.1f}" for group, size in groups.items())
