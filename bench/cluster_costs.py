@@ -80,7 +80,12 @@ def projection(
 ) -> dict[str, Any]:
     """Storage, history shards and workers for ``open_referrals``, from the cluster's own per-referral costs:
     ``full_program`` (bytes of one whole program) and ``top_level`` (CPU per update and the Temporal-only
-    round trip at the largest level measured)."""
+    round trip at the largest level measured). One program's visibility row is smaller than the page the
+    table grows by, so its bytes come from the referrals opened at the top level (one row each) when larger."""
+    opened = top_level["cluster_per_opened"]["bytes"]
+    per_referral = {group: full_program["bytes"][group] for group in ("history", "state")}
+    per_referral["visibility"] = max(full_program["bytes"]["visibility"], opened["visibility"])
+    per_referral["total"] = sum(per_referral.values())
     updates_per_day = open_referrals * updates_per_referral / lifetime_days
     peak_updates_per_s = updates_per_day / (PEAK_HOURS_PER_DAY * 3600)
     cpu_ms = top_level["cluster_per_update"]["cpu_ms"]
@@ -91,7 +96,7 @@ def projection(
     worker_cores = peak_updates_per_s * top_level["cpu_ms_per_update"] / 1000
     return {
         "open_referrals": open_referrals,
-        "storage_gb": {group: open_referrals * size / 1e9 for group, size in full_program["bytes"].items()},
+        "storage_gb": {group: open_referrals * size / 1e9 for group, size in per_referral.items()},
         "peak_updates_per_s": peak_updates_per_s,
         "peak_cores": {name: peak_updates_per_s * ms / 1000 for name, ms in cpu_ms.items()},
         "shards_for_rate": shards_for_rate,
