@@ -97,6 +97,10 @@ def projection(
     return {
         "open_referrals": open_referrals,
         "storage_gb": {group: open_referrals * size / 1e9 for group, size in per_referral.items()},
+        # A whole program's CPU spread over its lifetime: what the cluster spends on average.
+        "average_cores": {
+            name: open_referrals * ms / 1000 / (lifetime_days * 86_400) for name, ms in full_program["cpu_ms"].items()
+        },
         "peak_updates_per_s": peak_updates_per_s,
         "peak_cores": {name: peak_updates_per_s * ms / 1000 for name, ms in cpu_ms.items()},
         "shards_for_rate": shards_for_rate,
@@ -122,8 +126,10 @@ def print_costs(result: dict[str, Any]) -> None:
         )
     storage = ", ".join(f"{group} {gb:,.1f}" for group, gb in p["storage_gb"].items())
     cores = ", ".join(f"{name} {c:.2f}" for name, c in p["peak_cores"].items())
+    average = sum(p["average_cores"].values())
     print(
         f"  projected for {p['open_referrals']:,} open on the cluster: storage (GB) {storage};"
+        f" {average:.3f} cluster cores on average;"
         f" peak {p['peak_updates_per_s']:.1f} updates/s (a day's in {PEAK_HOURS_PER_DAY:g} h), cores at the peak:"
         f" {cores}; shards {p['history_shards']} (rate {p['shards_for_rate']:.2f}, executions"
         f" {p['shards_for_executions']:.0f}, x{SHARD_GROWTH} growth); workers {p['workers']}"
