@@ -80,11 +80,13 @@ def projection(
 ) -> dict[str, Any]:
     """Storage, history shards and workers for ``open_referrals``, from the cluster's own per-referral costs:
     ``full_program`` (bytes of one whole program) and ``top_level`` (CPU per update and the Temporal-only
-    round trip at the largest level measured). One program's visibility row is smaller than the page the
-    table grows by, so its bytes come from the referrals opened at the top level (one row each) when larger."""
+    round trip at the largest level measured). History is one whole program's. State and visibility are
+    the referrals opened at the top level (thousands of rows): one program's state delta is mostly the task
+    tables' high-water mark (rows inserted, then deleted), which the cluster reuses and which does not grow
+    with the referrals, and its one visibility row is smaller than the page the table grows by."""
     opened = top_level["cluster_per_opened"]["bytes"]
-    per_referral = {group: full_program["bytes"][group] for group in ("history", "state")}
-    per_referral["visibility"] = max(full_program["bytes"]["visibility"], opened["visibility"])
+    per_referral = {"history": full_program["bytes"]["history"]}
+    per_referral |= {group: opened[group] for group in ("state", "visibility")}
     per_referral["total"] = sum(per_referral.values())
     updates_per_day = open_referrals * updates_per_referral / lifetime_days
     peak_updates_per_s = updates_per_day / (PEAK_HOURS_PER_DAY * 3600)

@@ -278,8 +278,6 @@ async def measure(servers: Servers, levels: tuple[int, ...], round_trips: int) -
     costs: dict[str, Any] = {}
     async with create_worker(client, queue, {HAPI_SOURCE_ID: servers.hapi}) as worker:
         cache = int(worker.config().get("max_cached_workflows") or 0)
-        if cluster:  # a table's first rows allocate its first pages, index pages and maps: not a program's cost
-            await full_program(servers, program, queue)
         before = await asyncio.to_thread(cluster.read) if cluster else None
         history = await full_program(servers, program, queue)
         if cluster and before:
