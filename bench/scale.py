@@ -18,7 +18,10 @@ Worker RSS (this process, which is the worker plus its client) is read after eac
 
 Besides: one complete 12-week program plus aftercare (as P2 runs it) gives the history size and events per
 referral over every run of its continue-as-new chain, and from those a projection for 100,000 open
-referrals on a Temporal cluster.
+referrals on a Temporal cluster. On the cluster itself (``--temporal cluster``) it also reads what each step
+costs the cluster (bench/cluster_costs.py): PostgreSQL bytes for the full program, per referral opened and
+per update, and CPU per update of each Temporal service and of PostgreSQL; the projection is then redone
+from those.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
+from bench import cluster_costs
 from bench.intake import distribution, seeded
 from bench.lifecycle import PROGRAM_DISCHARGE_DAY, discharged_on, run_program, story_start
 from bench.servers import Servers
@@ -232,9 +236,14 @@ async def full_program(servers: Servers, program: Program, queue: str) -> dict[s
     raise RuntimeError("the program's history is not listed")
 
 
+def lifetime_of(program: Program) -> int:
+    """Days a referral stays open: the program, then aftercare until the last follow-up."""
+    return PROGRAM_DISCHARGE_DAY + max(program.deadlines.follow_up_days)
+
+
 def projection(history: dict[str, Any], levels: list[dict[str, Any]], cache: int, program: Program) -> dict[str, Any]:
     """100,000 open referrals on a cluster, from the per-referral figures measured here."""
-    lifetime_days = PROGRAM_DISCHARGE_DAY + max(program.deadlines.follow_up_days)
+    lifetime_days = lifetime_of(program)
     lifetime_s = lifetime_days * 86_400
     actions = sum(history["actions"].values())
     # Memory per referral held in the worker's cache: from the largest level the cache holds whole.
@@ -265,18 +274,32 @@ async def measure(servers: Servers, levels: tuple[int, ...], round_trips: int) -
     trips = RoundTrips(servers, referral, program)
     keys: list[str] = []
     rows: list[dict[str, Any]] = []
+    cluster = servers.cluster
+    costs: dict[str, Any] = {}
     async with create_worker(client, queue, {HAPI_SOURCE_ID: servers.hapi}) as worker:
         cache = int(worker.config().get("max_cached_workflows") or 0)
+        before = await asyncio.to_thread(cluster.read) if cluster else None
         history = await full_program(servers, program, queue)
+        if cluster and before:
+            costs["cluster_full_program"] = cluster_costs.per_unit(before, await asyncio.to_thread(cluster.read), 1)
         rss_before = rss_mb()
         for level in levels:
+            opened_from, before = len(keys), await asyncio.to_thread(cluster.read) if cluster else None
             started = time.perf_counter()
             await open_more(client, queue, referral, program, keys, level)
             opened_s = time.perf_counter() - started
+            opened = await asyncio.to_thread(cluster.read) if cluster else None
             trips.attended, trips.excused, trips.direct, trips.cpu_per_update = [], [], [], []
             await trips.sample(client, keys, round_trips)
+            if cluster and before and opened:
+                per_referral = cluster_costs.per_unit(before, opened, level - opened_from)
+                per_update = cluster_costs.per_unit(
+                    opened, await asyncio.to_thread(cluster.read), 2 * (round_trips + 1)
+                )
+                costs[f"level_{level}"] = {"cluster_per_opened": per_referral, "cluster_per_update": per_update}
             rows.append(
                 {
+                    **costs.pop(f"level_{level}", {}),
                     "open": level,
                     "seconds_to_open": opened_s,
                     "attended_update": distribution(trips.attended),
@@ -289,7 +312,13 @@ async def measure(servers: Servers, levels: tuple[int, ...], round_trips: int) -
             )
             print_level(rows[-1])
     top = rows[-1]
+    if cluster:
+        full = costs["cluster_full_program"]
+        updates = history["actions"].get("updates", 0)
+        costs["history_shards"] = cluster.history_shards
+        costs["cluster_projection"] = cluster_costs.projection(PROJECTED_OPEN, lifetime_of(program), updates, full, top)
     return {
+        **costs,
         "figure": "P3 scale",
         "levels": rows,
         "round_trips_per_level": round_trips,
@@ -339,3 +368,5 @@ def print_table(result: dict[str, Any]) -> None:
         f" referral: {p['workers_to_cache_every_open_referral']} workers of {WORKER_RSS_BUDGET_MB:,} MB keep every"
         f" one cached (the worker caches {p['worker_cache_size']:,} by default)"
     )
+    if "cluster_projection" in result:
+        cluster_costs.print_costs(result)

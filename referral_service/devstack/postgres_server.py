@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,12 +30,22 @@ class PostgresServer:
         _run([str(_bin_dir() / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, name])
 
     def has_database(self, name: str) -> bool:
-        query = "SELECT datname FROM pg_database"
-        argv = [str(_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-d", "postgres"]
-        return name in _run([*argv, "-At", "-c", query]).splitlines()
+        return [name] in self.rows("postgres", "SELECT datname FROM pg_database")
+
+    def rows(self, database: str, query: str) -> list[list[str]]:
+        """``query``'s rows through ``psql``, each a list of its columns as text."""
+        argv = [str(_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-d", database]
+        return [line.split("|") for line in _run([*argv, "-At", "-c", query]).splitlines()]
 
     def stop(self) -> None:
         self.process.stop()
+
+
+def reachable_folder(prefix: str) -> Path:
+    """A new temporary folder the cluster's owner (``postgres`` under root) can reach, for its data folder."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)
+    return folder
 
 
 def start_postgres(data_dir: Path, port: int | None = None) -> PostgresServer:

@@ -5,9 +5,7 @@ in a temporary folder."""
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from temporalio.client import Client
@@ -15,7 +13,7 @@ from temporalio.client import Client
 from referral_service.codec import data_converter
 from referral_service.config import dev_key_ring
 from referral_service.devstack.deployed import DeployedPorts, Deployment, deploy
-from referral_service.devstack.postgres_server import start_postgres
+from referral_service.devstack.postgres_server import reachable_folder, start_postgres
 from referral_service.devstack.process import ServerStartError, free_port
 from referral_service.devstack.temporal_cluster import TemporalBuild, TemporalCluster, build, start_cluster
 from referral_service.ehr.client import FhirClient
@@ -36,7 +34,7 @@ def temporal_build() -> TemporalBuild:
 
 @pytest.fixture(scope="session")
 def temporal_cluster(temporal_build: TemporalBuild) -> Iterator[TemporalCluster]:
-    state = _reachable_folder("iop-test-temporal-cluster-")
+    state = reachable_folder("iop-test-temporal-cluster-")
     postgres = start_postgres(state / "postgres")
     try:
         cluster = start_cluster(postgres, state, temporal=temporal_build)
@@ -65,7 +63,7 @@ async def deployment(deployed_oidc: OidcProvider, temporal_build: TemporalBuild)
         apis=(free_port(), free_port()),
         worker_health=(free_port(), free_port()),
     )
-    state = await asyncio.to_thread(_reachable_folder, "iop-deployed-")
+    state = await asyncio.to_thread(reachable_folder, "iop-deployed-")
     auth = auth_env(sign_in_settings(deployed_oidc, f"http://127.0.0.1:{ports.apis[0]}"))
     sources = [{"id": HAPI_SOURCE_ID, "base_url": "(the deployment's HAPI)"}]
     running = await deploy(state, ports, settings={"sources": sources}, extra_env=auth)
@@ -85,10 +83,3 @@ async def deployed_hapi(deployment: Deployment) -> AsyncIterator[FhirClient]:
     client = FhirClient(SourceConfig(id=HAPI_SOURCE_ID, base_url=deployment.hapi_base_url))
     yield client
     await client.aclose()
-
-
-def _reachable_folder(prefix: str) -> Path:
-    """A new folder the PostgreSQL cluster's owner (``postgres`` under root) can reach."""
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
-    folder.chmod(0o755)
-    return folder
