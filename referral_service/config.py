@@ -134,8 +134,9 @@ class SourceSettings(BaseModel):
             require_secure_url(str(self.base_url), f"source {self.id!r} base_url (it is sent bearer tokens)")
         return self
 
-    def connection(self, *, timeout_seconds: float | None = None) -> SourceConfig:
-        """How the EHR client reaches this source (``timeout_seconds`` overrides, e.g. for a quick probe)."""
+    def connection(self, *, timeout_seconds: float | None = None, throttled: bool = True) -> SourceConfig:
+        """How the EHR client reaches this source (``timeout_seconds`` overrides, e.g. for a quick probe; a probe
+        is not ``throttled``: it must answer within its orchestrator's timeout, not queue behind a burst's writes)."""
         return SourceConfig(
             id=self.id,
             base_url=str(self.base_url).rstrip("/"),
@@ -143,7 +144,7 @@ class SourceSettings(BaseModel):
             auth=self.client_auth,
             writable=dict(self.writable),
             program_references=tuple(self.program_references),
-            throttle=self.throttle,
+            throttle=self.throttle if throttled else None,
         )
 
     @functools.cached_property

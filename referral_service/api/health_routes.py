@@ -53,7 +53,7 @@ async def _ehr(source: SourceSettings) -> tuple[str, str]:
     until someone fixes them) or ``unreachable``, with the PHI-free error."""
     name = f"ehr:{source.id}"
     try:
-        async with FhirClient(source.connection(timeout_seconds=_PROBE_SECONDS)) as client:
+        async with FhirClient(source.connection(timeout_seconds=_PROBE_SECONDS, throttled=False)) as client:
             await client.capabilities()
     except FhirError as error:
         refused = isinstance(error, AuthError) or (error.status == 403 and source.auth is not None)

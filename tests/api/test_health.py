@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.api.app import create_app
-from referral_service.config import Settings, SourceSettings
+from referral_service.config import EhrCallLimits, Settings, SourceSettings
 from referral_service.devstack.process import free_port
 from tests.api_server import service_settings
 from tests.conftest import HAPI_SOURCE_ID
@@ -82,3 +82,20 @@ async def test_an_ehr_refusing_our_credentials_shows_as_such(
     assert checks[f"ehr:{HAPI_SOURCE_ID}"] == "ok"
     assert checks["ehr:wrong-key"].startswith("credentials refused (HTTP 400: token request failed: invalid_client")
     assert checks["ehr:tokens-refused"].startswith("credentials refused (HTTP 401"), checks
+
+
+async def test_readiness_does_not_queue_behind_a_burst_of_ehr_writes(
+    hapi_base_url: str, temporal_env: WorkflowEnvironment
+) -> None:
+    """Every EHR call slot taken (a burst's writes in flight): the probe still reaches HAPI and says ready,
+    rather than waiting for a slot and answering "unreachable" to an orchestrator that then pulls the process."""
+    settings = service_settings(hapi_base_url, "health")
+    [source] = settings.sources
+    busy = source.model_copy(update={"limits": EhrCallLimits(max_in_flight=1, max_wait_seconds=1)})
+    settings = settings.model_copy(update={"sources": (busy,)})
+
+    async with _client(settings, temporal_env) as api, busy.throttle.call():  # the one slot, held
+        ready = await api.get("/readyz")
+
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"][f"ehr:{HAPI_SOURCE_ID}"] == "ok"

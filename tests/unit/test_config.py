@@ -62,6 +62,7 @@ def test_source_limits_have_defaults_and_every_client_of_a_source_shares_them(tm
     assert (a.limits.max_in_flight, a.limits.per_second, a.limits.shared) == (8, 50.0, False)
     assert (b.limits.max_in_flight, b.limits.per_second, b.limits.shared) == (2, 5.0, True)
     assert b.connection().throttle is b.connection(timeout_seconds=3).throttle is b.throttle
+    assert b.connection(timeout_seconds=3, throttled=False).throttle is None  # /readyz's probe waits on nobody
     assert b.throttle.limits.shared
     assert b.throttle is not a.throttle
     config.write_text(
