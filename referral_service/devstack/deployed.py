@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -184,7 +183,7 @@ def _service_env(
         "IOP_CONFIG": str(settings_file),
         "IOP_TEMPORAL_ADDRESS": temporal.address,
         "IOP_DATABASE_URL": postgres.url(SERVICE_DATABASE),
-        "IOP_CODEC_KEYS": json.dumps(json.loads((state_dir / "codec-keys.json").read_text())),
+        "IOP_CODEC_KEYS": (state_dir / "codec-keys.json").read_text(),  # the ring's JSON, as dev_key_ring wrote it
         "IOP_LOG_FORMAT": "json",
     }
 

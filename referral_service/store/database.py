@@ -15,7 +15,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -38,6 +39,12 @@ def open_database(url: str) -> Engine:
         engine = create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
     migrate(engine)
     return engine
+
+
+def insert_into(engine: Engine, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An ``INSERT`` that takes ``ON CONFLICT`` clauses: SQLite and PostgreSQL both have them, each under its own
+    dialect's construct."""
+    return postgresql.insert(table) if engine.dialect.name == "postgresql" else sqlite.insert(table)
 
 
 def scratch_database() -> Engine:

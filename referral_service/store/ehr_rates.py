@@ -13,10 +13,9 @@ import time
 from collections.abc import Callable, Iterable
 
 from sqlalchemy import ColumnElement, Engine, case, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from referral_service.ehr.throttle import CallLimits, SourceThrottle
-from referral_service.store.database import open_database
+from referral_service.store.database import insert_into, open_database
 from referral_service.store.tables import ehr_rate_buckets as buckets
 
 
@@ -69,10 +68,9 @@ class SharedRate:
     def _make_row(self) -> None:
         if self._row_made:
             return
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
         row = {"source_id": self._source_id, "tokens": self._burst, "refilled_at": self._clock(), "blocked_until": 0.0}
         with self._engine.begin() as db:
-            db.execute(dialect.insert(buckets).values(row).on_conflict_do_nothing())
+            db.execute(insert_into(self._engine, buckets).values(row).on_conflict_do_nothing())
         self._row_made = True
 
 

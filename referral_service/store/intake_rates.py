@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import ColumnElement, Engine, case, literal
-from sqlalchemy.dialects import postgresql, sqlite
 
 from referral_service.config import IntakeLimits
+from referral_service.store.database import insert_into
 from referral_service.store.tables import intake_rate_buckets as buckets
 
 
@@ -30,7 +30,6 @@ class IntakeRates:
         self._burst = float(limits.burst)
         self._per_second = limits.per_source_per_minute / 60
         self._clock = clock
-        self._dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
 
     async def retry_after(self, source_id: str) -> int:
         """Take a token for ``source_id``: 0 when granted, else whole seconds until one is free."""
@@ -44,7 +43,7 @@ class IntakeRates:
             buckets.c.tokens + _greatest(literal(0.0), literal(now) - buckets.c.updated_at) * self._per_second,
         )
         whole = refilled >= 1
-        insert = self._dialect.insert(buckets).values(
+        insert = insert_into(self._engine, buckets).values(
             source_id=source_id, tokens=self._burst - 1, updated_at=now, granted=True
         )
         statement = insert.on_conflict_do_update(

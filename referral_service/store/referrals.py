@@ -12,11 +12,11 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Engine, Row, Text, and_, cast, delete, func, or_, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 
 from referral_service.domain.measures import MeasureFacts
 from referral_service.domain.patient_match import name_search_keys
 from referral_service.domain.referral_row import ReferralRow, RowPerson, RowVersion
+from referral_service.store.database import insert_into
 from referral_service.store.sealing import Sealer
 from referral_service.store.tables import referrals
 
@@ -103,8 +103,7 @@ class ReferralRows:
 
     def _upsert(self, row: ReferralRow) -> bool:
         values = self._values(row)
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        insert = dialect.insert(referrals).values(values)
+        insert = insert_into(self._engine, referrals).values(values)
         newer = tuple_(referrals.c.version_at, referrals.c.version_event) < tuple_(
             insert.excluded.version_at, insert.excluded.version_event
         )

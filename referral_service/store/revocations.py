@@ -11,8 +11,8 @@ import hashlib
 import time
 
 from sqlalchemy import Engine, delete, exists, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from referral_service.store.database import insert_into
 from referral_service.store.tables import revoked_sessions
 
 
@@ -27,11 +27,10 @@ class SessionRevocations:
         return await asyncio.to_thread(self._is_revoked, _hash(session_id))
 
     def _revoke(self, session_hash: str, until: int) -> None:
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
         row = {"session_hash": session_hash, "expires_at": until}
         with self._engine.begin() as db:
             db.execute(delete(revoked_sessions).where(revoked_sessions.c.expires_at < int(time.time())))
-            db.execute(dialect.insert(revoked_sessions).values(row).on_conflict_do_nothing())
+            db.execute(insert_into(self._engine, revoked_sessions).values(row).on_conflict_do_nothing())
 
     def _is_revoked(self, session_hash: str) -> bool:
         with self._engine.connect() as db:
