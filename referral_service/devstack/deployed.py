@@ -46,8 +46,8 @@ class DeployedPorts:
     worker_health: tuple[int, ...] = (8001, 8011)
 
     @classmethod
-    def free(cls, apis: int = 2, workers: int = 2) -> DeployedPorts:
-        return cls(0, 0, 0, (0,) * apis, (0,) * workers)
+    def free(cls) -> DeployedPorts:
+        return cls(0, 0, 0, (0, 0), (0, 0))
 
 
 @dataclass

@@ -6,6 +6,7 @@ as plain JSON dicts. Nothing here logs or puts resource bodies or search values 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -228,9 +229,8 @@ class FhirClient:
         The span names the source, method, resource type and status only: never the URL, whose search
         parameters may carry a patient's identifier.
         """
-        if self.source.throttle is None:
-            return await self._send_now(method, url, params=params, body=body, headers=headers)
-        async with self.source.throttle.call():
+        throttle = self.source.throttle
+        async with throttle.call() if throttle is not None else contextlib.nullcontext():
             return await self._send_now(method, url, params=params, body=body, headers=headers)
 
     async def _send_now(
