@@ -124,8 +124,9 @@ async def inbox(request: Request, services: StateDep, read_model: ReadModelDep, 
     except Exception:  # the database out of reach: show the page, say so
         found, error = [], "the service database is unavailable; reload to retry"
     viewer = RowViewer(principal_of(request).roles, services.program, failed=await failed_referrals(services))
-    today = Today.at(datetime.now(UTC), services.program.time_zone).day
-    rows = [_inbox_row(stored, viewer, today) | {"patient": person_cells(viewer, stored)} for stored in found]
+    now = datetime.now(UTC)
+    today = Today.at(now, services.program.time_zone).day
+    rows = [_inbox_row(stored, viewer, now, today) | {"patient": person_cells(viewer, stored)} for stored in found]
     return _page(
         request,
         "inbox.html",
@@ -562,10 +563,10 @@ def _reassign_choices(state: ReferralState, track: Track | None) -> dict[str, An
     return {"roles": roles, "staff": sorted(staff, key=lambda m: (roles.index(m.role), m.name))}
 
 
-def _inbox_row(stored: StoredRow, viewer: RowViewer, today: date) -> dict[str, Any]:
-    """One inbox row from the read model: codes, dates and flags (the patient is ``person_cells``' to show)."""
+def _inbox_row(stored: StoredRow, viewer: RowViewer, now: datetime, today: date) -> dict[str, Any]:
+    """One inbox row from the read model: codes, dates and flags (the patient is ``person_cells``' to show);
+    ``today`` is ``now``'s day where the program is."""
     row = stored.row
-    now = datetime.now(UTC)
     return {
         "key": row.key,
         "phase": viewer.phase(stored),
