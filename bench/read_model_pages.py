@@ -25,7 +25,8 @@ from sqlalchemy import Engine, select
 from bench.intake import distribution
 from bench.read_model import newest_database
 from bench.servers import Servers
-from referral_service.api.dashboard.routes import CASELOAD_LIMIT, CASELOAD_PHASES, INBOX_PHASES
+from referral_service.api.dashboard.routes import CASELOAD_LIMIT
+from referral_service.domain.lifecycle import DECIDABLE, OPEN_IN_ORDER
 from referral_service.domain.program import Program
 from referral_service.domain.referral_row import ReferralRow, RowPerson, RowVersion
 from referral_service.programs import load_program
@@ -114,7 +115,7 @@ async def page_against_bare(
 
 async def until_waiting(rows: ReferralRows, keys: set[str]) -> None:
     """Until every submitted referral's own row (written by its workflow) is on the inbox's list."""
-    phases = tuple(phase.value for phase in INBOX_PHASES)
+    phases = tuple(phase.value for phase in DECIDABLE)
     deadline = time.monotonic() + 120
     while True:
         found = await rows.find(RowQuery(open_only=True, phases=phases, limit=CASELOAD_LIMIT))
@@ -148,10 +149,10 @@ async def measure(servers: Servers, open_count: int, waiting: int, more: int, re
             await rows.upsert(row)
         seeding_s = time.perf_counter() - began
         print(f"  pages: {waiting} waiting, {len(seeded):,} in treatment", file=sys.stderr, flush=True)
-        inbox_phases = [phase.value for phase in INBOX_PHASES]
+        inbox_phases = [phase.value for phase in DECIDABLE]
         queries_before = counter.queries
         caseload = await page_against_bare(
-            http, engine, "/caseload", [phase.value for phase in CASELOAD_PHASES], requests
+            http, engine, "/caseload", [phase.value for phase in OPEN_IN_ORDER], requests
         )
         inbox = await page_against_bare(http, engine, "/inbox", inbox_phases, requests)
         # More waiting: seeded rows turned screening (a newer version); the open count is unchanged.

@@ -22,7 +22,6 @@ with workflow.unsafe.imports_passed_through():
         REFUSED,
         TASK_OUTPUT_TYPES,
         WRITE_INPUTS,
-        EhrWrite,
         RefusalReport,
         WritebackActivities,
         WriteCarePlanInput,
@@ -38,7 +37,16 @@ with workflow.unsafe.imports_passed_through():
     from referral_service.domain.clinical_dates import Breach, assessment_breach, discharge_breach, session_breach
     from referral_service.domain.deadlines import first_session_deadline
     from referral_service.domain.discharge import DischargeReason
-    from referral_service.domain.lifecycle import ENDED, ImpossibleTransition, Phase, check_transition
+    from referral_service.domain.ehr_writes import EhrWrite
+    from referral_service.domain.lifecycle import (
+        ASSESSABLE,
+        DECIDABLE,
+        TEAM_PHASES,
+        ImpossibleTransition,
+        Phase,
+        cancellable,
+        check_transition,
+    )
     from referral_service.domain.metric_names import DEADLINE_ESCALATIONS, EHR_WRITES_REFUSED, PHASE_ENTERED
     from referral_service.domain.program import StaffMember
     from referral_service.domain.program_day import Today, time_zone
@@ -74,10 +82,6 @@ UNVERSIONED = RowVersion(at=datetime(1970, 1, 1, tzinfo=UTC), event=0)
 EHR_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=10)
 )
-DECIDABLE = frozenset({Phase.RECEIVED, Phase.SCREENING, Phase.WAITLISTED})
-ASSESSABLE = frozenset({Phase.ACCEPTED, Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT, Phase.DISCHARGED})
-# The phases whose care team is active in the EHR (from the acceptance's writes until discharge).
-TEAM_PHASES = frozenset({Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT})
 # The ApplicationError type of a refusal under a clinical date rule (the API answers it 422, others 409).
 CLINICAL_DATE_ERROR = "ClinicalDateRule"
 # The order refused writes are sent again: what later resources reference (team, scores, sessions) first, the
@@ -90,11 +94,6 @@ RETRY_ORDER = (
     "write_care_plan",
     "write_task",
 )
-
-
-def cancellable(phase: Phase) -> bool:
-    """Until discharge: after it, the program is over and the loop closes by follow-up, not cancellation."""
-    return phase not in ENDED and phase not in (Phase.DISCHARGED, Phase.AFTERCARE)
 
 
 def task_request(state: ReferralState) -> WriteTaskInput:

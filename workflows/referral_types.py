@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from referral_service.activities.writeback import TASK_OUTPUT_TYPES, EhrWrite, Refusal
+from referral_service.activities.writeback import TASK_OUTPUT_TYPES
 from referral_service.domain.assessment import AssessmentRecord
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.careteam import CareTeamAssignment
 from referral_service.domain.discharge import DeclineReason, Discharge
+from referral_service.domain.ehr_writes import EhrWrite, Refusal
 from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import Program, StaffRole
 from referral_service.domain.referral import Referral

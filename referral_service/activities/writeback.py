@@ -30,9 +30,10 @@ from referral_service.activities.ehr_failures import activity_error
 from referral_service.domain.assessment import AssessmentRecord
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.careteam import CareTeamAssignment
+from referral_service.domain.ehr_writes import EhrWrite, Refusal
 from referral_service.domain.metric_names import EHR_WRITES
 from referral_service.domain.program import Program
-from referral_service.domain.referral import Referral, ResourceRef
+from referral_service.domain.referral import Referral
 from referral_service.ehr.client import FhirClient
 from referral_service.ehr.errors import AuthError, ConflictError, FhirError, describe_issue
 from referral_service.logging import get_logger
@@ -44,32 +45,6 @@ REFUSED = "EhrWriteRefused"  # the ApplicationError type of a write refused for 
 CONFLICT_ATTEMPTS = 5
 # What the referrer's Task lists as outputs: a plan or a session, or the note standing in for one.
 TASK_OUTPUT_TYPES = frozenset({"CarePlan", "Encounter", "DocumentReference"})
-
-
-class EhrWrite(BaseModel):
-    """What one write left in the EHR: shown on the dashboard and referenced by later writes."""
-
-    key: str
-    resource_type: str
-    id: str
-    version: str | None = None
-    created: bool = False
-
-    def ref(self) -> ResourceRef:
-        return ResourceRef(resource_type=self.resource_type, id=self.id)
-
-
-class Refusal(BaseModel):
-    """What an EHR said when it refused a write for good. No PHI: the status, the OperationOutcome's issue codes
-    and ``describe_issue`` texts (severity, code, where, HAPI code), never the diagnostics, which can echo
-    submitted values."""
-
-    resource_type: str
-    status: int | None  # None: the EHR's answer was not an HTTP error (e.g. a success naming no resource)
-    summary: str  # the reason phrase, or what was wrong with the answer
-    codes: list[str] = Field(default_factory=list)
-    issues: list[str] = Field(default_factory=list)
-    attempts: int = 1
 
 
 class RefusalReport(BaseModel):

@@ -24,10 +24,11 @@ from referral_service.api.deps import AppState, IntakeRatesDep, StateDep
 from referral_service.api.fhir_responses import fhir_response, intake_response, outcome_response
 from referral_service.api.intake_limits import throttled
 from referral_service.api.sources import source_for
+from referral_service.domain.lifecycle import cancellable
 from referral_service.intake.take_in import Route
 from referral_service.intake.task_answer import task_of
 from referral_service.store.intake_rates import IntakeRates
-from workflows.referral import ReferralWorkflow, cancellable
+from workflows.referral import ReferralWorkflow
 from workflows.referral_types import CancelInput, ReferralState
 
 router = APIRouter(prefix="/fhir", tags=["FHIR intake"])

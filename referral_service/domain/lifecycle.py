@@ -47,3 +47,29 @@ class ImpossibleTransition(ValueError):
 def check_transition(current: Phase, target: Phase) -> None:
     if target not in ALLOWED[current]:
         raise ImpossibleTransition(f"cannot go from {current} to {target}")
+
+
+# The lifecycle's open phases in order (the caseload board sorts by it): every phase not ENDED.
+OPEN_IN_ORDER = (
+    Phase.RECEIVED,
+    Phase.SCREENING,
+    Phase.WAITLISTED,
+    Phase.ACCEPTED,
+    Phase.INTAKE_SCHEDULED,
+    Phase.IN_TREATMENT,
+    Phase.DISCHARGED,
+    Phase.AFTERCARE,
+)
+# Waiting for the screening decision (the inbox).
+DECIDABLE = frozenset({Phase.RECEIVED, Phase.SCREENING, Phase.WAITLISTED})
+# From acceptance until the program's discharge has been told: scores are taken.
+ASSESSABLE = frozenset({Phase.ACCEPTED, Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT, Phase.DISCHARGED})
+# The care team is active in the EHR (from the acceptance's writes until discharge); a group's roster.
+TEAM_PHASES = frozenset({Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT})
+# A discharge may be asked for (an accepted referral moves on to intake_scheduled within the same update).
+DISCHARGEABLE = frozenset({Phase.ACCEPTED, *TEAM_PHASES})
+
+
+def cancellable(phase: Phase) -> bool:
+    """Until discharge: after it, the program is over and the loop closes by follow-up, not cancellation."""
+    return phase not in ENDED and phase not in (Phase.DISCHARGED, Phase.AFTERCARE)

@@ -9,13 +9,12 @@ from datetime import date, timedelta
 
 from pydantic import Field
 
-from referral_service.domain.lifecycle import Phase
+from referral_service.domain.lifecycle import TEAM_PHASES, Phase
 from referral_service.domain.program import Program, StaffMember
 from referral_service.domain.referral import Frozen
 from referral_service.domain.referral_row import ReferralRow
 
 # Who a group session expects in the room (the group attendance page's roster too).
-ROSTER_PHASES = (Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT)
 # Phases whose first session is still to come.
 AWAITING_FIRST_SESSION = (Phase.ACCEPTED, Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT)
 FOLLOW_UP_NOTICE = timedelta(days=7)  # a follow-up call shows this long before it is due
@@ -62,7 +61,7 @@ def my_day(program: Program, rows: Sequence[ReferralRow], today: date, member: S
             name=track.name,
             start_hour=track.start_hour,
             minutes=round(track.hours_per_day * 60),
-            roster=[r.key for r in open_rows if r.track_id == track.id and r.phase in ROSTER_PHASES],
+            roster=[r.key for r in open_rows if r.track_id == track.id and r.phase in TEAM_PHASES],
         )
         for track in program.tracks
         if today.isoweekday() in track.days and (track_ids is None or track.id in track_ids)

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from fhir_mappings import task
 from fhir_mappings.referral_in import referral_from_fhir
-from referral_service.activities.writeback import EhrWrite
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.discharge import DeclineReason, Discharge, DischargeReason
+from referral_service.domain.ehr_writes import EhrWrite
 from referral_service.domain.lifecycle import ENDED, Phase, check_transition
 from referral_service.domain.program import SessionKind
 from referral_service.domain.referrer_task import Cancellation, can_transition

@@ -58,12 +58,19 @@ from referral_service.domain.assessment import AssessmentRecord, Instrument
 from referral_service.domain.careteam import team_roles
 from referral_service.domain.deadlines import step_down_ineligibility
 from referral_service.domain.discharge import DeclineReason, Discharge, DischargeReason
-from referral_service.domain.lifecycle import ENDED, Phase
+from referral_service.domain.lifecycle import (
+    ASSESSABLE,
+    DECIDABLE,
+    DISCHARGEABLE,
+    OPEN_IN_ORDER,
+    TEAM_PHASES,
+    cancellable,
+)
 from referral_service.domain.program import LevelOfCare, Program, SessionKind, StaffMember, StaffRole, Track
 from referral_service.domain.program_day import Today
 from referral_service.store.audit import AuditQuery
 from referral_service.store.referrals import StoredRow
-from workflows.referral import ASSESSABLE, TEAM_PHASES, ReferralWorkflow
+from workflows.referral import ReferralWorkflow
 from workflows.referral_types import (
     CancelInput,
     DischargeInput,
@@ -75,22 +82,7 @@ from workflows.referral_types import (
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
-INBOX_PHASES = (Phase.RECEIVED, Phase.SCREENING, Phase.WAITLISTED)
-# The caseload board: every referral not yet ended, in lifecycle order.
-CASELOAD_PHASES = (
-    *INBOX_PHASES,
-    Phase.ACCEPTED,
-    Phase.INTAKE_SCHEDULED,
-    Phase.IN_TREATMENT,
-    Phase.DISCHARGED,
-    Phase.AFTERCARE,
-)
 CASELOAD_LIMIT = 1000
-# Which forms the referral page offers (the workflow still decides, and its refusal is shown).
-DISCHARGEABLE = (Phase.ACCEPTED, Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT)
-NOT_CANCELLABLE = ENDED | {Phase.DISCHARGED, Phase.AFTERCARE}  # discharged: the referral is the program's now
-# A group session's roster: referrals on the track that are expected in the room.
-ROSTER_PHASES = (Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT)
 ATTENDANCE_STATUSES = ("attended", "absent", "excused", "late")
 _AUDIT_ROWS = 200  # the newest records a page shows
 AUDITED_ACTIONS = sorted(f"{method} {path}" for method, path in POLICY)
@@ -120,7 +112,7 @@ async def inbox(request: Request, services: StateDep, read_model: ReadModelDep, 
     text = search_text(q)
     error = None
     try:
-        found = await open_rows(read_model, [phase.value for phase in INBOX_PHASES], text, limit=CASELOAD_LIMIT)
+        found = await open_rows(read_model, [phase.value for phase in DECIDABLE], text, limit=CASELOAD_LIMIT)
     except Exception:  # the database out of reach: show the page, say so
         found, error = [], "the service database is unavailable; reload to retry"
     viewer = RowViewer(principal_of(request).roles, services.program, failed=await failed_referrals(services))
@@ -201,7 +193,7 @@ async def referral_page(key: str, request: Request, services: StateDep) -> Respo
         scores=assessment_chart(state.assessments),
         may_assess=state.phase in ASSESSABLE,
         may_discharge=state.phase in DISCHARGEABLE,
-        may_cancel=state.phase not in NOT_CANCELLABLE,
+        may_cancel=cancellable(state.phase),
         reassign=_reassign_choices(state, track),
         instruments=list(Instrument),
         discharge_reasons=[(reason.value, reason.value.replace("_", " ")) for reason in DischargeReason],
@@ -399,7 +391,7 @@ async def caseload(
     )
     text = search_text(q)
     error = None
-    phases = [phase.value for phase in CASELOAD_PHASES]
+    phases = [phase.value for phase in OPEN_IN_ORDER]
     try:
         found = await open_rows(read_model, phases, text, track=filters.track or None, limit=CASELOAD_LIMIT)
     except Exception:  # the database out of reach: show the page, say so
@@ -541,11 +533,11 @@ def _group_context(services: AppState, chosen: dict[str, Any]) -> dict[str, Any]
 async def _roster(services: AppState, track: str) -> tuple[list[ReferralState], str | None]:
     """Referrals on ``track`` expected in the room, by their snapshot (fresher than the search index)."""
     try:
-        summaries = await find_referrals(services, phases=[phase.value for phase in ROSTER_PHASES], track=track)
+        summaries = await find_referrals(services, phases=[phase.value for phase in TEAM_PHASES], track=track)
     except Exception:  # the visibility store out of reach: show the page, say so
         return [], "the workflow service is unavailable; reload to retry"
     snapshots = await read_snapshots(services, (row.key for row in summaries))
-    roster = [s for s in snapshots.values() if s and s.track_id == track and s.phase in ROSTER_PHASES]
+    roster = [s for s in snapshots.values() if s and s.track_id == track and s.phase in TEAM_PHASES]
     return sorted(roster, key=lambda s: s.key), None
 
 
