@@ -25,7 +25,7 @@ from sqlalchemy import Engine, select
 from bench.intake import distribution
 from bench.read_model import newest_database
 from bench.servers import Servers
-from referral_service.api.dashboard.routes import CASELOAD_LIMIT
+from referral_service.api.dashboard.people import LIST_LIMIT as CASELOAD_LIMIT
 from referral_service.domain.lifecycle import DECIDABLE, OPEN_IN_ORDER
 from referral_service.domain.program import Program
 from referral_service.domain.referral_row import ReferralRow, RowPerson, RowVersion

@@ -28,9 +28,11 @@ from referral_service.api import (
 )
 from referral_service.api.access import AccessDenied, denied_response, forms_carry_csrf
 from referral_service.api.audit_trail import AuditTrail
+from referral_service.api.dashboard.forms import Bounce, bounce_response
 from referral_service.api.deps import AppState
 from referral_service.api.gate import AccessGate
 from referral_service.api.intake_metrics import IntakeLatency
+from referral_service.api.referral_errors import referral_error_response
 from referral_service.api.security_headers import SecurityHeaders
 from referral_service.api.signin import routes as signin_routes
 from referral_service.api.signin.session import SignIn, renewing_sessions
@@ -38,6 +40,7 @@ from referral_service.api.tokens import TokenVerifier
 from referral_service.config import Settings
 from referral_service.domain.metric_names import AUDIT_WRITE_FAILURES
 from referral_service.programs import load_program
+from referral_service.referrals.errors import ReferralError
 from referral_service.store.audit import AuditStore
 from referral_service.store.database import open_database
 from referral_service.store.intake_rates import IntakeRates
@@ -54,8 +57,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     measures_routes.router,
     group_routes.router,
     today_routes.router,
-    dashboard.router,
-    dashboard.today.router,
+    *dashboard.ROUTERS,
     signin_routes.router,
     codec_routes.router,
     audit_routes.router,
@@ -81,6 +83,8 @@ def create_app(settings: Settings, client: Client, *, worker_running: Callable[[
         settings.auth, app.state.token_verifier, SessionRevocations(app.state.database)
     )
     app.add_exception_handler(AccessDenied, _denied)  # type: ignore[arg-type]
+    app.add_exception_handler(ReferralError, referral_error_response)
+    app.add_exception_handler(Bounce, bounce_response)
     app.state.services = _services(settings, client, worker_running)
     failures = metric_meter(client).create_counter(*AUDIT_WRITE_FAILURES)
     app.state.audit = AuditStore(app.state.database, on_failure=failures.add)

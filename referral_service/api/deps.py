@@ -48,6 +48,10 @@ class AppState:
         share_rates(self.settings.database(), [source.throttle for source in self.settings.sources])
         return {source.id: FhirClient(source.connection()) for source in self.settings.sources}
 
+    @property
+    def source_ids(self) -> list[str]:
+        return [source.id for source in self.settings.sources]
+
     @cached_property
     def page_token_secret(self) -> bytes:
         """Signs the referral list's page tokens, the same in every API process."""

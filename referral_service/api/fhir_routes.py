@@ -14,11 +14,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from temporalio.service import RPCError
 
 from fhir_mappings import capability, outcomes
 from fhir_mappings.task_cancellation import cancellation_from_task
-from referral_service.api import referral_workflow
 from referral_service.api.access import may_act_for_source, principal_of
 from referral_service.api.deps import AppState, IntakeRatesDep, StateDep
 from referral_service.api.fhir_responses import fhir_response, intake_response, outcome_response
@@ -27,8 +25,9 @@ from referral_service.api.sources import source_for
 from referral_service.domain.lifecycle import cancellable
 from referral_service.intake.take_in import Route
 from referral_service.intake.task_answer import task_of
+from referral_service.referrals import operations
+from referral_service.referrals.errors import Ended, NoSuchReferral, ReferralError
 from referral_service.store.intake_rates import IntakeRates
-from workflows.referral import ReferralWorkflow
 from workflows.referral_types import CancelInput, ReferralState
 
 router = APIRouter(prefix="/fhir", tags=["FHIR intake"])
@@ -89,13 +88,14 @@ async def cancel_by_task(task_id: str, request: Request, services: StateDep) -> 
         return outcome_response(
             [outcomes.conflict(f"the referral is {state.phase}: there is nothing left to cancel", "Task.status")]
         )
-    handle = services.temporal.get_workflow_handle_for(ReferralWorkflow.run, task_id)
     try:
-        await handle.signal(
-            ReferralWorkflow.cancel, CancelInput(reason=cancellation.reason, requested=cancellation.requested)
+        await operations.cancel(
+            services.temporal, task_id, CancelInput(reason=cancellation.reason, requested=cancellation.requested)
         )
-    except RPCError:  # it ended a moment ago
+    except Ended:  # it ended a moment ago
         return outcome_response([outcomes.conflict("the referral has just ended: nothing left to cancel", "Task")])
+    except ReferralError:
+        return outcome_response([outcomes.transient("the referral cannot be cancelled right now; retry")])
     return fhir_response(task_of(state))
 
 
@@ -103,10 +103,10 @@ async def _referral_state(task_id: str, request: Request, services: AppState) ->
     """The referral's snapshot, or the OperationOutcome to answer with (unknown, another source's, down)."""
     unknown = outcomes.not_found(f"no referral Task with id {task_id}", "Task.id")
     try:
-        state = await referral_workflow.snapshot(services.temporal, task_id)
-    except referral_workflow.NotAReferral:  # nothing by that id, or a workflow of another type (a poll schedule's run)
+        state = await operations.snapshot(services.temporal, task_id)
+    except NoSuchReferral:  # nothing by that id, or a workflow of another type (a poll schedule's run)
         return outcome_response([unknown])
-    except (referral_workflow.Unavailable, referral_workflow.Unreadable):
+    except ReferralError:
         return outcome_response([outcomes.transient("the referral's state cannot be read right now; retry")])
     if not may_act_for_source(principal_of(request), state.referral.source_id):
         return outcome_response([unknown])  # another hospital's referral: not even its existence is shown

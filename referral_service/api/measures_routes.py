@@ -1,31 +1,16 @@
-"""``GET /api/measures``: the quality measures for a period of hospital discharge dates, from the read model.
-
-Each referral's workflow keeps the facts the measures need on its read-model row (``MeasureFacts``, written
-whenever the referral changes), so a request is one indexed read of the rows discharged in the period and
-no workflow is queried, however many referrals the program has seen.
-"""
+"""``GET /api/measures``: the quality measures for a period of hospital discharge dates (``referrals.measures``)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from referral_service.api.deps import AppState, ReadModelDep, StateDep
-from referral_service.domain.measures import MeasuresReport, compute_measures
-from referral_service.store.referrals import ReferralRows
+from referral_service.api.deps import ReadModelDep, StateDep
+from referral_service.referrals.measures import DEFAULT_PERIOD_DAYS, MeasuresResponse, default_period, measure
 
 router = APIRouter(prefix="/api/measures", tags=["measures"])
-DEFAULT_PERIOD_DAYS = 90
-
-
-class MeasuresResponse(MeasuresReport):
-    """The report, and how much of the caseload it could read."""
-
-    referrals_scanned: int  # read-model rows with measure facts and a hospital discharge in the period
-    unreadable: int  # of those, facts that did not parse (written by another version): left out
-    scan_limit_reached: bool  # always false now: the read model has no scan limit (kept for the answer's shape)
 
 
 @router.get("")
@@ -47,29 +32,4 @@ async def get_measures(
     start, end = default_period(period_from, period_to)
     if start > end:
         raise HTTPException(422, detail="the period must not end before it starts (from <= to)")
-    return await measure(services, read_model, start, end)
-
-
-def default_period(period_from: date | None, period_to: date | None) -> tuple[date, date]:
-    end = period_to or datetime.now(UTC).date()
-    back = min(DEFAULT_PERIOD_DAYS - 1, (end - date.min).days)  # never before year 1
-    return period_from or end - timedelta(days=back), end
-
-
-async def measure(services: AppState, read_model: ReferralRows, period_from: date, period_to: date) -> MeasuresResponse:
-    """The report over the read model's rows discharged in the period (no workflow is asked)."""
-    read = await read_model.measure_facts(period_from, period_to)
-    report = compute_measures(
-        read.facts,
-        period_from=period_from,
-        period_to=period_to,
-        as_of=datetime.now(UTC).date(),
-        tracks=[track.id for track in services.program.tracks],
-        sources=[source.id for source in services.settings.sources],
-    )
-    return MeasuresResponse(
-        **dict(report),
-        referrals_scanned=len(read.facts) + read.unreadable,
-        unreadable=read.unreadable,
-        scan_limit_reached=False,
-    )
+    return await measure(read_model, services.program, services.source_ids, start, end)

@@ -7,16 +7,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
+from fastapi import Request
+
+from referral_service.api.access import principal_of
+from referral_service.api.deps import AppState
 from referral_service.api.role_views import person_view, referrer_shown
 from referral_service.api.tokens import Role
 from referral_service.domain.program import Program
 from referral_service.domain.program_day import Today
+from referral_service.referrals.listing import FAILED, failed_referrals
 from referral_service.store.referrals import StoredRow
 
 # The rows of a workflow that has not ended say "running"; of one that has, "completed" (the read model knows
 # the referral's story, not the execution: a failed workflow is the visibility store's to list).
 RUNNING, COMPLETED = "running", "completed"
-FAILED = "failed"
 
 
 def patient_name(person: dict[str, object]) -> str | None:
@@ -60,3 +64,9 @@ class RowViewer:
     def phase(self, stored: StoredRow) -> str:
         """The row's phase, or ``failed``: a workflow that failed never wrote a last row."""
         return FAILED if stored.row.key in self._failed else stored.row.phase
+
+
+async def viewer_for(request: Request, services: AppState) -> RowViewer:
+    """A viewer for the caller's list now, knowing which referrals' workflows failed (one search-index query)."""
+    failed = await failed_referrals(services.temporal, services.settings.task_queue)
+    return RowViewer(principal_of(request).roles, services.program, failed=failed)

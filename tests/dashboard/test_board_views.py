@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from referral_service.api.dashboard.routes import _templates
+from referral_service.api.dashboard.pages import TEMPLATES
 from referral_service.api.dashboard.views import (
     CaseloadFilters,
     CaseloadRow,
@@ -14,8 +14,8 @@ from referral_service.api.dashboard.views import (
     follow_up_chart,
     percent_text,
 )
-from referral_service.api.measures_routes import MeasuresResponse
 from referral_service.domain.measures import MeasuredReferral, Rate, compute_measures, group_measures
+from referral_service.referrals.measures import MeasuresResponse
 
 
 def test_percent_text_says_no_data_rather_than_zero():
@@ -104,7 +104,7 @@ def test_measures_page_shows_denominators_and_no_data_for_empty_groups():
         tracks=["adult-mh"],
         sources=["st-marys"],
     )
-    html = _templates.get_template("measures.html").render(
+    html = TEMPLATES.get_template("measures.html").render(
         flash=None,
         path="/measures",
         title="Quality measures",

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from referral_service.api.dashboard.routes import _templates
+from referral_service.api.dashboard.pages import TEMPLATES
 from referral_service.api.dashboard.views import assessment_chart, countdown, weekly_chart
 from referral_service.domain.assessment import AssessmentRecord, Instrument
 from referral_service.domain.attendance import SessionRecord
@@ -58,7 +58,7 @@ def test_chart_without_sessions_still_draws_the_minimum():
 
 
 def test_templates_escape_what_they_show():
-    html = _templates.get_template("missing.html").render(
+    html = TEMPLATES.get_template("missing.html").render(
         flash=None, path="/x", title="t", key="<script>alert(1)</script>", reason="<b>no</b>"
     )
     assert "<script>alert(1)" not in html

@@ -6,7 +6,6 @@ from datetime import date, timedelta
 
 import pytest
 
-from referral_service.api.measures_routes import default_period
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.discharge import Discharge, DischargeReason
 from referral_service.domain.measures import (
@@ -20,6 +19,7 @@ from referral_service.domain.measures import (
     group_measures,
 )
 from referral_service.domain.program import SessionKind
+from referral_service.referrals.measures import default_period
 
 LEFT_HOSPITAL = date(2026, 3, 2)  # a Monday
 LONG_AGO = date(2026, 9, 1)  # every window of a March discharge has closed

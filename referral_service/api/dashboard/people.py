@@ -21,10 +21,14 @@ def search_text(q: str) -> str | None:
     return text or None
 
 
+LIST_LIMIT = 1000  # rows a list page shows (the inbox and the caseload board)
+
+
 async def open_rows(
-    rows: ReferralRows, phases: Sequence[str], q: str | None, *, track: str | None = None, limit: int
+    rows: ReferralRows, phases: Sequence[str], q: str | None, *, track: str | None = None
 ) -> list[StoredRow]:
-    return await rows.find(RowQuery(open_only=True, phases=tuple(phases), track_id=track, text=q, limit=limit))
+    """Up to ``LIST_LIMIT`` open rows in ``phases`` (on ``track``, matching ``q``)."""
+    return await rows.find(RowQuery(open_only=True, phases=tuple(phases), track_id=track, text=q, limit=LIST_LIMIT))
 
 
 def person_cells(viewer: RowViewer, stored: StoredRow) -> dict[str, Any]:

@@ -1,7 +1,7 @@
-"""One referral's workflow by key, for every route that reads or drives one.
+"""One referral's workflow by key, for every operation that reads or drives one.
 
 A key is the caller's text: it may name no workflow, or a workflow of another type (a poll schedule's run),
-running or finished. Each is ``NotAReferral`` here, so every route answers it as an unknown referral. The
+running or finished. Each is ``NoSuchReferral`` here, so every surface answers it as an unknown referral. The
 workflow type is checked only when a call has failed, so a referral costs no extra round trip.
 
 A snapshot this process cannot open (sealed under a key its ring no longer holds, or of a shape it no longer
@@ -20,24 +20,13 @@ from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from referral_service.codec import KeyRingError
+from referral_service.referrals.errors import NoSuchReferral, Unavailable, Unreadable
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import ReferralState
 
 # A query needs a worker; without a limit it would hang for 30 s.
 QUERY_TIMEOUT = timedelta(seconds=5)
 _WORKFLOW_TYPE = ReferralWorkflow.__name__  # @workflow.defn names it after the class
-
-
-class NotAReferral(Exception):
-    """No ReferralWorkflow has this id: nothing has it, or a workflow of another type."""
-
-
-class Unavailable(Exception):
-    """Temporal is out of reach, or no worker answered the query in time: retrying may help."""
-
-
-class Unreadable(Exception):
-    """The answer came, but this process cannot open it: retrying will not help until the key ring does."""
 
 
 # What decoding an answer raises when its payload is sealed under a key the ring lacks (KeyRingError), was
@@ -54,19 +43,19 @@ async def snapshot(client: Client, key: str) -> ReferralState:
     try:
         return await handle(client, key).query(ReferralWorkflow.snapshot, rpc_timeout=QUERY_TIMEOUT)
     except UNREADABLE_ANSWERS:
-        raise Unreadable(key) from None
+        raise Unreadable from None
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            raise NotAReferral(key) from None
+            raise NoSuchReferral from None
         await require_referral(client, key)  # another type's run no worker replays times out: still unknown
-        raise Unavailable(key) from None
+        raise Unavailable from None
     except WorkflowQueryFailedError:  # a workflow of another type has no such query
         await require_referral(client, key)
-        raise Unavailable(key) from None
+        raise Unavailable from None
 
 
 async def require_referral(client: Client, key: str) -> None:
-    """Return when ``key`` names a ReferralWorkflow (any run, running or ended); else ``NotAReferral``.
+    """Return when ``key`` names a ReferralWorkflow (any run, running or ended); else ``NoSuchReferral``.
 
     Read from the raw description: the SDK's decoding of it can trip on an unset datetime search attribute."""
     request = DescribeWorkflowExecutionRequest(namespace=client.namespace, execution=WorkflowExecution(workflow_id=key))
@@ -74,7 +63,7 @@ async def require_referral(client: Client, key: str) -> None:
         described = await client.workflow_service.describe_workflow_execution(request, timeout=QUERY_TIMEOUT)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            raise NotAReferral(key) from None
-        raise Unavailable(key) from None
+            raise NoSuchReferral from None
+        raise Unavailable from None
     if described.workflow_execution_info.type.name != _WORKFLOW_TYPE:
-        raise NotAReferral(key)
+        raise NoSuchReferral
