@@ -33,7 +33,7 @@ from referral_service.programs import load_program
 from referral_service.store.database import open_database, sqlite_url
 from referral_service.store.referrals import ReferralRows, RowQuery
 from referral_service.store.tables import referrals
-from referral_service.temporal_client import referral_rows
+from referral_service.temporal_client.key_ring_secrets import referral_rows
 from tests.api_driver import Api
 from tests.api_server import running_api
 from tests.query_counter import counting_client

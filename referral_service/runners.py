@@ -29,7 +29,9 @@ from referral_service.logging import get_logger
 from referral_service.programs import load_program
 from referral_service.read_model import rebuild_read_model
 from referral_service.store.database import open_database
-from referral_service.temporal_client import connect, ensure_poll_schedules, referral_rows
+from referral_service.temporal_client.connection import connect
+from referral_service.temporal_client.key_ring_secrets import referral_rows
+from referral_service.temporal_client.poll_schedules import ensure_poll_schedules
 from referral_service.tracing import tracing
 from referral_service.worker import build_worker, ehr_clients, replay_histories
 

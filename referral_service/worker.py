@@ -30,12 +30,8 @@ from referral_service.lifetime import StartupError, activity_grace
 from referral_service.programs import load_program
 from referral_service.store.database import open_database, scratch_database
 from referral_service.store.ehr_rates import share_rates
-from referral_service.temporal_client import (
-    missing_search_attributes,
-    patient_match_secret,
-    referral_rows,
-    unencrypted,
-)
+from referral_service.temporal_client.key_ring_secrets import patient_match_secret, referral_rows, unencrypted
+from referral_service.temporal_client.search_attribute_setup import missing_search_attributes
 from workflows.referral import ReferralWorkflow
 from workflows.source_poll import SourcePollWorkflow
 

@@ -25,7 +25,7 @@ from referral_service.domain.program import Program
 from referral_service.ehr.client import FhirClient
 from referral_service.ehr.source import SourceConfig
 from referral_service.programs import load_program
-from referral_service.temporal_client import register_search_attributes
+from referral_service.temporal_client.search_attribute_setup import register_search_attributes
 from workflows import search_attributes
 
 SERVER_FIXTURES = frozenset({"hapi_base_url", "temporal_env", "time_skipping_env", "temporal_cluster", "deployment"})

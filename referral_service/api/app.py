@@ -45,7 +45,8 @@ from referral_service.store.audit import AuditStore
 from referral_service.store.database import open_database
 from referral_service.store.intake_rates import IntakeRates
 from referral_service.store.revocations import SessionRevocations
-from referral_service.temporal_client import metric_meter, referral_rows
+from referral_service.temporal_client.connection import metric_meter
+from referral_service.temporal_client.key_ring_secrets import referral_rows
 from referral_service.tracing import traced_request
 
 # Every route the app serves; each must have a rule in ``access.POLICY`` or ``access.PUBLIC``.

@@ -20,7 +20,7 @@ from referral_service.store.audit import AuditStore
 from referral_service.store.ehr_rates import share_rates
 from referral_service.store.intake_rates import IntakeRates
 from referral_service.store.referrals import ReferralRows
-from referral_service.temporal_client import active_codec_key, patient_match_secret
+from referral_service.temporal_client.key_ring_secrets import active_codec_key, patient_match_secret
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class AppState:
 
     @cached_property
     def patient_match_secret(self) -> bytes:
-        """The same secret the worker's polling intake uses (see ``temporal_client.patient_match_secret``)."""
+        """The same secret the worker's polling intake uses (see ``temporal_client.key_ring_secrets``)."""
         return patient_match_secret(self.temporal, self.settings.key_ring)
 
     @cached_property

@@ -26,7 +26,7 @@ from referral_service.programs import load_program
 from referral_service.replay.report import print_report, write_report
 from referral_service.replay.runner import replay
 from referral_service.replay.scenario import ScenarioError, load_scenario
-from referral_service.temporal_client import register_search_attributes
+from referral_service.temporal_client.search_attribute_setup import register_search_attributes
 
 EXIT_OK, EXIT_UNMET, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 METADATA_TIMEOUT_S = 5.0

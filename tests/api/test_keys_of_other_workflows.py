@@ -26,7 +26,7 @@ from referral_service.config import SourceSettings
 from referral_service.domain.program import Program
 from referral_service.domain.referral import Identifier, ResourceRef
 from referral_service.ehr.client import FhirClient
-from referral_service.temporal_client import ensure_poll_schedules
+from referral_service.temporal_client.poll_schedules import ensure_poll_schedules
 from referral_service.worker import create_worker
 from tests.api.intake_checks import FHIR_JSON, expressions
 from tests.api_server import service_settings

@@ -25,7 +25,7 @@ from referral_service.domain.program import Program
 from referral_service.domain.referral import Identifier, referral_key
 from referral_service.ehr.client import FhirClient
 from referral_service.store.database import open_database
-from referral_service.temporal_client import referral_rows
+from referral_service.temporal_client.key_ring_secrets import referral_rows
 from tests.api_driver import ADA
 from tests.conftest import HAPI_SOURCE_ID
 from tests.deployed.topology import EitherApi

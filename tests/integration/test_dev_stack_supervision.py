@@ -20,7 +20,7 @@ from referral_service.devstack.stack import DevPorts, servers
 from referral_service.devstack.supervisor import Child, SupervisionPolicy
 from referral_service.ehr.client import FhirClient
 from referral_service.ehr.source import SourceConfig
-from referral_service.temporal_client import missing_search_attributes
+from referral_service.temporal_client.search_attribute_setup import missing_search_attributes
 from tests.polling import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]

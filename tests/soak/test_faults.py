@@ -33,7 +33,7 @@ from referral_service.domain.referral import referral_key
 from referral_service.ehr.client import FhirClient
 from referral_service.ehr.source import SourceConfig
 from referral_service.store.database import open_database, sqlite_url
-from referral_service.temporal_client import referral_rows
+from referral_service.temporal_client.key_ring_secrets import referral_rows
 from tests.conftest import HAPI_SOURCE_ID
 from tests.program_day import program_today
 from tests.referrals import referral_bundle

@@ -16,7 +16,7 @@ from referral_service.ehr.client import FhirClient
 from referral_service.read_model import rebuild_read_model
 from referral_service.store.database import open_database, sqlite_url
 from referral_service.store.referrals import ReferralRows, RowQuery
-from referral_service.temporal_client import referral_rows
+from referral_service.temporal_client.key_ring_secrets import referral_rows
 from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID
 from tests.polling import eventually

@@ -2,7 +2,7 @@
 
 from temporalio.testing import WorkflowEnvironment
 
-from referral_service.temporal_client import missing_search_attributes
+from referral_service.temporal_client.search_attribute_setup import missing_search_attributes
 
 
 async def test_dev_server_has_every_referral_search_attribute(temporal_env: WorkflowEnvironment) -> None:

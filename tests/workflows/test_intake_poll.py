@@ -26,7 +26,7 @@ from referral_service.ehr.client import FhirClient
 from referral_service.ehr.source import SourceConfig
 from referral_service.intake.starts import ReferralStarts
 from referral_service.intake.take_in import Intake
-from referral_service.temporal_client import ensure_poll_schedules
+from referral_service.temporal_client.poll_schedules import ensure_poll_schedules
 from referral_service.worker import create_worker
 from tests.polling import eventually
 from tests.referrals import referral_bundle
