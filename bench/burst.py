@@ -33,7 +33,7 @@ from bench.report import RESULTS, machine, write_result
 from fhir_mappings import task
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from fhir_mappings.referral_in import referral_from_fhir
-from referral_service.config import SourceSettings
+from referral_service.config.sources import SourceSettings
 from referral_service.devstack.process import ManagedProcess, free_port
 from referral_service.devstack.stack import LOCAL_SOURCE_ID
 from referral_service.domain.referral import ResourceRef, referral_key

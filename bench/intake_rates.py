@@ -21,7 +21,7 @@ from sqlalchemy import Engine, text
 
 from bench.intake import distribution
 from bench.report import machine, write_result
-from referral_service.config import IntakeLimits
+from referral_service.config.limits import IntakeLimits
 from referral_service.devstack.postgres_server import reachable_folder, start_postgres
 from referral_service.store.database import open_database, sqlite_url
 from referral_service.store.intake_rates import IntakeRates

@@ -18,7 +18,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from referral_service.api.app import create_app
 from referral_service.api.http_server import server_config
-from referral_service.config import AuthSettings, Settings, SourceSettings
+from referral_service.config import Settings
+from referral_service.config.auth import AuthSettings
+from referral_service.config.sources import SourceSettings
 from referral_service.devstack.process import free_port
 from referral_service.ehr.client import FhirClient
 from referral_service.replay.clock import terminate_when_idle

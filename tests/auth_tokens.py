@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from referral_service.config import AuthSettings
+from referral_service.config.auth import AuthSettings
 
 ISSUER = "https://login.example-health.org/realms/iop"
 AUDIENCE = "iop-referral-service"

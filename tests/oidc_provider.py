@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from referral_service.codec import KeyRing
-from referral_service.config import AuthSettings
+from referral_service.config.auth import AuthSettings
 from tests.auth_tokens import AUDIENCE, PROGRAM
 from tests.loopback_server import serving_asgi
 

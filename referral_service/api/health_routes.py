@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
 from referral_service.api.deps import AppState, StateDep
-from referral_service.config import SourceSettings
+from referral_service.config.sources import SourceSettings
 from referral_service.ehr.client import FhirClient
 from referral_service.ehr.errors import AuthError, FhirError
 

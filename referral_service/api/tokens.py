@@ -11,7 +11,7 @@ from typing import Any
 
 import jwt
 
-from referral_service.config import AuthSettings
+from referral_service.config.auth import AuthSettings
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]  # asymmetric only: no shared secrets
 

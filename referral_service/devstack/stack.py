@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from referral_service.config import Settings, SourceSettings
+from referral_service.config import Settings
+from referral_service.config.sources import SourceSettings
 from referral_service.devstack import hapi_server, temporal_server
 from referral_service.devstack.supervisor import Child, SupervisionPolicy, Supervisor
 from referral_service.lifetime import exit_if_still_running_after, require_free

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from sqlalchemy import ColumnElement, Engine, case, literal
 
-from referral_service.config import IntakeLimits
+from referral_service.config.limits import IntakeLimits
 from referral_service.store.database import insert_into
 from referral_service.store.tables import intake_rate_buckets as buckets
 

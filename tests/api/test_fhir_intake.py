@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from referral_service.api.app import create_app
-from referral_service.config import IntakeLimits
+from referral_service.config.limits import IntakeLimits
 from referral_service.domain.referral import Identifier, referral_key
 from referral_service.ehr.client import FhirClient
 from referral_service.worker import create_worker

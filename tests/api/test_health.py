@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from temporalio.testing import WorkflowEnvironment
 
 from referral_service.api.app import create_app
-from referral_service.config import EhrCallLimits, Settings, SourceSettings
+from referral_service.config import Settings
+from referral_service.config.sources import EhrCallLimits, SourceSettings
 from referral_service.devstack.process import free_port
 from tests.api_server import service_settings
 from tests.conftest import HAPI_SOURCE_ID

@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from fhir_mappings.codes import BUSINESS_STATUS_SYSTEM
 from referral_service.api.app import create_app
-from referral_service.config import SourceSettings
+from referral_service.config.sources import SourceSettings
 from referral_service.domain.program import Program
 from referral_service.domain.referral import Identifier, ResourceRef
 from referral_service.ehr.client import FhirClient

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from referral_service.config import SourceSettings
+from referral_service.config.sources import SourceSettings
 from referral_service.ehr.client import FhirClient
 from referral_service.ehr.source import SourceConfig
 

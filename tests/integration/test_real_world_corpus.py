@@ -28,7 +28,7 @@ from fhir_mappings.referral_in import referral_from_fhir
 from referral_service.activities.intake_poll import FindReferralsInput, IntakePollActivities
 from referral_service.api.app import create_app
 from referral_service.cli.render import snapshot_text, snapshot_view
-from referral_service.config import SourceSettings
+from referral_service.config.sources import SourceSettings
 from referral_service.domain.referral import referral_key
 from referral_service.ehr.client import FhirClient
 from referral_service.intake.take_in import Intake

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from structlog.testing import capture_logs
 
-from referral_service.config import SourceSettings
+from referral_service.config.sources import SourceSettings
 from referral_service.ehr import FhirClient, PermanentError, TransientError
 from tests.smart_token_server import KEY_IDS, SCOPE, TokenServer, serving, smart_auth, write_pem
 

@@ -22,7 +22,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from referral_service.config import AuthSettings
+from referral_service.config.auth import AuthSettings
 from referral_service.devstack.postgres_server import PostgresServer
 from referral_service.devstack.process import free_port
 from referral_service.replay.clock import terminate_when_idle

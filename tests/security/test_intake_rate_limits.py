@@ -11,7 +11,7 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from referral_service.config import IntakeLimits
+from referral_service.config.limits import IntakeLimits
 from referral_service.ehr.client import FhirClient
 from tests.conftest import HAPI_SOURCE_ID
 from tests.oidc_provider import OidcProvider

@@ -19,7 +19,7 @@ import pytest
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
-from referral_service.config import AuthSettings
+from referral_service.config.auth import AuthSettings
 from referral_service.devstack.process import free_port
 from referral_service.ehr.client import FhirClient
 from referral_service.store.database import sqlite_url

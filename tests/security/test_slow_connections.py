@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from referral_service.config import ServerLimits
+from referral_service.config.limits import ServerLimits
 from referral_service.ehr.client import FhirClient
 from tests.oidc_provider import OidcProvider
 from tests.security.conftest import bearer, secured_api

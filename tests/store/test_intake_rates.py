@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import Engine, text
 
-from referral_service.config import IntakeLimits
+from referral_service.config.limits import IntakeLimits
 from referral_service.devstack.postgres_server import PostgresServer
 from referral_service.store.database import open_database
 from referral_service.store.intake_rates import IntakeRates

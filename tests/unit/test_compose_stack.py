@@ -13,7 +13,8 @@ import yaml
 
 from referral_service.cli import main
 from referral_service.codec import KeyRing
-from referral_service.config import AUTH_ENV, ENV_OVERRIDES, load_settings
+from referral_service.config import Settings, load_settings
+from referral_service.config.auth import AuthSettings
 from referral_service.devstack import deployed, hapi_server, temporal_cluster
 from workflows import search_attributes
 
@@ -209,9 +210,9 @@ def test_api_and_worker_settings_load_and_reach_the_compose_services(
         main([*service["command"], "--help"])
     assert help_shown.value.code == 0, f"`referral-service {service['command'][0]}` is not a command"
     env = _env(role)
-    assert {k for k in env if k.startswith("IOP_")} <= {
-        *ENV_OVERRIDES, "IOP_CONFIG", "IOP_CODEC_KEYS", *(f"IOP_AUTH_{f.upper()}" for f in AUTH_ENV)
-    }  # fmt: skip
+    read = {f"IOP_{name.upper()}" for name in Settings.model_fields} | {"IOP_CODEC_KEYS"}
+    read |= {f"IOP_AUTH_{name.upper()}" for name in AuthSettings.model_fields}
+    assert {k for k in env if k.startswith("IOP_")} <= read, "a variable the settings do not read"
     assert env["IOP_CODEC_KEYS"].startswith("${IOP_CODEC_KEYS:?"), "the key ring must come from the environment"
     # The settings file scripts/deployed.sh reads too.
     assert env["IOP_CONFIG"] == _mounted(role, deployed.SERVICE_SETTINGS)

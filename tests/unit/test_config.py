@@ -70,3 +70,24 @@ def test_source_limits_have_defaults_and_every_client_of_a_source_shares_them(tm
     )
     with pytest.raises(ValidationError, match="max_in_flight"):
         load_settings(config)
+
+
+def test_a_named_settings_file_that_cannot_be_read_stops_the_start(tmp_path, monkeypatch):
+    """--config or IOP_CONFIG naming a missing file is an error, never the built-in defaults."""
+    with pytest.raises(OSError):
+        load_settings(tmp_path / "missing.toml")
+    monkeypatch.setenv("IOP_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(OSError):
+        load_settings()
+
+
+def test_a_nested_setting_comes_from_its_variable_and_the_file_fills_the_rest(tmp_path, monkeypatch):
+    """IOP_AUTH_JWKS_URL is auth.jwks_url (one level down, its own underscores kept), merged with [auth]."""
+    config = tmp_path / "service.toml"
+    config.write_text('[auth]\nissuer = "https://login.example.org"\naudience = "iop"\nprogram = "iop-main"\n')
+    monkeypatch.setenv("IOP_AUTH_JWKS_URL", "https://login.example.org/certs")
+    monkeypatch.setenv("IOP_AUTH_AUDIENCE", "iop-from-env")
+    auth = load_settings(config).auth
+    assert auth is not None
+    assert str(auth.jwks_url) == "https://login.example.org/certs"
+    assert (auth.issuer, auth.audience) == ("https://login.example.org", "iop-from-env")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from referral_service.config import ServerLimits, load_settings
+from referral_service.config import load_settings
+from referral_service.config.limits import ServerLimits
 
 
 def test_the_commented_server_limits_in_the_deploy_example_are_the_defaults(tmp_path: Path) -> None:

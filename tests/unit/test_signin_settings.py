@@ -7,7 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from referral_service.codec import KeyRing
-from referral_service.config import AuthSettings, load_settings
+from referral_service.config import load_settings
+from referral_service.config.auth import AuthSettings
 
 BASE = {
     "issuer": "https://login.example-health.org/realms/iop",

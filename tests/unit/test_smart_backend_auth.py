@@ -12,7 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
 
-from referral_service.config import Settings, SmartBackendSettings, SourceSettings, load_settings
+from referral_service.config import load_settings
+from referral_service.config.sources import SmartBackendSettings, SourceSettings
 from referral_service.ehr.smart_backend_auth import SmartCredentials, client_assertion
 from tests.smart_token_server import CLIENT_ID, KEY_IDS, KEYS, SCOPE, smart_auth, write_pem
 
@@ -32,9 +33,8 @@ def credentials(algorithm: str, jwks_url: str | None = None) -> SmartCredentials
 
 
 def source(auth: dict, base_url: str = BASE_URL) -> SourceSettings:
-    return Settings.model_validate(
-        {"sources": [{"id": "general-hospital", "base_url": base_url, "auth": auth}]}
-    ).sources[0]
+    """The source as the service loads it at start-up (``load_settings`` opens its key file)."""
+    return load_settings(sources=[{"id": "general-hospital", "base_url": base_url, "auth": auth}]).sources[0]
 
 
 @pytest.mark.parametrize("algorithm", ["RS384", "ES384"])
@@ -88,7 +88,7 @@ def test_a_source_auth_table_in_toml_gives_the_client_its_credentials(tmp_path):
     ],
 )
 def test_unusable_auth_settings_are_refused_at_start_up(tmp_path, change, refusal):
-    with pytest.raises(ValidationError, match=refusal):
+    with pytest.raises(ValueError, match=refusal):
         source(smart_auth(tmp_path) | change)
 
 
@@ -97,18 +97,18 @@ def test_a_key_that_does_not_fit_the_algorithm_is_refused(tmp_path):
     rsa_for_es = smart_auth(tmp_path, "ES384", private_key_file=str(write_pem(tmp_path, KEYS["RS384"], "r.pem")))
     p256 = write_pem(tmp_path, ec.generate_private_key(ec.SECP256R1()), "p256.pem")
     short = write_pem(tmp_path, rsa.generate_private_key(public_exponent=65537, key_size=1024), "short.pem")  # noqa: S505 - the point
-    with pytest.raises(ValidationError, match="EC key on curve P-384"):
+    with pytest.raises(ValueError, match="EC key on curve P-384"):
         source(rsa_for_es)
-    with pytest.raises(ValidationError, match="EC key on curve P-384"):
+    with pytest.raises(ValueError, match="EC key on curve P-384"):
         source(smart_auth(tmp_path, "ES384", private_key_file=str(p256)))
-    with pytest.raises(ValidationError, match="at least 2048"):
+    with pytest.raises(ValueError, match="at least 2048"):
         source(smart_auth(tmp_path, "RS384", private_key_file=str(short)))
 
 
 def test_a_broken_key_file_is_refused_without_quoting_it(tmp_path):
     key_file = tmp_path / "broken.pem"
     key_file.write_text("-----BEGIN PRIVATE KEY-----\nS3CR3TMATERIAL\n-----END PRIVATE KEY-----\n")
-    with pytest.raises(ValidationError, match="not an unencrypted PEM private key") as caught:
+    with pytest.raises(ValueError, match="not an unencrypted PEM private key") as caught:
         source(smart_auth(tmp_path, "RS384", private_key_file=str(key_file)))
     assert "S3CR3T" not in str(caught.value)
 

@@ -13,7 +13,7 @@ import uuid
 import httpx
 import pytest
 
-from referral_service.config import SourceSettings
+from referral_service.config.sources import SourceSettings
 from referral_service.ehr.client import FhirClient, FhirExchange
 from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID

@@ -18,7 +18,8 @@ from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from referral_service.activities.intake_poll import FindReferralsInput, IntakePollActivities
-from referral_service.config import Settings, SourceSettings
+from referral_service.config import Settings
+from referral_service.config.sources import SourceSettings
 from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import Program
 from referral_service.domain.referral import Identifier, ResourceRef, referral_key

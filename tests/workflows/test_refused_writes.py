@@ -11,7 +11,7 @@ from datetime import timedelta
 from temporalio.client import WorkflowUpdateStage
 
 from referral_service.activities.writeback import CONFLICT_ATTEMPTS
-from referral_service.config import SourceSettings
+from referral_service.config.sources import SourceSettings
 from referral_service.domain.lifecycle import Phase
 from referral_service.ehr.client import FhirClient
 from referral_service.replay.clock import skip_time

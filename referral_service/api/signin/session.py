@@ -35,7 +35,7 @@ from referral_service.api.signin.pkce import LoginAttempt, code_challenge
 from referral_service.api.signin.provider import DashboardClient, Endpoints, Provider, SignInFailed
 from referral_service.api.signin.sealed_cookie import CookieSeal
 from referral_service.api.tokens import Principal, Role, TokenRejected, TokenVerifier
-from referral_service.config import AuthSettings
+from referral_service.config.auth import AuthSettings
 from referral_service.store.revocations import SessionRevocations
 
 ATTEMPT_COOKIE = "iop_signin"
