@@ -21,8 +21,9 @@ with workflow.unsafe.imports_passed_through():
     from referral_service.domain.program import Program
     from referral_service.domain.referral import Referral
     from workflows import search_attributes
-    from workflows.referral import EHR_RETRY, ReferralWorkflow
+    from workflows.referral import ReferralWorkflow
     from workflows.referral_types import CancelInput, StartReferralInput
+    from workflows.referral_writes import EHR_RETRY
 
 
 class PollInput(BaseModel):

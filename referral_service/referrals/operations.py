@@ -22,7 +22,8 @@ from referral_service.referrals.errors import (
     Unavailable,
     Unreadable,
 )
-from workflows.referral import CLINICAL_DATE_ERROR, ReferralWorkflow
+from workflows.referral import ReferralWorkflow
+from workflows.referral_base import CLINICAL_DATE_ERROR
 from workflows.referral_types import CancelInput, ReferralState, RetryWritesResult
 
 # Snapshot queries in flight at once when a page or a measure needs many: each one is a worker task.

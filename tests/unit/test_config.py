@@ -74,10 +74,10 @@ def test_source_limits_have_defaults_and_every_client_of_a_source_shares_them(tm
 
 def test_a_named_settings_file_that_cannot_be_read_stops_the_start(tmp_path, monkeypatch):
     """--config or IOP_CONFIG naming a missing file is an error, never the built-in defaults."""
-    with pytest.raises(OSError):
+    with pytest.raises(FileNotFoundError, match=r"missing\.toml"):
         load_settings(tmp_path / "missing.toml")
     monkeypatch.setenv("IOP_CONFIG", str(tmp_path / "missing.toml"))
-    with pytest.raises(OSError):
+    with pytest.raises(FileNotFoundError, match=r"missing\.toml"):
         load_settings()
 
 

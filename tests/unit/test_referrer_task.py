@@ -21,14 +21,14 @@ from fhir_mappings.referral_in import referral_from_fhir
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.discharge import DeclineReason, Discharge, DischargeReason
 from referral_service.domain.ehr_writes import EhrWrite
-from referral_service.domain.lifecycle import ENDED, Phase, check_transition
+from referral_service.domain.lifecycle import ENDED, TEAM_PHASES, Phase, check_transition
 from referral_service.domain.program import SessionKind
 from referral_service.domain.referrer_task import Cancellation, can_transition
 from referral_service.intake.task_answer import task_of
 from referral_service.programs import load_program
 from tests.referrals import referral_bundle
-from workflows.referral import TEAM_PHASES, task_request
 from workflows.referral_types import ReferralState
+from workflows.referral_writes import task_request
 
 PROGRAM = load_program()
 REFERRAL = referral_from_fhir(

@@ -19,7 +19,7 @@ from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID
 from tests.polling import eventually
 from tests.workflows.stories import end_leftovers, start_referral, written
-from workflows.referral import EHR_RETRY
+from workflows.referral_writes import EHR_RETRY
 
 RETRY_AFTER_S = 5
 

@@ -33,7 +33,8 @@ from tests.workflows.stories import (
     wait_for_phase,
     written,
 )
-from workflows.referral import CLINICAL_DATE_ERROR, ReferralWorkflow
+from workflows.referral import ReferralWorkflow
+from workflows.referral_base import CLINICAL_DATE_ERROR
 from workflows.referral_types import CancelInput, DischargeInput, ReferralState, ScreeningDecisionInput
 
 ACCEPT_ADULT = ScreeningDecisionInput(decision="accept", track_id="adult-mh")

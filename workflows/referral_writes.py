@@ -1,0 +1,185 @@
+"""The referral's writes to the referring EHR: the closed-loop Task, the CareTeam, the plans, and the record of
+what the EHR refused (a refusal never ends a referral: it is kept, shown and sent again on request)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows.referral_base import ReferralBase
+
+with workflow.unsafe.imports_passed_through():
+    from referral_service.activities.writeback import (
+        REFUSED,
+        WRITE_INPUTS,
+        RefusalReport,
+        WritebackActivities,
+        WriteCarePlanInput,
+        WriteCareTeamInput,
+        WriteTaskInput,
+    )
+    from referral_service.domain.ehr_writes import EhrWrite
+    from referral_service.domain.metric_names import EHR_WRITES_REFUSED
+    from referral_service.domain.referrer_task import can_transition
+    from workflows.referral_types import ReferralState, RefusedWrite, TimelineEntry
+
+EHR_WRITE_TIMEOUT = timedelta(seconds=60)
+# A failing EHR gets retries with backoff for as long as it takes; the referral waits durably meanwhile.
+EHR_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=10)
+)
+# The order refused writes are sent again: what later resources reference (team, scores, sessions) first, the
+# referrer's Task, which lists the plans and sessions, last.
+RETRY_ORDER = (
+    "write_care_team",
+    "write_observation",
+    "write_encounter",
+    "write_outreach_task",
+    "write_care_plan",
+    "write_task",
+)
+
+
+def task_request(state: ReferralState) -> WriteTaskInput:
+    """The referrer's Task as the referral stands: what the workflow writes (``GET /fhir/Task`` reads the same)."""
+    told = state.referrer_task()
+    return WriteTaskInput(
+        key=f"{state.key}/task",
+        referral=state.referral,
+        program=state.program,
+        status=told.status,
+        business_status=told.business_status,
+        reason=told.reason,
+        outputs=state.task_outputs(),
+        authored_on=state.received_at,
+    )
+
+
+class ReferralWrites(ReferralBase):
+    """Each write one activity, retried while the EHR fails; a refusal for good recorded, not raised."""
+
+    async def _tell_referrer(self) -> None:
+        """Update the closed-loop Task (one Task per referral, updated in place) to what the referral's state says,
+        along FHIR's Task state machine only: a move it does not allow is a bug here, so it fails loudly instead
+        of reaching the EHR."""
+        request = task_request(self._s)
+        if not can_transition(self._s.task_status, request.status):
+            raise ApplicationError(f"Task cannot go from {self._s.task_status} to {request.status}", non_retryable=True)
+        self._s.task_status = request.status
+        await self._write(WritebackActivities.write_task, request)
+
+    async def _write_team(self, *, active: bool = True) -> None:
+        assert self._s.team is not None
+        await self._write(
+            WritebackActivities.write_care_team,
+            WriteCareTeamInput(
+                key=f"{self._s.key}/careteam",
+                referral=self._s.referral,
+                program=self._s.program,
+                team=self._s.team,
+                active=active,
+                start=self._s.treatment_start or workflow.now().date(),
+            ),
+        )
+
+    async def _write_plan(self, *, status: str, end: date | None = None) -> None:
+        await self._write(
+            WritebackActivities.write_care_plan,
+            WriteCarePlanInput(
+                key=f"{self._s.key}/careplan",
+                referral=self._s.referral,
+                program=self._s.program,
+                track_id=str(self._s.track_id),
+                status=status,
+                start=self._s.treatment_start or workflow.now().date(),
+                end=end,
+                team=self._s.team,
+                **self._plan_links(),
+            ),
+        )
+
+    def _plan_links(self, *, treatment: bool = True) -> dict[str, Any]:
+        """What a plan references in the EHR as it stands: the CareTeam, and (the treatment plan) the scores."""
+        links: dict[str, Any] = {"care_team": self._s.writes.get(f"{self._s.key}/careteam")}
+        if treatment:
+            links["assessments"] = [w for w in self._s.writes.values() if w.resource_type == "Observation"]
+        return links
+
+    async def _write_aftercare_plan(self, *, status: str) -> None:
+        assert self._s.discharge is not None
+        await self._write(
+            WritebackActivities.write_care_plan,
+            WriteCarePlanInput(
+                key=f"{self._s.key}/aftercare-plan",
+                referral=self._s.referral,
+                program=self._s.program,
+                track_id=str(self._s.track_id),
+                status=status,
+                start=self._s.discharge.date,
+                follow_up_days=[f.day for f in self._s.follow_ups],
+                **self._plan_links(treatment=False),
+            ),
+        )
+
+    async def _write(self, activity: Callable[[Any, Any], Awaitable[EhrWrite]], request: Any) -> EhrWrite | None:
+        """One write-back activity; a write the EHR refuses for good is recorded (None) and the referral goes on."""
+        try:
+            write = await workflow.execute_activity_method(
+                activity,
+                request,
+                start_to_close_timeout=EHR_WRITE_TIMEOUT,
+                retry_policy=EHR_RETRY,
+            )
+        except ActivityError as error:
+            cause = error.cause
+            if not (isinstance(cause, ApplicationError) and cause.type == REFUSED and cause.details):
+                raise
+            self._refused(activity.__name__, request, RefusalReport.model_validate(cause.details[0]))
+            return None
+        self._s.writes[write.key] = write
+        if self._s.refused.pop(write.key, None) is not None:
+            self._s.timeline.append(
+                TimelineEntry(at=workflow.now(), event="refused write accepted", detail=write.resource_type)
+            )
+            self._publish()
+        return write
+
+    def _refused(self, activity: str, request: Any, report: RefusalReport) -> None:
+        """Record a refusal (replacing an older one of the same write), flag the referral and count it."""
+        refusal = report.refusal
+        self._s.refused[request.key] = RefusedWrite(
+            **refusal.model_dump(),
+            key=request.key,
+            at=workflow.now(),
+            activity=activity,
+            request=request.model_dump(mode="json", exclude={"referral", "program"}),
+            fallback=report.fallback,
+            fallback_refusal=report.fallback_refusal,
+        )
+        detail = f"{refusal.resource_type}: HTTP {refusal.status} {', '.join(refusal.codes) or refusal.summary}"
+        if report.fallback is not None:
+            self._s.writes[request.key] = report.fallback
+            detail += "; written as a DocumentReference note instead"
+        elif report.fallback_refusal is not None:
+            detail += f"; the DocumentReference note instead was refused too (HTTP {report.fallback_refusal.status})"
+        self._s.timeline.append(TimelineEntry(at=workflow.now(), event="EHR refused a write", detail=detail))
+        self._publish()
+        for refused in (refusal, report.fallback_refusal):
+            if refused is not None:
+                self._count(EHR_WRITES_REFUSED, resource_type=refused.resource_type)
+
+    def _resend(self, refused: RefusedWrite) -> Any:
+        """The refused write's input as the referral stands now."""
+        if refused.key == f"{self._s.key}/task":
+            return task_request(self._s)
+        request = WRITE_INPUTS[refused.activity].model_validate(
+            {**refused.request, "referral": self._s.referral, "program": self._s.program}
+        )
+        if isinstance(request, WriteCarePlanInput):
+            request = request.model_copy(update=self._plan_links(treatment=not request.follow_up_days))
+        return request
