@@ -6,7 +6,7 @@ Every problem is collected as an OperationOutcome issue naming the element at fa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from fhir_mappings import codes
@@ -20,30 +20,26 @@ from fhir_mappings.outcomes import (
     value,
 )
 from fhir_mappings.performer import Addressed, Addressee, addressed_to, performer_lookups
+from fhir_mappings.referral_dates import check_dates, checked_datetime, hospital_discharge
 from fhir_mappings.referral_kind import kind_issue
 from fhir_mappings.referral_links import (
     identity_lookups,
     own_local_id,
     reference_lookups,
     service_request_ref,
-    subject_ref,
     written_ref,
 )
+from fhir_mappings.referral_people import named, patient_details, requester_organization
 from fhir_mappings.resolve import (
     ResourceIndex,
     context_base,
-    reference_type,
-    resolved_ref,
     to_ref,
 )
 from fhir_mappings.submission import ALL_REQUESTS, RequestEntry, Submission, read_submission
 from referral_service.domain.program import ReferralCodes
 from referral_service.domain.referral import (
     Coding,
-    FromSetting,
-    HospitalDischarge,
     Identifier,
-    PatientDetails,
     Referral,
     ResourceRef,
 )
@@ -52,7 +48,6 @@ REQUEST_STATUSES = frozenset({"draft", "active", "on-hold", "revoked", "complete
 # A referral asks the program to do something: an order, or a plan the hospital made for the patient.
 REFERRAL_INTENTS = frozenset({"order", "original-order", "reflex-order", "filler-order", "instance-order", "plan"})
 PRIORITIES = frozenset({"routine", "urgent", "asap", "stat"})  # a required binding: nothing else means anything
-MAX_FUTURE = timedelta(days=1)
 _NOT_OURS = "the referral is addressed to another performer, not this program"
 _NOT_NAMED = "the referral does not name this program as its performer"
 # A performer nobody can resolve on push: the sender chose this endpoint, so the referral is taken.
@@ -190,10 +185,10 @@ def _build(
         issues.append(invalid("a FHIR boolean is true or false", "ServiceRequest.doNotPerform"))
     elif sr.get("doNotPerform"):
         issues.append(business_rule("the request says not to perform the service", "ServiceRequest.doNotPerform"))
-    patient = _patient(sr, index, found, base, relative_to, issues, warnings)
-    authored = _checked_datetime(sr.get("authoredOn"), "ServiceRequest.authoredOn", issues)
-    discharge = _discharge(sr, index, issues)
-    _check_dates(authored, discharge, received_at, issues)
+    patient = patient_details(sr, index, found, base, relative_to, issues, warnings)
+    authored = checked_datetime(sr.get("authoredOn"), "ServiceRequest.authoredOn", issues)
+    discharge = hospital_discharge(sr, index, issues)
+    check_dates(authored, discharge, received_at, issues)
     if issues or key is None or patient is None:
         return None
     return Referral(
@@ -205,8 +200,8 @@ def _build(
         priority=sr.get("priority"),
         authored_on=authored,
         patient=patient,
-        requester=_named(written_ref(sr.get("requester"), index, found, base, relative_to), sr.get("requester"), index),
-        requester_organization=_requester_organization(sr, index),
+        requester=named(written_ref(sr.get("requester"), index, found, base, relative_to), sr.get("requester"), index),
+        requester_organization=requester_organization(sr, index),
         performer=to_ref((sr.get("performer") or [None])[0]),
         codes=_codings(sr.get("code")),
         reasons=_reasons(sr, index),
@@ -239,157 +234,6 @@ def _key_identifier(entry: RequestEntry, issues: list[OutcomeIssue]) -> Identifi
     return None
 
 
-def _patient(
-    sr: dict[str, Any],
-    index: ResourceIndex,
-    found: FoundInEhr,
-    base: str | None,
-    relative_to: str | None,
-    issues: list[OutcomeIssue],
-    warnings: list[OutcomeIssue],
-) -> PatientDetails | None:
-    subject = sr.get("subject")
-    if not subject:
-        issues.append(required("the referral needs a subject (the patient)", "ServiceRequest.subject"))
-        return None
-    local = isinstance(subject, dict) and str(subject.get("reference") or "").startswith(("#", "urn:"))
-    if local and index.resolve(subject) is None:
-        issues.append(invalid("the subject names a resource the submission does not carry", "ServiceRequest.subject"))
-        return None
-    if reference_type(subject, index) != "Patient":
-        issues.append(invalid("the subject must be a Patient", "ServiceRequest.subject"))
-        return None
-    resolved = index.resolve(subject)
-    ref = subject_ref(subject, resolved, index, found, base, relative_to, issues, warnings)
-    if ref is None:
-        return None
-    resolved = resolved or {}
-    name = (resolved.get("name") or [{}])[0]
-    return PatientDetails(
-        ref=ref,
-        identifiers=[i for i in identifiers_of(resolved) if i.system],
-        family=name.get("family"),
-        given=[given for given in name.get("given") or [] if isinstance(given, str)],
-        birth_date=_date(resolved.get("birthDate")),
-        gender=resolved.get("gender"),
-        phone=_phone(resolved.get("telecom")),
-    )
-
-
-# Numbers a patient answers: a work line or an old number is not where staff should call them.
-_CALLABLE_USES = ("home", "mobile")
-
-
-def _phone(telecom: Any) -> str | None:
-    """The first phone number in use home or mobile (``Patient.telecom``), else None."""
-    for point in telecom if isinstance(telecom, list) else []:
-        if not isinstance(point, dict) or point.get("system") != "phone" or point.get("use") not in _CALLABLE_USES:
-            continue
-        value = point.get("value")
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return None
-
-
-def _requester_organization(sr: dict[str, Any], index: ResourceIndex) -> ResourceRef | None:
-    requester = index.resolve(sr.get("requester")) or {}
-    if requester.get("resourceType") == "PractitionerRole":
-        organization = requester.get("organization")
-        return _named(to_ref(organization, "Organization"), organization, index)
-    if requester.get("resourceType") == "Organization" or reference_type(sr.get("requester"), index) == "Organization":
-        return _named(to_ref(sr.get("requester"), "Organization"), sr.get("requester"), index)
-    return None
-
-
-def _named(ref: ResourceRef | None, reference: dict[str, Any] | None, index: ResourceIndex) -> ResourceRef | None:
-    """The reference with the name of the resource the submission carries for it (so staff read who referred,
-    not an id); the reference's own display when it carries none."""
-    name = _name_of(index.resolve(reference), index)
-    if ref is None or name is None:
-        return ref
-    return ref.model_copy(update={"display": name})
-
-
-def _name_of(resource: dict[str, Any] | None, index: ResourceIndex) -> str | None:
-    """An Organization's name, a Practitioner's (first) HumanName, a PractitionerRole's practitioner's name."""
-    kind = (resource or {}).get("resourceType")
-    if resource is None or kind not in ("Organization", "Practitioner", "PractitionerRole"):
-        return None
-    if kind == "Organization":
-        return _text(resource.get("name"))
-    if kind == "PractitionerRole":
-        practitioner = resource.get("practitioner")
-        carried = _name_of(index.resolve(practitioner), index)
-        return carried or _text((practitioner or {}).get("display") if isinstance(practitioner, dict) else None)
-    name = next((n for n in resource.get("name") or [] if isinstance(n, dict)), {})
-    if _text(name.get("text")):
-        return _text(name.get("text"))
-    words = [*(name.get("prefix") or []), *(name.get("given") or []), name.get("family"), *(name.get("suffix") or [])]
-    return _text(" ".join(word for word in words if isinstance(word, str) and word.strip()))
-
-
-def _text(value: Any) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
-
-
-def _discharge(sr: dict[str, Any], index: ResourceIndex, issues: list[OutcomeIssue]) -> HospitalDischarge | None:
-    candidates = [sr.get("encounter"), *list(sr.get("supportingInfo") or [])]
-    for reference in candidates:
-        encounter = index.resolve(reference)
-        if encounter is None or encounter.get("resourceType") != "Encounter":
-            continue
-        period = encounter.get("period") or {}
-        start = _checked_datetime(period.get("start"), "Encounter.period.start", issues)
-        end = _checked_datetime(period.get("end"), "Encounter.period.end", issues)
-        if start and end and end < start:
-            issues.append(invalid("the discharge encounter ends before it starts", "Encounter.period"))
-        return HospitalDischarge(
-            encounter=resolved_ref(reference, index, "Encounter"),
-            from_setting=_setting(encounter),
-            discharge_date=end.date() if end else None,
-        )
-    return None
-
-
-def _setting(encounter: dict[str, Any]) -> FromSetting:
-    """inpatient from the class; PHP and residential from a type code or text (no class exists for them)."""
-    types = encounter.get("type") or []
-    type_codes = {c.get("code") for t in types for c in t.get("coding") or []}
-    text = " ".join(
-        [t.get("text") or "" for t in types] + [c.get("display") or "" for t in types for c in t.get("coding") or []]
-    ).lower()
-    if type_codes & codes.PHP_CODES or any(marker in text for marker in codes.PHP_TEXT):
-        return "php"
-    if any(marker in text for marker in codes.RESIDENTIAL_TEXT):
-        return "residential"
-    if (encounter.get("class") or {}).get("code") in codes.INPATIENT_CLASSES:
-        return "inpatient"
-    if (encounter.get("class") or {}).get("code") == "EMER":
-        return "emergency"
-    return "other"
-
-
-def _check_dates(
-    authored: datetime | None,
-    discharge: HospitalDischarge | None,
-    received_at: datetime | None,
-    issues: list[OutcomeIssue],
-) -> None:
-    if authored and received_at and authored - received_at > MAX_FUTURE:
-        issues.append(business_rule("the referral is authored in the future", "ServiceRequest.authoredOn"))
-    if discharge is None or discharge.discharge_date is None:
-        return
-    if authored and discharge.discharge_date - authored.date() > MAX_FUTURE:
-        issues.append(
-            business_rule(
-                "the hospital discharge is dated after the referral by more than a day",
-                "Encounter.period.end",
-            )
-        )
-    if received_at and discharge.discharge_date - received_at.date() > MAX_FUTURE:
-        issues.append(business_rule("the hospital discharge date is in the future", "Encounter.period.end"))
-
-
 def _reasons(sr: dict[str, Any], index: ResourceIndex) -> list[Coding]:
     found = [c for concept in sr.get("reasonCode") or [] for c in _codings(concept)]
     for reference in sr.get("reasonReference") or []:
@@ -404,24 +248,3 @@ def _codings(concept: dict[str, Any] | None) -> list[Coding]:
         for c in (concept or {}).get("coding") or []
         if c.get("system") and c.get("code")
     ]
-
-
-def _checked_datetime(text: Any, expression: str, issues: list[OutcomeIssue]) -> datetime | None:
-    """FHIR JSON dates are strings; pydantic would read a number as a Unix timestamp, so refuse it here."""
-    if text is not None and not isinstance(text, str):
-        issues.append(invalid("a FHIR dateTime is a string", expression))
-    return _datetime(text)
-
-
-def _datetime(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return datetime.fromisoformat(text) if "T" in text else datetime.fromisoformat(f"{text}T00:00:00+00:00")
-    except ValueError:
-        return None
-
-
-def _date(text: Any) -> date | None:
-    parsed = _datetime(text)
-    return parsed.date() if parsed else None
