@@ -19,6 +19,14 @@ ROLE_NAMES = [role.value.replace("_", "-") for role in StaffRole]
 
 
 def add(commands: Any) -> None:
+    _show_command(commands)
+    _attend_command(commands)
+    _team_command(commands)
+    _discharge_command(commands)
+    _retry_writes_command(commands)
+
+
+def _show_command(commands: Any) -> None:
     show = commands.add_parser(
         "show",
         help="show one referral: phase, track, team, deadlines, sessions, timeline, EHR writes and refusals",
@@ -28,6 +36,13 @@ def add(commands: Any) -> None:
     add_client_options(show, json_help="print the same (patient-free) view as JSON")
     show.set_defaults(handler=_show)
 
+
+def _show(args: argparse.Namespace, client: ApiClient) -> int:
+    state = _referral_call(client, "GET", args.id)
+    return _print_view(args, state)
+
+
+def _attend_command(commands: Any) -> None:
     attend = commands.add_parser(
         "attend",
         help="record a session (attended, or missed with --absent) for a referral in treatment",
@@ -50,6 +65,29 @@ def add(commands: Any) -> None:
     add_client_options(attend, json_help="print the referral's updated (patient-free) view as JSON")
     attend.set_defaults(handler=_attend)
 
+
+def _attend(args: argparse.Namespace, client: ApiClient) -> int:
+    session: dict[str, Any] = {
+        "session_id": args.session_id,
+        "date": args.date.isoformat(),
+        "kind": args.kind,
+        "minutes": args.minutes,
+        "attended": not args.absent,
+        "modality": "telehealth" if args.telehealth else "in_person",
+    }
+    if args.start:
+        session["start_time"] = args.start.isoformat()
+    if args.staff_id:
+        session["staff_id"] = args.staff_id
+    state = _referral_call(client, "POST", args.id, "/sessions", {"session": session})
+    if wants_json(args):
+        return _print_view(args, state)
+    what = "missed" if args.absent else "attended"
+    print(f"recorded session {args.session_id} ({what}, {args.date.isoformat()}): {_status_line(state)}")
+    return EXIT_OK
+
+
+def _team_command(commands: Any) -> None:
     team = commands.add_parser(
         "team",
         help="reassign care-team roles to named roster members",
@@ -74,6 +112,24 @@ def add(commands: Any) -> None:
     add_client_options(team, json_help="print the referral's updated (patient-free) view as JSON")
     team.set_defaults(handler=_team)
 
+
+def _team(args: argparse.Namespace, client: ApiClient) -> int:
+    roles = [role.replace("-", "_") for role in args.role]
+    if len(roles) != len(args.member):
+        raise CliError("give one --member for each --role, in the same order", EXIT_USAGE)
+    if len(set(roles)) != len(roles):
+        raise CliError("name each --role once", EXIT_USAGE)
+    state = _referral_call(client, "POST", args.id, "/team", {"members": dict(zip(roles, args.member, strict=True))})
+    if wants_json(args):
+        return _print_view(args, state)
+    team = render.snapshot_view(state)["team"]
+    for role in roles:
+        print(f"{role.replace('_', ' ')}: {team[role]['name']} ({team[role]['id']})")
+    print(_status_line(state))
+    return EXIT_OK
+
+
+def _discharge_command(commands: Any) -> None:
     discharge = commands.add_parser(
         "discharge",
         help="discharge a referral from the program with a coded reason",
@@ -97,61 +153,6 @@ def add(commands: Any) -> None:
     add_client_options(discharge, json_help="print the referral's updated (patient-free) view as JSON")
     discharge.set_defaults(handler=_discharge)
 
-    retry = commands.add_parser(
-        "retry-writes",
-        help="send the writes the EHR refused for good again, once the cause is fixed on the EHR's side",
-        description="A write the referring EHR refused for good (HTTP 400, 403, 404, 422, or a 409/412 conflict "
-        "that lasted) does not stop the referral: it is recorded (see `show`), the referral is flagged (`list "
-        "--refused-writes`) and care goes on. Once the EHR's side is fixed, this sends each refused write again as "
-        "the referral stands now, and prints what the EHR took and what it refused again. Exit 0 when it took "
-        "everything, 1 when some writes are still refused (or there was nothing to retry).",
-    )
-    retry.add_argument("id", metavar="ID", help="the referral id")
-    add_client_options(retry, json_help="print what was written and what is still refused as JSON")
-    retry.set_defaults(handler=_retry_writes)
-
-
-def _show(args: argparse.Namespace, client: ApiClient) -> int:
-    state = _referral_call(client, "GET", args.id)
-    return _print_view(args, state)
-
-
-def _attend(args: argparse.Namespace, client: ApiClient) -> int:
-    session: dict[str, Any] = {
-        "session_id": args.session_id,
-        "date": args.date.isoformat(),
-        "kind": args.kind,
-        "minutes": args.minutes,
-        "attended": not args.absent,
-        "modality": "telehealth" if args.telehealth else "in_person",
-    }
-    if args.start:
-        session["start_time"] = args.start.isoformat()
-    if args.staff_id:
-        session["staff_id"] = args.staff_id
-    state = _referral_call(client, "POST", args.id, "/sessions", {"session": session})
-    if wants_json(args):
-        return _print_view(args, state)
-    what = "missed" if args.absent else "attended"
-    print(f"recorded session {args.session_id} ({what}, {args.date.isoformat()}): {_status_line(state)}")
-    return EXIT_OK
-
-
-def _team(args: argparse.Namespace, client: ApiClient) -> int:
-    roles = [role.replace("-", "_") for role in args.role]
-    if len(roles) != len(args.member):
-        raise CliError("give one --member for each --role, in the same order", EXIT_USAGE)
-    if len(set(roles)) != len(roles):
-        raise CliError("name each --role once", EXIT_USAGE)
-    state = _referral_call(client, "POST", args.id, "/team", {"members": dict(zip(roles, args.member, strict=True))})
-    if wants_json(args):
-        return _print_view(args, state)
-    team = render.snapshot_view(state)["team"]
-    for role in roles:
-        print(f"{role.replace('_', ' ')}: {team[role]['name']} ({team[role]['id']})")
-    print(_status_line(state))
-    return EXIT_OK
-
 
 def _discharge(args: argparse.Namespace, client: ApiClient) -> int:
     discharge: dict[str, Any] = {"reason": args.reason, "date": (args.date or date.today()).isoformat()}
@@ -164,6 +165,21 @@ def _discharge(args: argparse.Namespace, client: ApiClient) -> int:
         return _print_view(args, state)
     print(f"discharged ({args.reason}, {discharge['date']}): {_status_line(state)}")
     return EXIT_OK
+
+
+def _retry_writes_command(commands: Any) -> None:
+    retry = commands.add_parser(
+        "retry-writes",
+        help="send the writes the EHR refused for good again, once the cause is fixed on the EHR's side",
+        description="A write the referring EHR refused for good (HTTP 400, 403, 404, 422, or a 409/412 conflict "
+        "that lasted) does not stop the referral: it is recorded (see `show`), the referral is flagged (`list "
+        "--refused-writes`) and care goes on. Once the EHR's side is fixed, this sends each refused write again as "
+        "the referral stands now, and prints what the EHR took and what it refused again. Exit 0 when it took "
+        "everything, 1 when some writes are still refused (or there was nothing to retry).",
+    )
+    retry.add_argument("id", metavar="ID", help="the referral id")
+    add_client_options(retry, json_help="print what was written and what is still refused as JSON")
+    retry.set_defaults(handler=_retry_writes)
 
 
 def _retry_writes(args: argparse.Namespace, client: ApiClient) -> int:

@@ -1,5 +1,7 @@
 """The server commands: the embedded stack (``dev``), a ``worker``, the ``api``, replaying recorded histories
-(``replay-history``) and scenarios (``replay``), and ``rebuild-read-model``. Each runs with the settings loaded."""
+(``replay-history``) and scenarios (``replay``), and ``rebuild-read-model``. Each runs with the settings loaded.
+
+Each handler imports what it runs: the Temporal SDK and the rest would slow every client command's start."""
 
 from __future__ import annotations
 
@@ -22,6 +24,15 @@ SERVER_LIFETIME = (
 
 
 def add(commands: Any) -> None:
+    _dev_command(commands)
+    _worker_command(commands)
+    _api_command(commands)
+    _replay_history_command(commands)
+    _replay_command(commands)
+    _rebuild_read_model_command(commands)
+
+
+def _dev_command(commands: Any) -> None:
     dev_help = "run the embedded stack: Temporal dev server + UI, HAPI FHIR test server, worker, API"
     dev = commands.add_parser(
         "dev", help=dev_help, description=f"{dev_help[0].upper()}{dev_help[1:]}. {SERVER_LIFETIME}"
@@ -44,6 +55,15 @@ def add(commands: Any) -> None:
     )
     dev.set_defaults(serve=_dev)
 
+
+async def _dev(args: argparse.Namespace, settings: Settings) -> int:
+    from referral_service import runners
+    from referral_service.replay.demo import load_into_stack
+
+    return await runners.run_dev(settings, args, load_into_stack if args.demo else None)
+
+
+def _worker_command(commands: Any) -> None:
     worker = commands.add_parser(
         "worker",
         help="run a Temporal worker against the configured Temporal server",
@@ -53,6 +73,15 @@ def add(commands: Any) -> None:
         + SERVER_LIFETIME,
     )
     worker.set_defaults(serve=_worker)
+
+
+async def _worker(_args: argparse.Namespace, settings: Settings) -> int:
+    from referral_service import runners
+
+    return await runners.run_worker_only(settings)
+
+
+def _api_command(commands: Any) -> None:
     api = commands.add_parser(
         "api",
         help="serve the FHIR intake endpoint and the case-manager API",
@@ -60,6 +89,15 @@ def add(commands: Any) -> None:
         "api_host:api_port (IOP_API_HOST, IOP_API_PORT; default 127.0.0.1:8000). " + SERVER_LIFETIME,
     )
     api.set_defaults(serve=_api)
+
+
+async def _api(_args: argparse.Namespace, settings: Settings) -> int:
+    from referral_service import runners
+
+    return await runners.run_api_only(settings)
+
+
+def _replay_history_command(commands: Any) -> None:
     replay = commands.add_parser(
         "replay-history",
         help="replay recorded workflow histories against this code; exit 1 on any non-determinism",
@@ -92,6 +130,34 @@ def add(commands: Any) -> None:
         help="replay in this many processes (default: one per CPU this process may use)",
     )
     replay.set_defaults(serve=_replay_history)
+
+
+async def _replay_history(args: argparse.Namespace, settings: Settings) -> int:
+    from referral_service import runners
+
+    server = runners.ServerHistories(args.workflow_id, args.query, args.limit)
+    return await runners.run_replay_history(settings, args.paths, args.processes, server)
+
+
+def _rebuild_read_model_command(commands: Any) -> None:
+    rebuild = commands.add_parser(
+        "rebuild-read-model",
+        help="write every referral's read-model row again from the Temporal server (after a restore, or for "
+        "referrals begun before the read model)",
+        description="Asks each referral workflow on the task queue (task_queue) for its row and writes it to the "
+        "service database (database_url) unless the row there is as new or newer. A closed referral's row makes a "
+        "worker replay its history: run it with a worker up. Exit 1 when some referral gave no row.",
+    )
+    rebuild.set_defaults(serve=_rebuild_read_model)
+
+
+async def _rebuild_read_model(_args: argparse.Namespace, settings: Settings) -> int:
+    from referral_service import runners
+
+    return await runners.run_rebuild_read_model(settings)
+
+
+def _replay_command(commands: Any) -> None:
     scenarios = commands.add_parser(
         "replay",
         help="replay referral scenarios against a FHIR server and check what lands there; exit 1 on any unmet "
@@ -125,48 +191,6 @@ def add(commands: Any) -> None:
         "repeat one to replay onto the same resources)",
     )
     scenarios.set_defaults(serve=_replay_scenarios)
-    rebuild = commands.add_parser(
-        "rebuild-read-model",
-        help="write every referral's read-model row again from the Temporal server (after a restore, or for "
-        "referrals begun before the read model)",
-        description="Asks each referral workflow on the task queue (task_queue) for its row and writes it to the "
-        "service database (database_url) unless the row there is as new or newer. A closed referral's row makes a "
-        "worker replay its history: run it with a worker up. Exit 1 when some referral gave no row.",
-    )
-    rebuild.set_defaults(serve=_rebuild_read_model)
-
-
-# Imported inside each: settings pull in the Temporal SDK, which client commands do not need to start fast.
-async def _dev(args: argparse.Namespace, settings: Settings) -> int:
-    from referral_service import runners
-    from referral_service.replay.demo import load_into_stack
-
-    return await runners.run_dev(settings, args, load_into_stack if args.demo else None)
-
-
-async def _worker(_args: argparse.Namespace, settings: Settings) -> int:
-    from referral_service import runners
-
-    return await runners.run_worker_only(settings)
-
-
-async def _api(_args: argparse.Namespace, settings: Settings) -> int:
-    from referral_service import runners
-
-    return await runners.run_api_only(settings)
-
-
-async def _replay_history(args: argparse.Namespace, settings: Settings) -> int:
-    from referral_service import runners
-
-    server = runners.ServerHistories(args.workflow_id, args.query, args.limit)
-    return await runners.run_replay_history(settings, args.paths, args.processes, server)
-
-
-async def _rebuild_read_model(_args: argparse.Namespace, settings: Settings) -> int:
-    from referral_service import runners
-
-    return await runners.run_rebuild_read_model(settings)
 
 
 async def _replay_scenarios(args: argparse.Namespace, settings: Settings) -> int:
