@@ -9,6 +9,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from temporalio.client import WorkflowHandle
+
+from workflows.referral import ReferralWorkflow
+from workflows.referral_types import ReferralState
+
 FIXTURES = Path(__file__).parent / "fixtures" / "referrals"
 # Values in the fixtures that identify one referral; each test gets its own copy of them.
 UNIQUE_VALUES = ("SR-2026-0001", "SYN-MRN-0001", "SYN-ENC-0001")
@@ -32,3 +37,10 @@ def referral_bundle(name: str, *, discharged_on: date | None = None) -> dict[str
         text = text.replace(placeholder, f"{placeholder}-{suffix}")
     bundle: dict[str, Any] = json.loads(text)
     return bundle
+
+
+async def updated(handle: WorkflowHandle[Any, Any], update: Any, *args: Any) -> ReferralState:
+    """Run a workflow update, then read the whole state (an update answers only where the referral stands)."""
+    await handle.execute_update(update, *args)
+    state: ReferralState = await handle.query(ReferralWorkflow.snapshot)
+    return state

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from referral_service.domain.lifecycle import ASSESSABLE, DECIDABLE, TEAM_PHASES, Phase, cancellable
     from referral_service.domain.program import StaffMember
     from referral_service.domain.referral_row import ReferralRow, RowVersion
+    from referral_service.domain.write_keys import Written, write_key
     from workflows.referral_row import referral_row
     from workflows.referral_types import (
         CancelInput,
@@ -49,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         ScreeningDecisionInput,
         StartReferralInput,
         TimelineEntry,
+        UpdateAnswer,
     )
 
 
@@ -113,7 +115,7 @@ class ReferralWorkflow(ReferralLifecycle):
 
     @workflow.query
     def snapshot(self) -> ReferralState:
-        return self._s
+        return self._s  # the whole state: a query's answer stays out of the history
 
     @workflow.query
     def row(self) -> ReferralRow:
@@ -121,12 +123,12 @@ class ReferralWorkflow(ReferralLifecycle):
         return referral_row(self._s, RowVersion(at=workflow.now(), event=workflow.info().get_current_history_length()))
 
     @workflow.update
-    async def decide(self, decision: ScreeningDecisionInput) -> ReferralState:
+    async def decide(self, decision: ScreeningDecisionInput) -> UpdateAnswer:
         """Accept, decline or waitlist; returns the state once the decision has been applied."""
         self._decision = decision
         # Return once applied and the referrer told: an accepted referral has its team and plan written.
         await workflow.wait_condition(lambda: self._decision is None and not self._applying)
-        return self._s
+        return UpdateAnswer.of(self._s)
 
     @decide.validator
     def _validate_decide(self, decision: ScreeningDecisionInput) -> None:
@@ -148,7 +150,7 @@ class ReferralWorkflow(ReferralLifecycle):
             raise ApplicationError(str(error)) from None
 
     @workflow.update
-    async def record_session(self, update: RecordSessionInput) -> ReferralState:
+    async def record_session(self, update: RecordSessionInput) -> UpdateAnswer:
         """Record one session; an attended one becomes an Encounter in the EHR."""
         session = update.session
         self._s.sessions = [s for s in self._s.sessions if s.session_id != session.session_id] + [session]
@@ -168,15 +170,15 @@ class ReferralWorkflow(ReferralLifecycle):
             await self._write(
                 WritebackActivities.write_encounter,
                 WriteEncounterInput(
-                    key=f"{self._s.key}/encounter/{session.session_id}",
+                    key=write_key(self._s.key, Written.ENCOUNTER, session.session_id),
                     referral=self._s.referral,
-                    program=self._s.program,
+                    organization=self._s.program.organization,
                     session=session,
                 ),
             )
         self._update_risk()
         await self._request_outreach()
-        return self._s
+        return UpdateAnswer.of(self._s)
 
     def _clear_first_session_flag(self, attended_on: date) -> None:
         """Attendance is often entered days later: a session attended within the deadline lifts the flag the
@@ -194,7 +196,7 @@ class ReferralWorkflow(ReferralLifecycle):
         streak = absence_streak(self._s.sessions)
         if len(streak) < self._s.program.deadlines.absence_threshold:
             return
-        key = f"{self._s.key}/outreach/{streak[0].session_id}"
+        key = write_key(self._s.key, Written.OUTREACH, streak[0].session_id)
         # Referrals recorded before this change set at-risk without an outreach Task.
         if key in self._s.writes or not workflow.patched("outreach-task"):
             return
@@ -206,7 +208,7 @@ class ReferralWorkflow(ReferralLifecycle):
             WriteOutreachInput(
                 key=key,
                 referral=self._s.referral,
-                program=self._s.program,
+                organization=self._s.program.organization,
                 missed=len(streak),
                 authored_on=workflow.now(),
             ),
@@ -228,7 +230,7 @@ class ReferralWorkflow(ReferralLifecycle):
 
     # A new update: recorded histories hold none, so its commands need no ``patched`` guard to replay.
     @workflow.update
-    async def record_assessment(self, update: RecordAssessmentInput) -> ReferralState:
+    async def record_assessment(self, update: RecordAssessmentInput) -> UpdateAnswer:
         """Record a PHQ-9, GAD-7, AUDIT-C or C-SSRS score; it becomes an Observation in the EHR."""
         assessment = update.assessment
         kept = [a for a in self._s.assessments if a.assessment_id != assessment.assessment_id]
@@ -243,13 +245,13 @@ class ReferralWorkflow(ReferralLifecycle):
         await self._write(
             WritebackActivities.write_observation,
             WriteObservationInput(
-                key=f"{self._s.key}/observation/{assessment.assessment_id}",
+                key=write_key(self._s.key, Written.OBSERVATION, assessment.assessment_id),
                 referral=self._s.referral,
-                program=self._s.program,
+                organization=self._s.program.organization,
                 assessment=assessment,
             ),
         )
-        return self._s
+        return UpdateAnswer.of(self._s)
 
     @record_assessment.validator
     def _validate_assessment(self, update: RecordAssessmentInput) -> None:
@@ -265,11 +267,11 @@ class ReferralWorkflow(ReferralLifecycle):
             raise date_refusal(breach)
 
     @workflow.update
-    async def discharge(self, update: DischargeInput) -> ReferralState:
+    async def discharge(self, update: DischargeInput) -> UpdateAnswer:
         """Discharge from the program with a coded reason; returns once the EHR has been told."""
         self._s.discharge = update.discharge
         await workflow.wait_condition(lambda: self._s.phase not in (Phase.INTAKE_SCHEDULED, Phase.IN_TREATMENT))
-        return self._s
+        return UpdateAnswer.of(self._s)
 
     @discharge.validator
     def _validate_discharge(self, update: DischargeInput) -> None:
@@ -293,7 +295,7 @@ class ReferralWorkflow(ReferralLifecycle):
             raise date_refusal(breach)
 
     @workflow.update
-    async def record_follow_up(self, update: FollowUpInput) -> ReferralState:
+    async def record_follow_up(self, update: FollowUpInput) -> UpdateAnswer:
         for follow_up in self._s.follow_ups:
             if follow_up.day == update.day:
                 follow_up.reached, follow_up.note = update.reached, update.note
@@ -304,7 +306,7 @@ class ReferralWorkflow(ReferralLifecycle):
                 detail="reached" if update.reached else "not reached",
             )
         )
-        return self._s
+        return UpdateAnswer.of(self._s)
 
     @record_follow_up.validator
     def _validate_follow_up(self, update: FollowUpInput) -> None:
@@ -315,14 +317,14 @@ class ReferralWorkflow(ReferralLifecycle):
 
     # A new update: recorded histories hold none, so its commands need no ``patched`` guard to replay.
     @workflow.update
-    async def reassign_team(self, update: ReassignTeamInput) -> ReferralState:
+    async def reassign_team(self, update: ReassignTeamInput) -> UpdateAnswer:
         """Give roles to other roster members: the CareTeam is rewritten and the CarePlan revised; the previous
         assignment stays in ``team_history`` and the timeline says who changed. Nothing changes for roles
         already held by the member named (so the same request twice writes once)."""
         assert self._s.team is not None
         changed = reassign(self._s.program, self._s.team, update.members, update.caseloads)
         if not changed:
-            return self._s
+            return UpdateAnswer.of(self._s)
         previous = self._s.team.members
         self._s.team = self._s.team.model_copy(
             update={"members": {**previous, **changed}, "assigned_at": workflow.now()}
@@ -341,7 +343,7 @@ class ReferralWorkflow(ReferralLifecycle):
             await self._write_plan(status="active")
         finally:
             self._reassigning = False
-        return self._s
+        return UpdateAnswer.of(self._s)
 
     @reassign_team.validator
     def _validate_reassign(self, update: ReassignTeamInput) -> None:
@@ -374,7 +376,7 @@ class ReferralWorkflow(ReferralLifecycle):
                 write = await self._write(getattr(WritebackActivities, refused.activity), self._resend(refused))
                 if write is not None:
                     succeeded.append(write)
-            task_key = f"{self._s.key}/task"
+            task_key = write_key(self._s.key, Written.TASK)
             if task_key not in keys and any(w.resource_type in TASK_OUTPUT_TYPES for w in succeeded):
                 await self._write(WritebackActivities.write_task, task_request(self._s))  # to list them now
         finally:

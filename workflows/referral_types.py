@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from referral_service.activities.writeback import TASK_OUTPUT_TYPES
 from referral_service.domain.assessment import AssessmentRecord
@@ -49,7 +49,7 @@ class RefusedWrite(Refusal):
     key: str
     at: datetime
     activity: str  # the write-back activity's name
-    # The activity's input without the referral and the program (the state holds both).
+    # The activity's input without the referral and what it takes from the program (the state holds both).
     request: dict[str, Any]
     fallback: EhrWrite | None = None  # the DocumentReference note written instead (CarePlan, Encounter)
     fallback_refusal: Refusal | None = None  # the note was refused too
@@ -108,6 +108,26 @@ class ReferralState(BaseModel):
     def task_outputs(self) -> list[EhrWrite]:
         """What the Task lists as the program's outputs: the plans and sessions in the EHR."""
         return [write for write in self.writes.values() if write.resource_type in TASK_OUTPUT_TYPES]
+
+
+class UpdateAnswer(BaseModel):
+    """What an update answers: where the referral stands once it is applied. The whole state stays the
+    ``snapshot`` query's, because an update's answer is kept in the history and a query's is not. The fields are
+    ``ReferralState``'s, so a whole state (a worker from before this answer) reads as one too."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    key: str
+    phase: Phase
+    at_risk: bool
+    next_deadline: datetime | None = None
+    team: CareTeamAssignment | None = None
+
+    @classmethod
+    def of(cls, state: ReferralState) -> UpdateAnswer:
+        return cls(
+            key=state.key, phase=state.phase, at_risk=state.at_risk, next_deadline=state.next_deadline, team=state.team
+        )
 
 
 class StartReferralInput(BaseModel):

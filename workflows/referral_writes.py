@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from referral_service.domain.ehr_writes import EhrWrite
     from referral_service.domain.metric_names import EHR_WRITES_REFUSED
     from referral_service.domain.referrer_task import can_transition
+    from referral_service.domain.write_keys import Written, write_key
     from workflows.referral_types import ReferralState, RefusedWrite, TimelineEntry
 
 EHR_WRITE_TIMEOUT = timedelta(seconds=60)
@@ -49,9 +50,9 @@ def task_request(state: ReferralState) -> WriteTaskInput:
     """The referrer's Task as the referral stands: what the workflow writes (``GET /fhir/Task`` reads the same)."""
     told = state.referrer_task()
     return WriteTaskInput(
-        key=f"{state.key}/task",
+        key=write_key(state.key, Written.TASK),
         referral=state.referral,
-        program=state.program,
+        organization=state.program.organization,
         status=told.status,
         business_status=told.business_status,
         reason=told.reason,
@@ -78,9 +79,9 @@ class ReferralWrites(ReferralBase):
         await self._write(
             WritebackActivities.write_care_team,
             WriteCareTeamInput(
-                key=f"{self._s.key}/careteam",
+                key=write_key(self._s.key, Written.CARE_TEAM),
                 referral=self._s.referral,
-                program=self._s.program,
+                organization=self._s.program.organization,
                 team=self._s.team,
                 active=active,
                 start=self._s.treatment_start or workflow.now().date(),
@@ -91,10 +92,11 @@ class ReferralWrites(ReferralBase):
         await self._write(
             WritebackActivities.write_care_plan,
             WriteCarePlanInput(
-                key=f"{self._s.key}/careplan",
+                key=write_key(self._s.key, Written.CARE_PLAN),
                 referral=self._s.referral,
-                program=self._s.program,
+                organization=self._s.program.organization,
                 track_id=str(self._s.track_id),
+                track=self._s.program.track(str(self._s.track_id)),
                 status=status,
                 start=self._s.treatment_start or workflow.now().date(),
                 end=end,
@@ -105,7 +107,7 @@ class ReferralWrites(ReferralBase):
 
     def _plan_links(self, *, treatment: bool = True) -> dict[str, Any]:
         """What a plan references in the EHR as it stands: the CareTeam, and (the treatment plan) the scores."""
-        links: dict[str, Any] = {"care_team": self._s.writes.get(f"{self._s.key}/careteam")}
+        links: dict[str, Any] = {"care_team": self._s.writes.get(write_key(self._s.key, Written.CARE_TEAM))}
         if treatment:
             links["assessments"] = [w for w in self._s.writes.values() if w.resource_type == "Observation"]
         return links
@@ -115,9 +117,9 @@ class ReferralWrites(ReferralBase):
         await self._write(
             WritebackActivities.write_care_plan,
             WriteCarePlanInput(
-                key=f"{self._s.key}/aftercare-plan",
+                key=write_key(self._s.key, Written.AFTERCARE_PLAN),
                 referral=self._s.referral,
-                program=self._s.program,
+                organization=self._s.program.organization,
                 track_id=str(self._s.track_id),
                 status=status,
                 start=self._s.discharge.date,
@@ -157,7 +159,7 @@ class ReferralWrites(ReferralBase):
             key=request.key,
             at=workflow.now(),
             activity=activity,
-            request=request.model_dump(mode="json", exclude={"referral", "program"}),
+            request=request.model_dump(mode="json", exclude={"referral", "organization", "track"}),
             fallback=report.fallback,
             fallback_refusal=report.fallback_refusal,
         )
@@ -175,11 +177,13 @@ class ReferralWrites(ReferralBase):
 
     def _resend(self, refused: RefusedWrite) -> Any:
         """The refused write's input as the referral stands now."""
-        if refused.key == f"{self._s.key}/task":
+        if refused.key == write_key(self._s.key, Written.TASK):
             return task_request(self._s)
         request = WRITE_INPUTS[refused.activity].model_validate(
-            {**refused.request, "referral": self._s.referral, "program": self._s.program}
+            {**refused.request, "referral": self._s.referral, "organization": self._s.program.organization}
         )
         if isinstance(request, WriteCarePlanInput):
-            request = request.model_copy(update=self._plan_links(treatment=not request.follow_up_days))
+            treatment = not request.follow_up_days
+            track = self._s.program.track(request.track_id) if treatment else None
+            request = request.model_copy(update={"track": track, **self._plan_links(treatment=treatment)})
         return request

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -32,8 +32,8 @@ from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.careteam import CareTeamAssignment
 from referral_service.domain.ehr_writes import EhrWrite, Refusal
 from referral_service.domain.metric_names import EHR_WRITES
-from referral_service.domain.program import Program
-from referral_service.domain.referral import Referral
+from referral_service.domain.program import Program, Track
+from referral_service.domain.referral import Referral, ResourceRef
 from referral_service.ehr.client import FhirClient
 from referral_service.ehr.errors import AuthError, ConflictError, FhirError, describe_issue
 from referral_service.logging import get_logger
@@ -56,9 +56,26 @@ class RefusalReport(BaseModel):
 
 
 class WriteInput(BaseModel):
+    """What every write takes: its business key, the referral, and the program's organization (the owner,
+    requester or managing organization of what is written), not the whole program: the history keeps each
+    activity's input, and the program was its largest part."""
+
     key: str
     referral: Referral
-    program: Program
+    organization: ResourceRef
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_a_whole_program(cls, given: Any) -> Any:
+        """An activity scheduled before inputs were slimmed carries the whole program: take what it needs."""
+        if not isinstance(given, dict) or "program" not in given:
+            return given
+        program = Program.model_validate(given["program"])
+        taken = {name: value for name, value in given.items() if name != "program"}
+        taken.setdefault("organization", program.organization)
+        if cls is WriteCarePlanInput and not taken.get("follow_up_days") and taken.get("track_id"):
+            taken.setdefault("track", program.track(str(taken["track_id"])))
+        return taken
 
 
 class WriteTaskInput(WriteInput):
@@ -77,6 +94,7 @@ class WriteCareTeamInput(WriteInput):
 
 class WriteCarePlanInput(WriteInput):
     track_id: str
+    track: Track | None = None  # the treatment plan's track (its goals and schedule); None for the aftercare plan
     status: str
     start: date
     end: date | None = None  # None: the planned end (program length, or the last follow-up)
@@ -134,7 +152,7 @@ class WritebackActivities:
             task.referral_task(
                 request.referral,
                 key=request.key,
-                owner=request.program.organization,
+                owner=request.organization,
                 status=request.status,
                 business_status=request.business_status,
                 status_reason=request.reason,
@@ -152,7 +170,7 @@ class WritebackActivities:
                 request.referral,
                 request.team,
                 key=request.key,
-                organization=request.program.organization,
+                organization=request.organization,
                 active=request.active,
                 start=request.start,
             ),
@@ -160,7 +178,6 @@ class WritebackActivities:
 
     @activity.defn
     async def write_care_plan(self, request: WriteCarePlanInput) -> EhrWrite:
-        track = request.program.track(request.track_id)
         care_team = request.care_team.ref() if request.care_team else None
         if request.follow_up_days:
             resource = careplan.aftercare_plan(
@@ -172,9 +189,11 @@ class WritebackActivities:
                 care_team=care_team,
             )
         else:
+            if request.track is None:
+                raise ApplicationError("a treatment plan needs its track", type="BadWriteInput", non_retryable=True)
             resource = careplan.treatment_plan(
                 request.referral,
-                track,
+                request.track,
                 key=request.key,
                 status=request.status,
                 start=request.start,
@@ -193,7 +212,7 @@ class WritebackActivities:
                 request.referral,
                 request.session,
                 key=request.key,
-                organization=request.program.organization,
+                organization=request.organization,
             ),
         )
 
@@ -210,7 +229,7 @@ class WritebackActivities:
             outreach.outreach_task(
                 request.referral,
                 key=request.key,
-                requester=request.program.organization,
+                requester=request.organization,
                 missed=request.missed,
                 authored_on=request.authored_on,
             ),

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from pydantic import BaseModel
 
 from referral_service.api import page_tokens
 from referral_service.api.access import principal_of
 from referral_service.api.caseloads import with_caseloads
-from referral_service.api.deps import ReadModelDep, StateDep
+from referral_service.api.deps import AppState, ReadModelDep, StateDep
 from referral_service.api.referral_list import RowViewer, viewer_for
 from referral_service.api.role_views import view_of
 from referral_service.referrals import operations
@@ -153,6 +154,13 @@ def _as_seen(request: Request, state: ReferralState) -> dict[str, Any]:
     return view_of(state, principal_of(request).roles)
 
 
+async def _updated(request: Request, services: AppState, key: str, update: Any, body: BaseModel) -> dict[str, Any]:
+    """Run the update, then answer with the referral as it stands (the ``snapshot`` query, as the caller's role may
+    see it): an update's own answer is short, because the history keeps it."""
+    await operations.update(services.temporal, key, update, body)
+    return _as_seen(request, await operations.snapshot(services.temporal, key))
+
+
 @router.post("/{key}/decision")
 async def decide(
     key: str, body: ScreeningDecisionInput, request: Request, services: StateDep, rows: ReadModelDep
@@ -160,7 +168,7 @@ async def decide(
     """Accept (track, intake time), decline (coded reason) or waitlist. An acceptance assigns the team by the
     caseloads the service counts (open referrals per staff member); ``caseloads`` in the body is ignored."""
     decision = await with_caseloads(rows, body)
-    return _as_seen(request, await operations.update(services.temporal, key, ReferralWorkflow.decide, decision))
+    return await _updated(request, services, key, ReferralWorkflow.decide, decision)
 
 
 @router.post("/{key}/sessions")
@@ -168,7 +176,7 @@ async def record_session(key: str, body: RecordSessionInput, request: Request, s
     """Record a session (attended or missed); an attended one is written to the EHR as an Encounter. A date a
     clinical date rule refuses (after today in the program's time zone, before the hospital discharge, after the
     program discharge) answers 422 naming the rule."""
-    return _as_seen(request, await operations.update(services.temporal, key, ReferralWorkflow.record_session, body))
+    return await _updated(request, services, key, ReferralWorkflow.record_session, body)
 
 
 @router.post("/{key}/assessments")
@@ -179,14 +187,14 @@ async def record_assessment(
     The same ``assessment_id`` again replaces it (same Observation); a score out of the instrument's range or a
     referral not between acceptance and discharge answers 409 saying which, a date after today (program time
     zone) 422 naming the rule ``assessment-in-future``."""
-    return _as_seen(request, await operations.update(services.temporal, key, ReferralWorkflow.record_assessment, body))
+    return await _updated(request, services, key, ReferralWorkflow.record_assessment, body)
 
 
 @router.post("/{key}/discharge")
 async def discharge(key: str, body: DischargeInput, request: Request, services: StateDep) -> dict[str, Any]:
     """Discharge from the program with a coded reason. A date after today (program time zone), before the
     acceptance or before an attended session answers 422 naming the rule; a phase that takes no discharge 409."""
-    return _as_seen(request, await operations.update(services.temporal, key, ReferralWorkflow.discharge, body))
+    return await _updated(request, services, key, ReferralWorkflow.discharge, body)
 
 
 @router.post("/{key}/team")
@@ -201,14 +209,12 @@ async def reassign_team(
     not between acceptance and discharge answers 409 saying which; a role already held by that member is no
     change."""
     reassignment = await with_caseloads(rows, body)
-    return _as_seen(
-        request, await operations.update(services.temporal, key, ReferralWorkflow.reassign_team, reassignment)
-    )
+    return await _updated(request, services, key, ReferralWorkflow.reassign_team, reassignment)
 
 
 @router.post("/{key}/follow-ups")
 async def record_follow_up(key: str, body: FollowUpInput, request: Request, services: StateDep) -> dict[str, Any]:
-    return _as_seen(request, await operations.update(services.temporal, key, ReferralWorkflow.record_follow_up, body))
+    return await _updated(request, services, key, ReferralWorkflow.record_follow_up, body)
 
 
 @router.post("/{key}/retry-writes")

@@ -12,6 +12,7 @@ from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import Program
 from referral_service.domain.referral import Referral
 from referral_service.domain.referrer_task import referrer_task
+from referral_service.domain.write_keys import Written, write_key
 from workflows.referral_types import ReferralState
 
 
@@ -20,7 +21,7 @@ def task_of(state: ReferralState) -> dict[str, Any]:
     told = state.referrer_task()
     return task.referral_task(
         state.referral,
-        key=f"{state.key}/task",
+        key=write_key(state.key, Written.TASK),
         owner=state.program.organization,
         status=told.status,
         business_status=told.business_status,
@@ -39,7 +40,7 @@ def task_of_phase(
     told = referrer_task(phase)
     return task.referral_task(
         referral,
-        key=f"{key}/task",
+        key=write_key(key, Written.TASK),
         owner=program.organization,
         status=told.status,
         business_status=told.business_status,

@@ -24,7 +24,7 @@ from referral_service.referrals.errors import (
 )
 from workflows.referral import ReferralWorkflow
 from workflows.referral_base import CLINICAL_DATE_ERROR
-from workflows.referral_types import CancelInput, ReferralState, RetryWritesResult
+from workflows.referral_types import CancelInput, ReferralState, RetryWritesResult, UpdateAnswer
 
 # Snapshot queries in flight at once when a page or a measure needs many: each one is a worker task.
 SNAPSHOT_CONCURRENCY = 16
@@ -52,10 +52,11 @@ async def snapshots(client: Client, keys: Iterable[str]) -> dict[str, ReferralSt
     return dict(zip(unique, await asyncio.gather(*map(one, unique)), strict=True))
 
 
-async def update(client: Client, key: str, update: Any, body: BaseModel) -> ReferralState:
-    """Run a workflow update; a refusal raises ``ClinicalDateRefused`` or ``Refused`` with the workflow's reason,
-    ``Ended``, ``NoSuchReferral``, ``Unavailable`` or ``Unreadable``."""
-    result: ReferralState = await _execute(client, key, update, body)
+async def update(client: Client, key: str, update: Any, body: BaseModel) -> UpdateAnswer:
+    """Run a workflow update; its answer says where the referral stands now (``snapshot`` for all of it). A
+    refusal raises ``ClinicalDateRefused`` or ``Refused`` with the workflow's reason, ``Ended``, ``NoSuchReferral``,
+    ``Unavailable`` or ``Unreadable``."""
+    result: UpdateAnswer = await _execute(client, key, update, body)
     return result
 
 

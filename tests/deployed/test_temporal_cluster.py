@@ -19,6 +19,7 @@ from referral_service.ehr.client import FhirClient
 from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID
 from tests.polling import eventually
+from tests.referrals import updated
 from tests.workflows.stories import session, start_referral, written
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import CancelInput, ScreeningDecisionInput
@@ -56,7 +57,7 @@ async def test_referral_carries_on_after_the_history_service_is_killed_and_resta
     temporal_cluster.services["history"].kill()
     temporal_cluster.start_service("history")
 
-    after_restart = await handle.execute_update(ReferralWorkflow.record_session, session(2))
+    after_restart = await updated(handle, ReferralWorkflow.record_session, session(2))
     assert [s.session_id for s in after_restart.sessions] == ["s1", "s2"]
     await handle.signal(ReferralWorkflow.cancel, CancelInput(reason="revoked by referrer"))
     assert (await handle.result()).phase == Phase.CANCELLED

@@ -21,18 +21,18 @@ from referral_service.store.referrals import ReferralRows
 from tests.program_day import program_today
 from tests.workflows.stories import session, written
 from workflows.referral import ReferralWorkflow
-from workflows.referral_types import DischargeInput, FollowUpInput, ReferralState, ScreeningDecisionInput
+from workflows.referral_types import DischargeInput, FollowUpInput, ScreeningDecisionInput, UpdateAnswer
 
 SESSIONS = 3
 
 
-async def update_once(client: Client, key: str, update: Any, arg: Any, update_id: str) -> ReferralState:
+async def update_once(client: Client, key: str, update: Any, arg: Any, update_id: str) -> UpdateAnswer:
     """An update that survives a dead worker or a restarting server: retried under the same update id, so
     Temporal applies it once however many times it is sent."""
     handle = client.get_workflow_handle_for(ReferralWorkflow.run, key)
     while True:
         try:
-            result: ReferralState = await handle.execute_update(
+            result: UpdateAnswer = await handle.execute_update(
                 update, arg, id=update_id, rpc_timeout=timedelta(seconds=15)
             )
             return result

@@ -10,6 +10,7 @@ from typing import Any
 
 from fhir_mappings.codes import OUTREACH, PROGRAM_TASK_SYSTEM, RESOURCE_KEY_SYSTEM
 from referral_service.ehr.client import FhirClient
+from tests.referrals import updated
 from tests.workflows.stories import keep_history, reach_day, server_today, session, start_referral
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import CancelInput, ScreeningDecisionInput
@@ -29,7 +30,7 @@ async def test_two_no_shows_request_outreach_once_per_streak(time_skipping_env, 
 
     async def record(n: int, attended: bool) -> Any:
         await reach_day(time_skipping_env, program, today + timedelta(days=n))  # entered on the day, or later
-        return await handle.execute_update(ReferralWorkflow.record_session, session(n, attended=attended, after=today))
+        return await updated(handle, ReferralWorkflow.record_session, session(n, attended=attended, after=today))
 
     await record(1, True)
     assert not (await record(2, False)).at_risk

@@ -15,6 +15,7 @@ from referral_service.codec import EncryptionCodec
 from referral_service.domain.discharge import DeclineReason, Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase
 from referral_service.replay.clock import skip_time
+from tests.referrals import updated
 from tests.workflows.stories import (
     keep_history,
     reach_day,
@@ -42,8 +43,8 @@ async def test_full_lifecycle_writes_each_resource_once_and_closes_the_loop(
     today = await server_today(time_skipping_env, program)
     handle = await start_referral(time_skipping_env, hapi_client, program, task_queue, discharged_on=today)
     key = handle.id
-    accepted = await handle.execute_update(
-        ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh")
+    accepted = await updated(
+        handle, ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh")
     )
     assert accepted.phase == Phase.INTAKE_SCHEDULED
     assert set(accepted.team.members) == {"prescriber", "primary_therapist", "case_manager", "nurse"}
@@ -110,8 +111,8 @@ async def test_impossible_moves_are_rejected_with_a_clear_message(time_skipping_
             DischargeInput(discharge=Discharge(reason=DischargeReason.COMPLETED, date=date(2026, 12, 1))),
         )
     assert "cannot go from screening to discharged" in str(discharge.value.cause)
-    accepted = await handle.execute_update(
-        ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh")
+    accepted = await updated(
+        handle, ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh")
     )
     assert accepted.treatment_start is not None
     before_start = accepted.treatment_start - timedelta(days=1)

@@ -23,6 +23,7 @@ from referral_service.replay.clock import skip_time
 from referral_service.worker import create_worker
 from tests.conftest import HAPI_SOURCE_ID
 from tests.program_day import program_today
+from tests.referrals import updated
 from tests.workflows.stories import (
     end_leftovers,
     keep_history,
@@ -48,12 +49,12 @@ async def _task(hapi: FhirClient, key: str) -> tuple[str, str]:
 async def test_waitlisted_then_accepted(time_skipping_env, hapi_client, program, task_queue):
     """A waitlisted referral tells the referrer so, and can be accepted later from the waitlist."""
     handle = await start_referral(time_skipping_env, hapi_client, program, task_queue)
-    waiting = await handle.execute_update(ReferralWorkflow.decide, ScreeningDecisionInput(decision="waitlist"))
+    waiting = await updated(handle, ReferralWorkflow.decide, ScreeningDecisionInput(decision="waitlist"))
     assert waiting.phase == Phase.WAITLISTED
     assert await _task(hapi_client, handle.id) == ("received", "waitlisted")
     await skip_time(time_skipping_env.client, timedelta(days=3))  # no response deadline while waitlisted
     assert "response" not in (await handle.query(ReferralWorkflow.snapshot)).overdue
-    accepted = await handle.execute_update(ReferralWorkflow.decide, ACCEPT_ADULT)
+    accepted = await updated(handle, ReferralWorkflow.decide, ACCEPT_ADULT)
     assert accepted.phase == Phase.INTAKE_SCHEDULED
     assert await _task(hapi_client, handle.id) == ("accepted", "event-scheduled")
     await handle.signal(ReferralWorkflow.cancel, CancelInput())
@@ -71,7 +72,7 @@ async def test_two_no_shows_put_the_referral_at_risk_and_attending_clears_it(
 
     async def record(n: int, attended: bool = True) -> ReferralState:
         await reach_day(time_skipping_env, program, today + timedelta(days=n))  # entered on the day
-        return await handle.execute_update(ReferralWorkflow.record_session, session(n, attended=attended, after=today))
+        return await updated(handle, ReferralWorkflow.record_session, session(n, attended=attended, after=today))
 
     await record(1)
     once = await record(2, attended=False)
@@ -91,17 +92,17 @@ async def test_missed_first_session_deadline_escalates(time_skipping_env, hapi_c
     visit within the 7 days that is entered late lifts the flag, one after them does not."""
     today = await server_today(time_skipping_env, program)
     handle = await start_referral(time_skipping_env, hapi_client, program, task_queue, discharged_on=today)
-    accepted = await handle.execute_update(ReferralWorkflow.decide, ACCEPT_ADULT)
+    accepted = await updated(handle, ReferralWorkflow.decide, ACCEPT_ADULT)
     assert accepted.next_deadline is not None
     assert accepted.next_deadline.date() == today + timedelta(days=8)  # the end of day 7
     assert "first session" not in accepted.overdue
     await skip_time(time_skipping_env.client, timedelta(days=9))
     late = await handle.query(ReferralWorkflow.snapshot)
     assert (late.phase, late.at_risk, late.overdue) == (Phase.INTAKE_SCHEDULED, True, ["first session"])
-    seen_late = await handle.execute_update(ReferralWorkflow.record_session, session(8, after=today))
+    seen_late = await updated(handle, ReferralWorkflow.record_session, session(8, after=today))
     assert (seen_late.at_risk, seen_late.overdue) == (True, ["first session"])  # day 8 is too late
     # A day-6 visit entered only now: the deadline was met after all, and the flag it raised is lifted.
-    entered_late = await handle.execute_update(ReferralWorkflow.record_session, session(6, after=today))
+    entered_late = await updated(handle, ReferralWorkflow.record_session, session(6, after=today))
     assert (entered_late.at_risk, entered_late.overdue) == (False, [])
     assert entered_late.timeline[-1].event == "deadline met after all"
     await handle.signal(ReferralWorkflow.cancel, CancelInput())
@@ -186,7 +187,8 @@ async def test_a_session_after_a_discharge_still_being_written_is_refused(tempor
             f"session-after-discharge: a session on {today} cannot be after the program discharge ({yesterday.date})",
         )
         async with create_worker(temporal_env.client, queue, {HAPI_SOURCE_ID: hapi_client}):
-            done = await discharging.result()
+            await discharging.result()
+            done = await handle.query(ReferralWorkflow.snapshot)
             assert done.phase in (Phase.DISCHARGED, Phase.AFTERCARE)
             assert [s.session_id for s in done.sessions] == ["s1"]
             assert await written(hapi_client, "Encounter", f"{handle.id}/encounter/s0") == []

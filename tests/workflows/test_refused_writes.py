@@ -36,7 +36,8 @@ async def test_a_lasting_conflict_is_refused_at_the_fifth_attempt_and_the_plan_b
             ReferralWorkflow.decide, ACCEPT_ADULT, wait_for_stage=WorkflowUpdateStage.ACCEPTED
         )
         await skip_time(time_skipping_env.client, timedelta(minutes=2))  # the retries' backoff: 2 + 4 + 8 + 16 s
-        accepted = await deciding.result()
+        await deciding.result()
+    accepted = await handle.query(ReferralWorkflow.snapshot)
 
     assert accepted.phase == Phase.INTAKE_SCHEDULED  # care went on
     team, plan = accepted.refused[f"{handle.id}/careteam"], accepted.refused[f"{handle.id}/careplan"]

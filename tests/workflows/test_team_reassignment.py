@@ -11,6 +11,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from referral_service.domain.discharge import Discharge, DischargeReason
 from referral_service.domain.lifecycle import Phase
 from referral_service.domain.program import StaffRole
+from tests.referrals import updated
 from tests.workflows.stories import keep_history, server_today, session, start_referral, written
 from workflows.referral import ReferralWorkflow
 from workflows.referral_types import CancelInput, DischargeInput, ReassignTeamInput, ScreeningDecisionInput
@@ -29,15 +30,15 @@ async def test_reassigning_the_primary_therapist_rewrites_the_care_team_and_revi
 ):
     handle = await start_referral(time_skipping_env, hapi_client, program, task_queue)
     assert "between acceptance and discharge, not in phase" in await _refusal(handle, TO_CHEN)  # no team yet
-    accepted = await handle.execute_update(
-        ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh")
+    accepted = await updated(
+        handle, ReferralWorkflow.decide, ScreeningDecisionInput(decision="accept", track_id="adult-mh")
     )
     assert accepted.team is not None
     assert accepted.team.members[StaffRole.PRIMARY_THERAPIST].id == "lcsw-reyes"
     await handle.execute_update(ReferralWorkflow.record_session, session(1))
     [plan_before] = await written(hapi_client, "CarePlan", f"{handle.id}/careplan")
 
-    state = await handle.execute_update(ReferralWorkflow.reassign_team, TO_CHEN)
+    state = await updated(handle, ReferralWorkflow.reassign_team, TO_CHEN)
 
     assert state.phase == Phase.IN_TREATMENT
     assert state.team is not None
@@ -59,7 +60,7 @@ async def test_reassigning_the_primary_therapist_rewrites_the_care_team_and_revi
     assert {"display": "David Chen, LMFT"} in plan["contributor"]
     assert plan["careTeam"] == [{"reference": f"CareTeam/{team['id']}"}]
 
-    again = await handle.execute_update(ReferralWorkflow.reassign_team, TO_CHEN)  # a retried request
+    again = await updated(handle, ReferralWorkflow.reassign_team, TO_CHEN)  # a retried request
     assert len(again.team_history) == 2
     [same_plan] = await written(hapi_client, "CarePlan", f"{handle.id}/careplan")
     assert same_plan["meta"]["versionId"] == plan["meta"]["versionId"]
