@@ -78,7 +78,7 @@ class Referral:
         resource = task.referral_task(
             request.referral,
             key=request.key,
-            owner=request.program.organization,
+            owner=request.organization,
             status=request.status,
             business_status=request.business_status,
             status_reason=request.reason,
