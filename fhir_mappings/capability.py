@@ -30,6 +30,16 @@ def updatable_types(statement: dict[str, Any]) -> frozenset[str]:
     )
 
 
+def takes_transactions(statement: dict[str, Any]) -> bool:
+    """Whether a server's CapabilityStatement offers the ``transaction`` system interaction."""
+    return any(
+        interaction.get("code") == "transaction"
+        for rest in statement.get("rest") or []
+        if rest.get("mode") == "server"
+        for interaction in rest.get("interaction") or []
+    )
+
+
 def intake_capability_statement(*, base_url: str) -> dict[str, Any]:
     return validated(
         {

@@ -20,13 +20,12 @@ from workflows.referral_lifecycle import ReferralLifecycle
 from workflows.referral_writes import RETRY_ORDER, task_request
 
 with workflow.unsafe.imports_passed_through():
-    from referral_service.activities.writeback import (
-        TASK_OUTPUT_TYPES,
-        WritebackActivities,
+    from referral_service.activities.write_inputs import (
         WriteEncounterInput,
         WriteObservationInput,
         WriteOutreachInput,
     )
+    from referral_service.activities.writeback import TASK_OUTPUT_TYPES, WritebackActivities
     from referral_service.domain.assessment import score_problem
     from referral_service.domain.attendance import absence_streak
     from referral_service.domain.careteam import ReassignmentRefused, TeamUnavailable, assign_team, reassign

@@ -73,9 +73,22 @@ class ReferralLifecycle(ReferralWrites):
         today = self._today()
         intake = self._s.intake_at
         self._s.treatment_start = min(today.day, Today.at(intake, today.zone).day) if intake else today.day
+        # Referrals accepted before this change wrote the four resources one by one, the Task twice.
+        if workflow.patched("acceptance-transaction"):
+            await self._schedule_intake()
+            if not await self._write_acceptance():  # the EHR takes no transaction: each resource on its own
+                await self._write_team()
+                await self._write_plan(status="active")
+                await self._tell_referrer()
+            return
         await self._write_team()
         await self._write_plan(status="active")
         await self._tell_referrer()
+        await self._schedule_intake()
+        await self._tell_referrer()
+
+    async def _schedule_intake(self) -> None:
+        """Intake scheduled: the first-session deadline set (when the hospital discharge date is known)."""
         if (due := self._first_session_due()) is not None:
             self._set_deadline(end_of(due, self._s.program.time_zone))
         await self._move(
@@ -83,7 +96,6 @@ class ReferralLifecycle(ReferralWrites):
             "intake scheduled",
             self._s.intake_at.isoformat() if self._s.intake_at else "",
         )
-        await self._tell_referrer()
 
     async def _treat(self) -> None:
         """Sessions arrive through updates until discharge or cancellation; watch the first-session deadline."""

@@ -14,15 +14,14 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows.referral_base import ReferralBase
 
 with workflow.unsafe.imports_passed_through():
-    from referral_service.activities.writeback import (
-        REFUSED,
+    from referral_service.activities.write_inputs import (
         WRITE_INPUTS,
-        RefusalReport,
-        WritebackActivities,
+        WriteAcceptanceInput,
         WriteCarePlanInput,
         WriteCareTeamInput,
         WriteTaskInput,
     )
+    from referral_service.activities.writeback import REFUSED, RefusalReport, WritebackActivities
     from referral_service.domain.ehr_writes import EhrWrite
     from referral_service.domain.metric_names import EHR_WRITES_REFUSED
     from referral_service.domain.referrer_task import can_transition
@@ -75,35 +74,57 @@ class ReferralWrites(ReferralBase):
         await self._write(WritebackActivities.write_task, request)
 
     async def _write_team(self, *, active: bool = True) -> None:
-        assert self._s.team is not None
-        await self._write(
-            WritebackActivities.write_care_team,
-            WriteCareTeamInput(
-                key=write_key(self._s.key, Written.CARE_TEAM),
-                referral=self._s.referral,
-                organization=self._s.program.organization,
-                team=self._s.team,
-                active=active,
-                start=self._s.treatment_start or workflow.now().date(),
-            ),
-        )
+        await self._write(WritebackActivities.write_care_team, self._team_request(active=active))
 
     async def _write_plan(self, *, status: str, end: date | None = None) -> None:
-        await self._write(
-            WritebackActivities.write_care_plan,
-            WriteCarePlanInput(
-                key=write_key(self._s.key, Written.CARE_PLAN),
-                referral=self._s.referral,
-                organization=self._s.program.organization,
-                track_id=str(self._s.track_id),
-                track=self._s.program.track(str(self._s.track_id)),
-                status=status,
-                start=self._s.treatment_start or workflow.now().date(),
-                end=end,
-                team=self._s.team,
-                **self._plan_links(),
-            ),
+        await self._write(WritebackActivities.write_care_plan, self._plan_request(status=status, end=end))
+
+    def _team_request(self, *, active: bool) -> WriteCareTeamInput:
+        assert self._s.team is not None
+        return WriteCareTeamInput(
+            key=write_key(self._s.key, Written.CARE_TEAM),
+            referral=self._s.referral,
+            organization=self._s.program.organization,
+            team=self._s.team,
+            active=active,
+            start=self._s.treatment_start or workflow.now().date(),
         )
+
+    def _plan_request(self, *, status: str, end: date | None = None) -> WriteCarePlanInput:
+        return WriteCarePlanInput(
+            key=write_key(self._s.key, Written.CARE_PLAN),
+            referral=self._s.referral,
+            organization=self._s.program.organization,
+            track_id=str(self._s.track_id),
+            track=self._s.program.track(str(self._s.track_id)),
+            status=status,
+            start=self._s.treatment_start or workflow.now().date(),
+            end=end,
+            team=self._s.team,
+            **self._plan_links(),
+        )
+
+    async def _write_acceptance(self) -> bool:
+        """The acceptance's CareTeam, treatment plan and Task (as the referral now stands) as one transaction;
+        False when the EHR did not take it as one (the caller writes each on its own)."""
+        told = task_request(self._s)
+        if not can_transition(self._s.task_status, told.status):
+            raise ApplicationError(f"Task cannot go from {self._s.task_status} to {told.status}", non_retryable=True)
+        answer = await workflow.execute_activity_method(
+            WritebackActivities.write_acceptance,
+            WriteAcceptanceInput(
+                team=self._team_request(active=True), plan=self._plan_request(status="active"), task=told
+            ),
+            start_to_close_timeout=EHR_WRITE_TIMEOUT,
+            retry_policy=EHR_RETRY,
+        )
+        if not answer.taken:
+            return False
+        self._s.task_status = told.status
+        for write in answer.writes:
+            self._s.writes[write.key] = write
+            self._s.refused.pop(write.key, None)
+        return True
 
     def _plan_links(self, *, treatment: bool = True) -> dict[str, Any]:
         """What a plan references in the EHR as it stands: the CareTeam, and (the treatment plan) the scores."""

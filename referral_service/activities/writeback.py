@@ -17,25 +17,41 @@ retried with backoff instead: credentials can be fixed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from fhir_mappings import capability, careplan, careteam, document, encounter, observation, outreach, task
+from fhir_mappings import (
+    capability,
+    careplan,
+    careteam,
+    document,
+    encounter,
+    observation,
+    outreach,
+    task,
+    write_transaction,
+)
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from referral_service.activities.ehr_failures import activity_error
-from referral_service.domain.assessment import AssessmentRecord
-from referral_service.domain.attendance import SessionRecord
-from referral_service.domain.careteam import CareTeamAssignment
+from referral_service.activities.write_inputs import (
+    AcceptanceWrites,
+    WriteAcceptanceInput,
+    WriteCarePlanInput,
+    WriteCareTeamInput,
+    WriteEncounterInput,
+    WriteInput,
+    WriteObservationInput,
+    WriteOutreachInput,
+    WriteTaskInput,
+)
 from referral_service.domain.ehr_writes import EhrWrite, Refusal
 from referral_service.domain.metric_names import EHR_WRITES
-from referral_service.domain.program import Program, Track
-from referral_service.domain.referral import Referral, ResourceRef
 from referral_service.ehr.client import FhirClient
 from referral_service.ehr.errors import AuthError, ConflictError, FhirError, describe_issue
+from referral_service.ehr.responses import parse_location
 from referral_service.logging import get_logger
 
 log = get_logger()
@@ -55,85 +71,12 @@ class RefusalReport(BaseModel):
     fallback_refusal: Refusal | None = None  # ... or refused as well
 
 
-class WriteInput(BaseModel):
-    """What every write takes: its business key, the referral, and the program's organization (the owner,
-    requester or managing organization of what is written), not the whole program: the history keeps each
-    activity's input, and the program was its largest part."""
-
-    key: str
-    referral: Referral
-    organization: ResourceRef
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_a_whole_program(cls, given: Any) -> Any:
-        """An activity scheduled before inputs were slimmed carries the whole program: take what it needs."""
-        if not isinstance(given, dict) or "program" not in given:
-            return given
-        program = Program.model_validate(given["program"])
-        taken = {name: value for name, value in given.items() if name != "program"}
-        taken.setdefault("organization", program.organization)
-        if cls is WriteCarePlanInput and not taken.get("follow_up_days") and taken.get("track_id"):
-            taken.setdefault("track", program.track(str(taken["track_id"])))
-        return taken
-
-
-class WriteTaskInput(WriteInput):
-    status: str
-    business_status: str
-    reason: str | None = None
-    outputs: list[EhrWrite] = Field(default_factory=list)
-    authored_on: datetime
-
-
-class WriteCareTeamInput(WriteInput):
-    team: CareTeamAssignment
-    active: bool
-    start: date
-
-
-class WriteCarePlanInput(WriteInput):
-    track_id: str
-    track: Track | None = None  # the treatment plan's track (its goals and schedule); None for the aftercare plan
-    status: str
-    start: date
-    end: date | None = None  # None: the planned end (program length, or the last follow-up)
-    care_team: EhrWrite | None = None
-    team: CareTeamAssignment | None = None  # its members are the treatment plan's contributors
-    follow_up_days: list[int] = Field(default_factory=list)
-    assessments: list[EhrWrite] = Field(default_factory=list)  # Observations the treatment plan lists
-
-
-class WriteEncounterInput(WriteInput):
-    session: SessionRecord
-
-
-class WriteObservationInput(WriteInput):
-    assessment: AssessmentRecord
-
-
-class WriteOutreachInput(WriteInput):
-    missed: int
-    authored_on: datetime
-
-
-# Each write-back activity's input type, by activity name: what a refused write needs to be sent again.
-WRITE_INPUTS: dict[str, type[WriteInput]] = {
-    "write_task": WriteTaskInput,
-    "write_care_team": WriteCareTeamInput,
-    "write_care_plan": WriteCarePlanInput,
-    "write_encounter": WriteEncounterInput,
-    "write_observation": WriteObservationInput,
-    "write_outreach_task": WriteOutreachInput,
-}
-
-
 class WritebackActivities:
     """Activities bound to one pooled FHIR client per referring EHR (keyed by source id)."""
 
     def __init__(self, clients: Mapping[str, FhirClient]) -> None:
         self._clients = clients
-        self._updatable: dict[str, frozenset[str]] = {}  # per source id, from its CapabilityStatement
+        self._statements: dict[str, dict[str, Any]] = {}  # per source id: its CapabilityStatement (empty: unreadable)
 
     def all(self) -> list[Callable[..., Any]]:
         return [
@@ -143,66 +86,20 @@ class WritebackActivities:
             self.write_encounter,
             self.write_observation,
             self.write_outreach_task,
+            self.write_acceptance,
         ]
 
     @activity.defn
     async def write_task(self, request: WriteTaskInput) -> EhrWrite:
-        return await self._upsert(
-            request,
-            task.referral_task(
-                request.referral,
-                key=request.key,
-                owner=request.organization,
-                status=request.status,
-                business_status=request.business_status,
-                status_reason=request.reason,
-                outputs=[w.ref() for w in request.outputs],
-                authored_on=request.authored_on,
-                last_modified=activity.info().current_attempt_scheduled_time,
-            ),
-        )
+        return await self._upsert(request, _task(request))
 
     @activity.defn
     async def write_care_team(self, request: WriteCareTeamInput) -> EhrWrite:
-        return await self._upsert(
-            request,
-            careteam.care_team(
-                request.referral,
-                request.team,
-                key=request.key,
-                organization=request.organization,
-                active=request.active,
-                start=request.start,
-            ),
-        )
+        return await self._upsert(request, _care_team(request))
 
     @activity.defn
     async def write_care_plan(self, request: WriteCarePlanInput) -> EhrWrite:
-        care_team = request.care_team.ref() if request.care_team else None
-        if request.follow_up_days:
-            resource = careplan.aftercare_plan(
-                request.referral,
-                key=request.key,
-                status=request.status,
-                start=request.start,
-                follow_up_days=request.follow_up_days,
-                care_team=care_team,
-            )
-        else:
-            if request.track is None:
-                raise ApplicationError("a treatment plan needs its track", type="BadWriteInput", non_retryable=True)
-            resource = careplan.treatment_plan(
-                request.referral,
-                request.track,
-                key=request.key,
-                status=request.status,
-                start=request.start,
-                end=request.end,
-                care_team=care_team,
-                assessments=[w.ref() for w in request.assessments],
-                team_members=[m.name for m in request.team.members.values()] if request.team else (),
-            )
-        return await self._upsert(request, resource)
+        return await self._upsert(request, _care_plan(request))
 
     @activity.defn
     async def write_encounter(self, request: WriteEncounterInput) -> EhrWrite:
@@ -235,10 +132,40 @@ class WritebackActivities:
             ),
         )
 
-    async def _upsert(self, request: WriteInput, resource: dict[str, Any]) -> EhrWrite:
+    @activity.defn
+    async def write_acceptance(self, request: WriteAcceptanceInput) -> AcceptanceWrites:
+        """The acceptance's CareTeam, CarePlan and Task as one transaction, where the EHR offers transactions and
+        takes the plan as a CarePlan. Not taken (the workflow then writes each on its own, where a refusal and
+        the note instead of a plan are per resource): no transaction offered, or this one refused for good."""
+        client = self._client(request.task)
+        if not await self._takes_transactions(client) or not await self._writable(client, "CarePlan"):
+            return AcceptanceWrites(taken=False)
+        bundle = write_transaction.acceptance_transaction(
+            write_transaction.Keyed(request.team.key, _care_team(request.team)),
+            write_transaction.Keyed(request.plan.key, _care_plan(request.plan)),
+            write_transaction.Keyed(request.task.key, _task(request.task)),
+        )
+        try:
+            answer = await client.transaction(bundle)
+        except FhirError as error:
+            if not _refused_for_good(client, error):
+                raise activity_error(error) from None
+            _refused(client, "Bundle", error)  # logged; each resource alone says which one the EHR refuses
+            return AcceptanceWrites(taken=False)
+        keys = (request.team.key, request.plan.key, request.task.key)
+        entries = answer.get("entry") or []
+        return AcceptanceWrites(
+            taken=True, writes=[_entry_written(client, k, e) for k, e in zip(keys, entries, strict=True)]
+        )
+
+    def _client(self, request: WriteInput) -> FhirClient:
         client = self._clients.get(request.referral.source_id)
         if client is None:  # configuration, not the EHR: retried until the worker knows the source
             raise ApplicationError(f"no EHR configured for source {request.referral.source_id!r}", type="UnknownSource")
+        return client
+
+    async def _upsert(self, request: WriteInput, resource: dict[str, Any]) -> EhrWrite:
+        client = self._client(request)
         if resource["resourceType"] in document.NOTE_TYPE and not await self._writable(
             client, resource["resourceType"]
         ):
@@ -274,23 +201,7 @@ class WritebackActivities:
             outcome = "refused" if _refused_for_good(client, error) else type(error).__name__
             _count_write(client, resource["resourceType"], outcome)
             raise
-        _count_write(client, result.resource_type, "created" if result.created else "updated")
-        log.info(
-            "ehr write",
-            workflow_id=activity.info().workflow_id,
-            source_id=client.source.id,
-            resource_type=result.resource_type,
-            resource_id=result.id,
-            version=result.version,
-            created=result.created,
-        )
-        return EhrWrite(
-            key=key,
-            resource_type=result.resource_type,
-            id=result.id,
-            version=result.version,
-            created=result.created,
-        )
+        return _recorded(client, key, result.resource_type, result.id, result.version, created=result.created)
 
     async def _writable(self, client: FhirClient, resource_type: str) -> bool:
         """The source's override if it has one, else whether its CapabilityStatement offers ``update``.
@@ -299,16 +210,104 @@ class WritebackActivities:
         override = client.source.writable.get(resource_type)
         if override is not None:
             return override
-        if client.source.id not in self._updatable:
+        statement = await self._statement(client)
+        return not statement or resource_type in capability.updatable_types(statement)
+
+    async def _takes_transactions(self, client: FhirClient) -> bool:
+        """The source's override if it has one, else whether its CapabilityStatement offers ``transaction``."""
+        if client.source.transactions is not None:
+            return client.source.transactions
+        return capability.takes_transactions(await self._statement(client))
+
+    async def _statement(self, client: FhirClient) -> dict[str, Any]:
+        """The source's CapabilityStatement, read once per worker; empty when the EHR will not give one."""
+        if client.source.id not in self._statements:
             try:
-                statement = await client.capabilities()
+                self._statements[client.source.id] = await client.capabilities()
             except FhirError as error:
                 if not _refused_for_good(client, error):
                     raise activity_error(error) from None
                 log.warning("ehr capabilities unreadable", source_id=client.source.id, status=error.status)
-                return True
-            self._updatable[client.source.id] = capability.updatable_types(statement)
-        return resource_type in self._updatable[client.source.id]
+                return {}
+        return self._statements[client.source.id]
+
+
+def _task(request: WriteTaskInput) -> dict[str, Any]:
+    return task.referral_task(
+        request.referral,
+        key=request.key,
+        owner=request.organization,
+        status=request.status,
+        business_status=request.business_status,
+        status_reason=request.reason,
+        outputs=[w.ref() for w in request.outputs],
+        authored_on=request.authored_on,
+        last_modified=activity.info().current_attempt_scheduled_time,
+    )
+
+
+def _care_team(request: WriteCareTeamInput) -> dict[str, Any]:
+    return careteam.care_team(
+        request.referral,
+        request.team,
+        key=request.key,
+        organization=request.organization,
+        active=request.active,
+        start=request.start,
+    )
+
+
+def _care_plan(request: WriteCarePlanInput) -> dict[str, Any]:
+    care_team = request.care_team.ref() if request.care_team else None
+    if request.follow_up_days:
+        return careplan.aftercare_plan(
+            request.referral,
+            key=request.key,
+            status=request.status,
+            start=request.start,
+            follow_up_days=request.follow_up_days,
+            care_team=care_team,
+        )
+    if request.track is None:
+        raise ApplicationError("a treatment plan needs its track", type="BadWriteInput", non_retryable=True)
+    return careplan.treatment_plan(
+        request.referral,
+        request.track,
+        key=request.key,
+        status=request.status,
+        start=request.start,
+        end=request.end,
+        care_team=care_team,
+        assessments=[w.ref() for w in request.assessments],
+        team_members=[m.name for m in request.team.members.values()] if request.team else (),
+    )
+
+
+def _entry_written(client: FhirClient, key: str, entry: dict[str, Any]) -> EhrWrite:
+    """One entry of a transaction's response: where the EHR wrote it (``response.location``) and whether anew."""
+    answer = entry.get("response") or {}
+    location = parse_location(answer.get("location"))
+    if location is None or location.version is None:
+        raise ApplicationError("the EHR's transaction response names no written resource", type="BadEhrAnswer")
+    created = str(answer.get("status", "")).startswith("201")
+    return _recorded(client, key, location.resource_type, location.id, location.version, created=created)
+
+
+def _recorded(
+    client: FhirClient, key: str, resource_type: str, resource_id: str, version: str | None, *, created: bool
+) -> EhrWrite:
+    """A write the EHR took, counted and logged."""
+    _count_write(client, resource_type, "created" if created else "updated")
+    log.info(
+        "ehr write",
+        workflow_id=activity.info().workflow_id,
+        source_id=client.source.id,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        version=version,
+        created=created,
+    )
+    return EhrWrite(key=key, resource_type=resource_type, id=resource_id, version=version, created=created)
 
 
 def _count_write(client: FhirClient, resource_type: str, outcome: str) -> None:

@@ -103,6 +103,9 @@ class SourceSettings(BaseModel):
     timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     # Overrides of what the EHR's CapabilityStatement says it accepts, e.g. {"CarePlan": false}.
     writable: dict[str, bool] = Field(default_factory=dict)
+    # Whether the acceptance's writes go as one transaction: None as the CapabilityStatement says; false for an
+    # EHR that offers transactions but should get each write alone.
+    transactions: bool | None = None
     # How this EHR refers to the program as a performer, e.g. ["Organization/123", "HealthcareService/iop"]:
     # a referral whose performer is one of these is addressed to the program even without an identifier.
     program_references: list[Annotated[str, Field(pattern=r"^[A-Za-z]{1,64}/[A-Za-z0-9\-.]{1,64}$")]] = Field(
@@ -128,6 +131,7 @@ class SourceSettings(BaseModel):
             timeout_seconds=timeout_seconds or self.timeout_seconds,
             auth=self.client_auth,
             writable=dict(self.writable),
+            transactions=self.transactions,
             program_references=tuple(self.program_references),
             throttle=self.throttle if throttled else None,
         )

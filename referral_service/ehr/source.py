@@ -17,7 +17,8 @@ class SourceConfig:
     ``auth`` is the hook for credentials: ``None`` for the HAPI test server; a production EHR plugs in its
     ``SmartBackendAuth`` (``smart_backend_auth.py``: client credentials with a signed JWT) here.
     ``base_url`` must be an absolute http(s) URL; a trailing slash is removed. ``writable`` overrides what
-    the server's CapabilityStatement says it accepts, by resource type (e.g. ``{"CarePlan": False}``).
+    the server's CapabilityStatement says it accepts, by resource type (e.g. ``{"CarePlan": False}``), and
+    ``transactions`` whether it takes transaction Bundles (None: as the statement says).
     """
 
     id: str
@@ -25,6 +26,7 @@ class SourceConfig:
     timeout_seconds: float = 30.0
     auth: httpx.Auth | None = field(default=None, repr=False, compare=False)
     writable: Mapping[str, bool] = field(default_factory=dict, compare=False)
+    transactions: bool | None = None
     # Relative references (``Type/id``) by which this EHR names the program as a performer.
     program_references: tuple[str, ...] = ()
     throttle: SourceThrottle | None = field(default=None, repr=False, compare=False)

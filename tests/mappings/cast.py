@@ -19,6 +19,7 @@ from fhir_mappings.observation import assessment_observation
 from fhir_mappings.outreach import outreach_task
 from fhir_mappings.referral_in import referral_from_fhir
 from fhir_mappings.task import referral_task
+from fhir_mappings.write_transaction import Keyed, acceptance_transaction
 from referral_service.domain.assessment import AssessmentRecord, Instrument
 from referral_service.domain.attendance import SessionRecord
 from referral_service.domain.careteam import assign_team
@@ -79,6 +80,25 @@ def mapped_resources(member: CastMember, program: Program, referral: Referral) -
         referral, key=f"{key}/aftercare-plan", start=START, follow_up_days=[7, 30], care_team=team_ref
     )
     visit = session_encounter(referral, session, key=f"{key}/encounter/s1", organization=org)
+    team_written = care_team(referral, team, key=f"{key}/careteam", organization=org, active=True, start=START)
+    accepted = referral_task(
+        referral,
+        key=f"{key}/task",
+        owner=org,
+        status="accepted",
+        business_status="event-scheduled",
+        authored_on=RECEIVED,
+        last_modified=RECEIVED,
+    )
+    unlinked_plan = treatment_plan(
+        referral,
+        program.track(member.track_id),
+        key=f"{key}/careplan",
+        status="active",
+        start=START,
+        care_team=None,
+        team_members=[m.name for m in team.members.values()],
+    )
     return {
         "task-received": referral_task(
             referral,
@@ -115,7 +135,7 @@ def mapped_resources(member: CastMember, program: Program, referral: Referral) -
         "task-outreach": outreach_task(
             referral, key=f"{key}/outreach/s2", requester=org, missed=2, authored_on=RECEIVED
         ),
-        "careteam": care_team(referral, team, key=f"{key}/careteam", organization=org, active=True, start=START),
+        "careteam": team_written,
         "careplan": plan,
         "careplan-note": note_instead(referral, plan, key=f"{key}/careplan"),
         "aftercare-plan": aftercare,
@@ -123,4 +143,10 @@ def mapped_resources(member: CastMember, program: Program, referral: Referral) -
         "encounter": visit,
         "encounter-note": note_instead(referral, visit, key=f"{key}/encounter/s1"),
         "observation-phq9": assessment_observation(referral, phq9, key=f"{key}/observation/a1"),
+        # The acceptance as one transaction: the plan names the team, the Task lists the plan, by placeholder.
+        "acceptance-transaction": acceptance_transaction(
+            Keyed(f"{key}/careteam", team_written),
+            Keyed(f"{key}/careplan", unlinked_plan),
+            Keyed(f"{key}/task", accepted),
+        ),
     }

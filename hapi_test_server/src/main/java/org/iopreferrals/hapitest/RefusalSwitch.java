@@ -6,6 +6,7 @@ import ca.uhn.fhir.interceptor.api.Pointcut;
 import ca.uhn.fhir.rest.api.RestOperationTypeEnum;
 import ca.uhn.fhir.rest.api.server.RequestDetails;
 import ca.uhn.fhir.rest.server.exceptions.BaseServerResponseException;
+import org.hl7.fhir.instance.model.api.IBaseResource;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
@@ -20,7 +21,9 @@ import org.springframework.stereotype.Component;
  * HTTP status and a real OperationOutcome, as a production EHR refuses writes it will not take (validation,
  * permissions, unknown references). Off by default (nothing is refused); set through {@link RefusalAdmin}.
  * It can also throttle: the next N writes (any type) answer 429 or 503 with a Retry-After header, as an EHR or
- * its gateway answers a client that calls too fast, and are not written.
+ * its gateway answers a client that calls too fast, and are not written (a transaction is not throttled: tests
+ * seed their referrals with one). A resource of a refused type inside a transaction fails the whole transaction
+ * with the refusal's status, as a real EHR's transaction is all or nothing.
  */
 @Component
 @Interceptor
@@ -67,9 +70,31 @@ public class RefusalSwitch {
 			throw throttled;
 		}
 		Integer status = type == null || !WRITES.contains(operation) ? null : refusals.get(type);
-		if (status == null) {
-			return;
+		if (status != null) {
+			throw refusal(type, status);
 		}
+	}
+
+	/** A resource of a refused type about to be stored: inside a transaction, the request named no type above. */
+	@Hook(Pointcut.STORAGE_PRESTORAGE_RESOURCE_CREATED)
+	public void refuseCreated(IBaseResource resource) {
+		refuseStoring(resource);
+	}
+
+	@Hook(Pointcut.STORAGE_PRESTORAGE_RESOURCE_UPDATED)
+	public void refuseUpdated(IBaseResource oldResource, IBaseResource newResource) {
+		refuseStoring(newResource);
+	}
+
+	private void refuseStoring(IBaseResource resource) {
+		String type = resource.fhirType();
+		Integer status = refusals.get(type);
+		if (status != null) {
+			throw refusal(type, status);
+		}
+	}
+
+	private static BaseServerResponseException refusal(String type, int status) {
 		String text = "Refused by the HAPI test server's fault switch (test only): " + type + " writes answer " + status;
 		OperationOutcome outcome = new OperationOutcome();
 		OperationOutcome.OperationOutcomeIssueComponent issue = outcome.addIssue()
@@ -79,7 +104,7 @@ public class RefusalSwitch {
 		issue.getExpression().add(new StringType(type));
 		BaseServerResponseException refusal = BaseServerResponseException.newInstance(status, text);
 		refusal.setOperationOutcome(outcome);
-		throw refusal;
+		return refusal;
 	}
 
 	private static OperationOutcome.IssueType issueType(int status) {
