@@ -150,7 +150,14 @@ class WritebackActivities:
         except FhirError as error:
             if not _refused_for_good(client, error):
                 raise activity_error(error) from None
-            _refused(client, "Bundle", error)  # logged; each resource alone says which one the EHR refuses
+            # No PHI: the status and issue codes. Written alone next, each resource says which one the EHR refuses.
+            log.warning(
+                "ehr transaction refused, writing each resource alone",
+                workflow_id=activity.info().workflow_id,
+                source_id=client.source.id,
+                status=error.status,
+                issue_codes=[str(issue["code"]) for issue in error.issues if issue.get("code")],
+            )
             return AcceptanceWrites(taken=False)
         keys = (request.team.key, request.plan.key, request.task.key)
         entries = answer.get("entry") or []
