@@ -8,12 +8,13 @@ first as the hospital's EHR holds it, outside the timing), both of these:
 
 - service: ``POST /fhir`` (the API: validate, map, duplicate-patient check, start the workflow), then at
   once ``POST /api/referrals/ID/decision`` (accept, adult-mh), which returns when the workflow has written
-  the receipt Task, the CareTeam, the CarePlan and the Task's accepted and event-scheduled updates; then one
-  read of each by business identifier. The API and a worker run in this process (uvicorn on a free port,
+  the receipt Task and the acceptance (CareTeam, CarePlan, Task: one transaction where the EHR offers it);
+  then one read of each by business identifier. The API and a worker run in this process (uvicorn on a free port,
   real HTTP), on the Temporal dev server and HAPI.
-- baseline: the same five conditional PUTs (``PUT Type?identifier=...``, bodies from the same mappers, for
-  the same referral under a second business identifier, so they create as the service's do) sent straight
-  to HAPI with the worker's EHR client, one after another, then the same three reads.
+- baseline: the same writes sent straight to HAPI the way the service sends them (since issue 18: the receipt
+  Task's conditional PUT, then the acceptance's CareTeam, CarePlan and Task as one transaction of conditional
+  updates), bodies from the same mappers, for the same referral under a second business identifier so they
+  create as the service's do, with the worker's EHR client; then the same three reads.
 
 Service and baseline alternate referral by referral, so load from other jobs falls on both. Writes
 bench/results/intake.json.
@@ -24,10 +25,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import statistics
 import sys
+import tempfile
 import time
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,10 +41,11 @@ from bench.servers import Servers, real_servers
 from fhir_mappings import careplan, careteam, task
 from fhir_mappings.codes import RESOURCE_KEY_SYSTEM
 from fhir_mappings.referral_in import referral_from_fhir
+from fhir_mappings.write_transaction import Keyed, acceptance_transaction
 from referral_service.domain.careteam import assign_team
 from referral_service.domain.program import Program
-from referral_service.domain.referral import Referral, ResourceRef, referral_key
-from referral_service.programs import load_program
+from referral_service.domain.referral import Referral, referral_key
+from referral_service.programs import DEFAULT_PROGRAM_FILE, load_program
 from tests.api_server import running_api
 from tests.conftest import HAPI_SOURCE_ID
 from tests.referrals import referral_bundle
@@ -92,51 +97,66 @@ async def through_service(servers: Servers, api: httpx.AsyncClient, bundle: dict
 
 
 async def direct(servers: Servers, program: Program, referral: Referral, key: str) -> float:
-    """The writes the workflow makes from receipt to intake scheduled, in its order, each body from the same
-    mapper with the same references (the plan names the team; the Task names the plan)."""
+    """The writes the workflow makes from receipt to intake scheduled, sent the way it sends them: the receipt
+    Task, then the acceptance as one transaction (the plan names the team, the Task lists the plan), each body
+    from the same mapper."""
     start = time.perf_counter()
     received = datetime.now(UTC)
     today = received.date()
     org = program.organization
 
-    async def put(suffix: str, body: dict[str, Any]) -> ResourceRef:
-        result = await servers.hapi.update_conditional(body, f"identifier={RESOURCE_KEY_SYSTEM}|{key}/{suffix}")
-        return ResourceRef(resource_type=result.resource_type, id=result.id)
-
-    def referral_task(status: str, business_status: str, outputs: list[ResourceRef]) -> dict[str, Any]:
+    def referral_task(status: str, business_status: str) -> dict[str, Any]:
         return task.referral_task(
             referral,
             key=f"{key}/task",
             owner=org,
             status=status,
             business_status=business_status,
-            outputs=outputs,
             authored_on=received,
             last_modified=datetime.now(UTC),
         )
 
-    await put("task", referral_task("received", "created", []))
+    await servers.hapi.update_conditional(
+        referral_task("received", "created"), f"identifier={RESOURCE_KEY_SYSTEM}|{key}/task"
+    )
     team = assign_team(program, TRACK, {})
-    team_ref = await put(
-        "careteam",
-        careteam.care_team(referral, team, key=f"{key}/careteam", organization=org, active=True, start=today),
-    )
+    team_body = careteam.care_team(referral, team, key=f"{key}/careteam", organization=org, active=True, start=today)
     plan = careplan.treatment_plan(
-        referral, program.track(TRACK), key=f"{key}/careplan", status="active", start=today, care_team=team_ref
+        referral, program.track(TRACK), key=f"{key}/careplan", status="active", start=today, care_team=None
     )
-    plan_ref = await put("careplan", plan)
-    await put("task", referral_task("accepted", "accepted", [plan_ref]))
-    await put("task", referral_task("accepted", "event-scheduled", [plan_ref]))
+    await servers.hapi.transaction(
+        acceptance_transaction(
+            Keyed(f"{key}/careteam", team_body),
+            Keyed(f"{key}/careplan", plan),
+            Keyed(f"{key}/task", referral_task("accepted", "event-scheduled")),
+        )
+    )
     await readable(servers, key)
     return time.perf_counter() - start
 
 
+def roomy_program(folder: Path) -> Path:
+    """The shipped program with room on every caseload: each measured referral is accepted and stays open, and
+    a full caseload would refuse the later ones (the team is assigned by caseload, as in production)."""
+    text = re.sub(r"caseload_limit = \d+", "caseload_limit = 100000", DEFAULT_PROGRAM_FILE.read_text())
+    path = folder / "bench-program.toml"
+    path.write_text(text)
+    return path
+
+
 async def measure(servers: Servers, referrals: int) -> dict[str, Any]:
-    program = load_program()
+    program_file = roomy_program(Path(tempfile.mkdtemp(prefix="bench-intake-")))
+    program = load_program(program_file)
     service: list[float] = []
     baseline: list[float] = []
     async with (
-        running_api(servers.temporal, servers.hapi_base_url, servers.hapi, queue_prefix="bench-intake") as url,
+        running_api(
+            servers.temporal,
+            servers.hapi_base_url,
+            servers.hapi,
+            queue_prefix="bench-intake",
+            overrides={"program_file": program_file},
+        ) as url,
         # a new connection per referral, as a hospital sends them: no idle keep-alive for uvicorn to close under us
         httpx.AsyncClient(base_url=url, timeout=300, limits=httpx.Limits(max_keepalive_connections=0)) as api,
     ):
