@@ -170,7 +170,7 @@ class ReferralWorkflow(ReferralLifecycle):
                 WritebackActivities.write_encounter,
                 WriteEncounterInput(
                     key=write_key(self._s.key, Written.ENCOUNTER, session.session_id),
-                    referral=self._s.referral,
+                    referral=self._s.referral.references(),
                     organization=self._s.program.organization,
                     session=session,
                 ),
@@ -206,7 +206,7 @@ class ReferralWorkflow(ReferralLifecycle):
             WritebackActivities.write_outreach_task,
             WriteOutreachInput(
                 key=key,
-                referral=self._s.referral,
+                referral=self._s.referral.references(),
                 organization=self._s.program.organization,
                 missed=len(streak),
                 authored_on=workflow.now(),
@@ -245,7 +245,7 @@ class ReferralWorkflow(ReferralLifecycle):
             WritebackActivities.write_observation,
             WriteObservationInput(
                 key=write_key(self._s.key, Written.OBSERVATION, assessment.assessment_id),
-                referral=self._s.referral,
+                referral=self._s.referral.references(),
                 organization=self._s.program.organization,
                 assessment=assessment,
             ),

@@ -121,13 +121,10 @@ class UpdateAnswer(BaseModel):
     phase: Phase
     at_risk: bool
     next_deadline: datetime | None = None
-    team: CareTeamAssignment | None = None
 
     @classmethod
     def of(cls, state: ReferralState) -> UpdateAnswer:
-        return cls(
-            key=state.key, phase=state.phase, at_risk=state.at_risk, next_deadline=state.next_deadline, team=state.team
-        )
+        return cls(key=state.key, phase=state.phase, at_risk=state.at_risk, next_deadline=state.next_deadline)
 
 
 class StartReferralInput(BaseModel):

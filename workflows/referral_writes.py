@@ -50,7 +50,7 @@ def task_request(state: ReferralState) -> WriteTaskInput:
     told = state.referrer_task()
     return WriteTaskInput(
         key=write_key(state.key, Written.TASK),
-        referral=state.referral,
+        referral=state.referral.references(),
         organization=state.program.organization,
         status=told.status,
         business_status=told.business_status,
@@ -83,7 +83,7 @@ class ReferralWrites(ReferralBase):
         assert self._s.team is not None
         return WriteCareTeamInput(
             key=write_key(self._s.key, Written.CARE_TEAM),
-            referral=self._s.referral,
+            referral=self._s.referral.references(),
             organization=self._s.program.organization,
             team=self._s.team,
             active=active,
@@ -93,7 +93,7 @@ class ReferralWrites(ReferralBase):
     def _plan_request(self, *, status: str, end: date | None = None) -> WriteCarePlanInput:
         return WriteCarePlanInput(
             key=write_key(self._s.key, Written.CARE_PLAN),
-            referral=self._s.referral,
+            referral=self._s.referral.references(),
             organization=self._s.program.organization,
             track_id=str(self._s.track_id),
             track=self._s.program.track(str(self._s.track_id)),
@@ -139,7 +139,7 @@ class ReferralWrites(ReferralBase):
             WritebackActivities.write_care_plan,
             WriteCarePlanInput(
                 key=write_key(self._s.key, Written.AFTERCARE_PLAN),
-                referral=self._s.referral,
+                referral=self._s.referral.references(),
                 organization=self._s.program.organization,
                 track_id=str(self._s.track_id),
                 status=status,
@@ -201,7 +201,7 @@ class ReferralWrites(ReferralBase):
         if refused.key == write_key(self._s.key, Written.TASK):
             return task_request(self._s)
         request = WRITE_INPUTS[refused.activity].model_validate(
-            {**refused.request, "referral": self._s.referral, "organization": self._s.program.organization}
+            {**refused.request, "referral": self._s.referral.references(), "organization": self._s.program.organization}
         )
         if isinstance(request, WriteCarePlanInput):
             treatment = not request.follow_up_days

@@ -86,6 +86,20 @@ class Referral(Frozen):
     # What intake could not do as the sender meant (e.g. a patient it could not link): no patient data.
     warnings: list[str] = Field(default_factory=list)
 
+    def references(self) -> Referral:
+        """What a write to the EHR needs of the referral: its source and the references a written resource carries
+        (the order, the patient's record, the requester), none of the patient's details. Each write's input is
+        kept in the workflow's history: this keeps the history short and the patient's details out of it."""
+        return Referral(
+            source_id=self.source_id,
+            service_request=self.service_request,
+            placer_identifier=self.placer_identifier,
+            status=self.status,
+            intent=self.intent,
+            patient=PatientDetails(ref=self.patient.ref),
+            requester=self.requester,
+        )
+
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_KEY = 120

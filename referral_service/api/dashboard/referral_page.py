@@ -143,9 +143,14 @@ async def reassign_team(key: str, form: FormDep, services: StateDep, read_model:
         raise form.refuse("a reassignment needs a role and a staff member from the roster") from None
     reassignment = await with_caseloads(read_model, body)
     update = operations.update(services.temporal, key, ReferralWorkflow.reassign_team, reassignment)
-    state = await form.attempt(update, "care team not changed")
-    assert state.team is not None  # the update ran: the referral has a team holding every role of its track
-    return form.done(f"{role.value.replace('_', ' ')} is now {state.team.members[role].name}")
+    await form.attempt(update, "care team not changed")
+    member = form.get("member")
+    try:  # the member's name, as the referral's team now has it
+        team = (await operations.snapshot(services.temporal, key)).team
+        member = team.members[role].name if team else member
+    except ReferralError:
+        pass  # the change is made: the notice names the staff id instead
+    return form.done(f"{role.value.replace('_', ' ')} is now {member}")
 
 
 @router.post("/referrals/{key}/retry-writes")
