@@ -36,8 +36,13 @@ from workflows.referral import ReferralWorkflow
 from workflows.source_poll import SourcePollWorkflow
 
 # Side-effect-free model libraries: importing them once, outside the sandbox, saves ~5 MB and ~120 ms of
-# worker CPU per cached workflow (measured; see TESTING.md).
+# worker CPU per cached workflow (measured when the sandbox re-imported them).
 PASSTHROUGH_MODULES = ("fhir.resources", "fhir_core", "referral_service.domain", "fhir_mappings")
+# The worker also passes our own workflow modules through: re-importing them for every workflow it starts or
+# replays took ~20 ms of CPU and a private copy of each module per cached referral (bench/RESULTS.md, issue 18).
+# Outside the sandbox their calls are not restricted, so the replayer (CI replays every recorded history with
+# it) keeps importing them inside, where a non-deterministic call in workflow code fails the replay.
+WORKER_PASSTHROUGH_MODULES = (*PASSTHROUGH_MODULES, "workflows")
 
 
 class SearchAttributesMissingError(StartupError):
@@ -90,15 +95,13 @@ def create_worker(
         task_queue=task_queue,
         workflows=[ReferralWorkflow, SourcePollWorkflow],
         activities=[*writeback.all(), polling.find_changed_referrals, read_model.record_referral_row],
-        workflow_runner=_workflow_runner(),
+        workflow_runner=_workflow_runner(WORKER_PASSTHROUGH_MODULES),
         graceful_shutdown_timeout=shutdown_grace,
     )
 
 
-def _workflow_runner() -> SandboxedWorkflowRunner:
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-    )
+def _workflow_runner(passthrough: tuple[str, ...] = PASSTHROUGH_MODULES) -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*passthrough))
 
 
 @dataclass(frozen=True)
