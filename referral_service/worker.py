@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowHistory
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from referral_service.activities.intake_poll import IntakePollActivities
@@ -35,14 +35,9 @@ from referral_service.temporal_client.search_attribute_setup import missing_sear
 from workflows.referral import ReferralWorkflow
 from workflows.source_poll import SourcePollWorkflow
 
-# Side-effect-free model libraries: importing them once, outside the sandbox, saves ~5 MB and ~120 ms of
-# worker CPU per cached workflow (measured when the sandbox re-imported them).
+# The replayer's sandbox: side-effect-free model libraries imported once, outside it (~5 MB and ~120 ms of CPU
+# per workflow saved); our workflow modules are imported inside, where a non-deterministic call fails the replay.
 PASSTHROUGH_MODULES = ("fhir.resources", "fhir_core", "referral_service.domain", "fhir_mappings")
-# The worker also passes our own workflow modules through: re-importing them for every workflow it starts or
-# replays took ~20 ms of CPU and a private copy of each module per cached referral (bench/RESULTS.md, issue 18).
-# Outside the sandbox their calls are not restricted, so the replayer (CI replays every recorded history with
-# it) keeps importing them inside, where a non-deterministic call in workflow code fails the replay.
-WORKER_PASSTHROUGH_MODULES = (*PASSTHROUGH_MODULES, "workflows")
 
 
 class SearchAttributesMissingError(StartupError):
@@ -95,13 +90,19 @@ def create_worker(
         task_queue=task_queue,
         workflows=[ReferralWorkflow, SourcePollWorkflow],
         activities=[*writeback.all(), polling.find_changed_referrals, read_model.record_referral_row],
-        workflow_runner=_workflow_runner(WORKER_PASSTHROUGH_MODULES),
+        # No sandbox in the worker: re-importing the workflow modules for every workflow it starts or replays took
+        # ~20 ms of CPU and a private copy of them per cached referral, and hooking imports around every
+        # activation as much CPU again as the workflow code (bench/RESULTS.md, issue 18). Determinism is checked
+        # where it costs nothing at run time: CI replays every recorded history in the full sandbox.
+        workflow_runner=UnsandboxedWorkflowRunner(),
         graceful_shutdown_timeout=shutdown_grace,
     )
 
 
-def _workflow_runner(passthrough: tuple[str, ...] = PASSTHROUGH_MODULES) -> SandboxedWorkflowRunner:
-    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*passthrough))
+def _workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    )
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ names the same few, so their reads are kept for a while; patients and orders are
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -30,11 +31,14 @@ class EhrAnswers:
     async def ask(self, ehr: FhirClient, lookups: Lookups) -> FoundInEhr:
         """What the EHR holds for each read and search. A resource the EHR will not show (403, an id it
         cannot take) stays unknown; a transient failure raises ``TransientError`` for the caller to retry."""
+        # All at once (within the source's call limits): each is a round trip on the hospital's intake POST.
+        answers = await asyncio.gather(
+            *(self._read(ehr, reference) for reference in sorted(lookups.reads)),
+            *(_search(ehr, resource_type, token) for resource_type, token in sorted(lookups.searches)),
+        )
         found = FoundInEhr()
-        for reference in sorted(lookups.reads):
-            found = found.merged(await self._read(ehr, reference))
-        for resource_type, token in sorted(lookups.searches):
-            found = found.merged(await _search(ehr, resource_type, token))
+        for answer in answers:
+            found = found.merged(answer)
         return found
 
     async def _read(self, ehr: FhirClient, reference: str) -> FoundInEhr:

@@ -78,6 +78,7 @@ class ReferralRows:
         self._engine = engine
         self._sealer = sealer
         self._name_secret = name_secret
+        self._upsert_statement = _upsert_statement(engine)
 
     async def upsert(self, row: ReferralRow) -> bool:
         """Write ``row`` unless the table holds a newer version of it; whether it was written."""
@@ -102,18 +103,8 @@ class ReferralRows:
         await asyncio.to_thread(self._clear)
 
     def _upsert(self, row: ReferralRow) -> bool:
-        values = self._values(row)
-        insert = insert_into(self._engine, referrals).values(values)
-        newer = tuple_(referrals.c.version_at, referrals.c.version_event) < tuple_(
-            insert.excluded.version_at, insert.excluded.version_event
-        )
-        statement = insert.on_conflict_do_update(
-            index_elements=[referrals.c.key],
-            set_={name: insert.excluded[name] for name in values if name != "key"},
-            where=newer,
-        )
         with self._engine.begin() as db:  # a row comes back only when written (rowcount is not portable here)
-            return db.execute(statement.returning(referrals.c.key)).first() is not None
+            return db.execute(self._upsert_statement, self._values(row)).first() is not None
 
     def _values(self, row: ReferralRow) -> dict[str, Any]:
         plain = row.model_dump(include=set(_PLAIN))
@@ -231,3 +222,15 @@ def _microseconds(moment: datetime) -> int:
 
 def _from_microseconds(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1_000_000, tz=UTC)
+
+
+def _upsert_statement(engine: Engine) -> Any:
+    """Insert a row, or replace the stored one when the row is newer. Built once: building it for each row cost
+    more of the worker's CPU than the write itself (bench/RESULTS.md, issue 18)."""
+    insert = insert_into(engine, referrals)  # the values are the parameters it is executed with
+    newer = tuple_(referrals.c.version_at, referrals.c.version_event) < tuple_(
+        insert.excluded.version_at, insert.excluded.version_event
+    )
+    replaced = {column.name: insert.excluded[column.name] for column in referrals.columns if column.name != "key"}
+    statement = insert.on_conflict_do_update(index_elements=[referrals.c.key], set_=replaced, where=newer)
+    return statement.returning(referrals.c.key)
