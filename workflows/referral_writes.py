@@ -64,14 +64,18 @@ class ReferralWrites(ReferralBase):
     """Each write one activity, retried while the EHR fails; a refusal for good recorded, not raised."""
 
     async def _tell_referrer(self) -> None:
-        """Update the closed-loop Task (one Task per referral, updated in place) to what the referral's state says,
-        along FHIR's Task state machine only: a move it does not allow is a bug here, so it fails loudly instead
-        of reaching the EHR."""
+        """Update the closed-loop Task (one Task per referral, updated in place) to what the referral's state says."""
+        request = self._next_task()
+        self._s.task_status = request.status
+        await self._write(WritebackActivities.write_task, request)
+
+    def _next_task(self) -> WriteTaskInput:
+        """The referrer's Task as the referral now stands, along FHIR's Task state machine only: a move it does not
+        allow is a bug here, so it fails loudly instead of reaching the EHR."""
         request = task_request(self._s)
         if not can_transition(self._s.task_status, request.status):
             raise ApplicationError(f"Task cannot go from {self._s.task_status} to {request.status}", non_retryable=True)
-        self._s.task_status = request.status
-        await self._write(WritebackActivities.write_task, request)
+        return request
 
     async def _write_team(self, *, active: bool = True) -> None:
         await self._write(WritebackActivities.write_care_team, self._team_request(active=active))
@@ -107,9 +111,7 @@ class ReferralWrites(ReferralBase):
     async def _write_acceptance(self) -> bool:
         """The acceptance's CareTeam, treatment plan and Task (as the referral now stands) as one transaction;
         False when the EHR did not take it as one (the caller writes each on its own)."""
-        told = task_request(self._s)
-        if not can_transition(self._s.task_status, told.status):
-            raise ApplicationError(f"Task cannot go from {self._s.task_status} to {told.status}", non_retryable=True)
+        told = self._next_task()
         answer = await workflow.execute_activity_method(
             WritebackActivities.write_acceptance,
             WriteAcceptanceInput(
@@ -122,8 +124,7 @@ class ReferralWrites(ReferralBase):
             return False
         self._s.task_status = told.status
         for write in answer.writes:
-            self._s.writes[write.key] = write
-            self._s.refused.pop(write.key, None)
+            self._taken(write)
         return True
 
     def _plan_links(self, *, treatment: bool = True) -> dict[str, Any]:
@@ -164,13 +165,17 @@ class ReferralWrites(ReferralBase):
                 raise
             self._refused(activity.__name__, request, RefusalReport.model_validate(cause.details[0]))
             return None
+        self._taken(write)
+        return write
+
+    def _taken(self, write: EhrWrite) -> None:
+        """A write the EHR took: recorded, and no longer refused if it was."""
         self._s.writes[write.key] = write
         if self._s.refused.pop(write.key, None) is not None:
             self._s.timeline.append(
                 TimelineEntry(at=workflow.now(), event="refused write accepted", detail=write.resource_type)
             )
             self._publish()
-        return write
 
     def _refused(self, activity: str, request: Any, report: RefusalReport) -> None:
         """Record a refusal (replacing an older one of the same write), flag the referral and count it."""
