@@ -35,8 +35,6 @@ class WriteInput(BaseModel):
         program = Program.model_validate(given["program"])
         taken = {name: value for name, value in given.items() if name != "program"}
         taken.setdefault("organization", program.organization)
-        if cls is WriteCarePlanInput and not taken.get("follow_up_days") and taken.get("track_id"):
-            taken.setdefault("track", program.track(str(taken["track_id"])))
         return taken
 
 
@@ -64,6 +62,18 @@ class WriteCarePlanInput(WriteInput):
     team: CareTeamAssignment | None = None  # its members are the treatment plan's contributors
     follow_up_days: list[int] = Field(default_factory=list)
     assessments: list[EhrWrite] = Field(default_factory=list)  # Observations the treatment plan lists
+
+    @model_validator(mode="before")
+    @classmethod
+    def _track_from_a_whole_program(cls, given: Any) -> Any:
+        """A treatment plan scheduled before inputs were slimmed finds its track in the whole program (this runs
+        before ``WriteInput``'s validator, which takes the program away)."""
+        if not isinstance(given, dict) or "program" not in given or "track" in given:
+            return given
+        if given.get("follow_up_days") or not given.get("track_id"):
+            return given  # the aftercare plan: no track
+        program = Program.model_validate(given["program"])
+        return {**given, "track": program.track(str(given["track_id"]))}
 
 
 class WriteEncounterInput(WriteInput):
