@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Engine, Row, Text, and_, cast, delete, func, or_, select, tuple_
+from sqlalchemy.sql.dml import ReturningInsert
 
 from referral_service.domain.measures import MeasureFacts
 from referral_service.domain.patient_match import name_search_keys
@@ -224,7 +225,7 @@ def _from_microseconds(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1_000_000, tz=UTC)
 
 
-def _upsert_statement(engine: Engine) -> Any:
+def _upsert_statement(engine: Engine) -> ReturningInsert[tuple[str]]:
     """Insert a row, or replace the stored one when the row is newer. Built once: building it for each row cost
     more of the worker's CPU than the write itself (bench/RESULTS.md, issue 18)."""
     insert = insert_into(engine, referrals)  # the values are the parameters it is executed with
