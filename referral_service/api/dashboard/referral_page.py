@@ -144,13 +144,9 @@ async def reassign_team(key: str, form: FormDep, services: StateDep, read_model:
     reassignment = await with_caseloads(read_model, body)
     update = operations.update(services.temporal, key, ReferralWorkflow.reassign_team, reassignment)
     await form.attempt(update, "care team not changed")
-    member = form.get("member")
-    try:  # the member's name, as the referral's team now has it
-        team = (await operations.snapshot(services.temporal, key)).team
-        member = team.members[role].name if team else member
-    except ReferralError:
-        pass  # the change is made: the notice names the staff id instead
-    return form.done(f"{role.value.replace('_', ' ')} is now {member}")
+    staff_id = body.members[role]
+    named = {member.id: member.name for member in services.program.roster}  # the roster the team is drawn from
+    return form.done(f"{role.value.replace('_', ' ')} is now {named.get(staff_id, staff_id)}")
 
 
 @router.post("/referrals/{key}/retry-writes")
