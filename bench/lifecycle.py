@@ -8,11 +8,12 @@ recorded, each through the workflow's own updates; the program is done when its 
 whose observer counts every write).
 
 Baselines, in the same run with the same concurrency:
-- Temporal: a trivial workflow running one no-op activity (bench/trivial.py), completions per second;
-  divided by the activities one program runs, the rate Temporal alone would allow.
+- Temporal: a trivial workflow running one no-op local activity (bench/trivial.py; the referral workflow tries
+  each EHR write as one since issue 18), completions per second; divided by the writes one program makes, the
+  rate Temporal alone would allow.
 - HAPI: the same number of conditional-update writes the programs made (Encounters, new identifiers),
   sent straight to HAPI; divided by the writes per program, the rate HAPI alone would allow.
-Goal: programs per second at least 70% of the lower of the two.
+Goal (issue 18): programs per second at least 0.9x the lower of the two.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from workflows.referral_types import DischargeInput, FollowUpInput, ScreeningDec
 CONCURRENCY = 8
 SESSION_DAYS = [7 * week + day for week in range(12) for day in (1, 3, 5)]  # 36, days 1 to 82
 PROGRAM_DISCHARGE_DAY = 84
-GOAL = ">= 70% of the lower baseline"
+GOAL = ">= 0.9x the lower baseline"
 
 
 def story_start(program: Program) -> date:
@@ -161,7 +162,7 @@ async def measure(servers: Servers, programs: int, trivial_workflows: int) -> di
     ours, writes = await programs_per_s(servers, programs)
     write_count = sum(writes.values())
     writes_per_program = write_count / programs
-    activities_per_program = writes_per_program  # one EHR write per activity (retries aside)
+    activities_per_program = writes_per_program  # one EHR write per local activity (retries aside)
     trivial = await trivial_per_s(servers, trivial_workflows)
     hapi = await hapi_writes_per_s(servers, write_count)
     temporal_bound, hapi_bound = trivial / activities_per_program, hapi / writes_per_program
@@ -179,7 +180,7 @@ async def measure(servers: Servers, programs: int, trivial_workflows: int) -> di
         "hapi_bound_programs_per_s": hapi_bound,
         "ratio_to_lower_bound": ours / bound,
         "goal": GOAL,
-        "met": ours / bound >= 0.7,
+        "met": ours / bound >= 0.9,
     }
 
 
@@ -187,7 +188,7 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"\nP2 lifecycle throughput: {result['programs']} complete 12-week programs, {CONCURRENCY} at a time")
     print(f"  programs/s                               {result['programs_per_s']:>8.3f}")
     print(f"  EHR writes per program                   {result['writes_per_program']:>8.1f}")
-    print(f"  trivial 1-activity workflows/s           {result['trivial_workflows_per_s']:>8.1f}")
+    print(f"  trivial 1-local-activity workflows/s     {result['trivial_workflows_per_s']:>8.1f}")
     print(f"  HAPI direct conditional writes/s         {result['hapi_writes_per_s']:>8.1f}")
     print(f"  bound from Temporal (programs/s)         {result['temporal_bound_programs_per_s']:>8.3f}")
     print(f"  bound from HAPI (programs/s)             {result['hapi_bound_programs_per_s']:>8.3f}")

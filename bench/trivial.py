@@ -1,4 +1,5 @@
-"""The Temporal baseline for P2: a workflow that runs one activity that does nothing."""
+"""The Temporal baseline for P2: a workflow that runs one activity that does nothing, tried locally first as the
+referral workflow tries each EHR write (a local activity)."""
 
 from __future__ import annotations
 
@@ -16,4 +17,4 @@ async def nothing() -> None:
 class TrivialWorkflow:
     @workflow.run
     async def run(self) -> None:
-        await workflow.execute_activity(nothing, start_to_close_timeout=timedelta(seconds=30))
+        await workflow.execute_local_activity(nothing, start_to_close_timeout=timedelta(seconds=30))

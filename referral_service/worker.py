@@ -18,6 +18,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from referral_service.activities.intake_poll import IntakePollActivities
+from referral_service.activities.local_try_grace import LocalTryGrace
 from referral_service.activities.read_model import ReadModelActivities
 from referral_service.activities.writeback import WritebackActivities
 from referral_service.codec import KeyRing, data_converter
@@ -96,6 +97,7 @@ def create_worker(
         # where it costs nothing at run time: CI replays every recorded history in the full sandbox.
         workflow_runner=UnsandboxedWorkflowRunner(),
         graceful_shutdown_timeout=shutdown_grace,
+        interceptors=[LocalTryGrace([w.__name__ for w in writeback.all()], shutdown_grace)],
     )
 
 

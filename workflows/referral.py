@@ -377,7 +377,8 @@ class ReferralWorkflow(ReferralLifecycle):
                     succeeded.append(write)
             task_key = write_key(self._s.key, Written.TASK)
             if task_key not in keys and any(w.resource_type in TASK_OUTPUT_TYPES for w in succeeded):
-                await self._write(WritebackActivities.write_task, task_request(self._s))  # to list them now
+                # to list them now
+                await self._write(WritebackActivities.write_task, task_request(self._s, at=workflow.now()))
         finally:
             self._retrying = False
         return RetryWritesResult(

@@ -4,12 +4,12 @@ what the EHR refused (a refusal never ends a referral: it is kept, shown and sen
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from workflows.referral_base import ReferralBase
 
@@ -28,11 +28,19 @@ with workflow.unsafe.imports_passed_through():
     from referral_service.domain.write_keys import Written, write_key
     from workflows.referral_types import ReferralState, RefusedWrite, TimelineEntry
 
+T = TypeVar("T")
+
 EHR_WRITE_TIMEOUT = timedelta(seconds=60)
 # A failing EHR gets retries with backoff for as long as it takes; the referral waits durably meanwhile.
 EHR_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=10)
 )
+# A write is first tried once in the worker as a local activity: no workflow task and no dispatch of its own
+# (P1, P3 in bench/RESULTS.md). Once and briefly: updates to the referral wait while it runs, and a worker shutting
+# down cancels it after its grace period but would retry it in place. A write that fails there gets the durable
+# retries above.
+LOCAL_TRY = RetryPolicy(maximum_attempts=1)
+LOCAL_TRY_TIMEOUT = timedelta(seconds=15)
 # The order refused writes are sent again: what later resources reference (team, scores, sessions) first, the
 # referrer's Task, which lists the plans and sessions, last.
 RETRY_ORDER = (
@@ -45,8 +53,9 @@ RETRY_ORDER = (
 )
 
 
-def task_request(state: ReferralState) -> WriteTaskInput:
-    """The referrer's Task as the referral stands: what the workflow writes (``GET /fhir/Task`` reads the same)."""
+def task_request(state: ReferralState, *, at: datetime) -> WriteTaskInput:
+    """The referrer's Task as the referral stands at ``at``: what the workflow writes (``GET /fhir/Task`` reads the
+    same)."""
     told = state.referrer_task()
     return WriteTaskInput(
         key=write_key(state.key, Written.TASK),
@@ -57,7 +66,17 @@ def task_request(state: ReferralState) -> WriteTaskInput:
         reason=told.reason,
         outputs=state.task_outputs(),
         authored_on=state.received_at,
+        modified_at=at,
     )
+
+
+def refusal_of(error: FailureError) -> RefusalReport | None:
+    """The refusal for good a failed write carries, if it is one: an activity's failure wraps the activity's
+    error, a local activity's is that error itself."""
+    failure = error.cause if isinstance(error, ActivityError) else error
+    if isinstance(failure, ApplicationError) and failure.type == REFUSED and failure.details:
+        return RefusalReport.model_validate(failure.details[0])
+    return None
 
 
 class ReferralWrites(ReferralBase):
@@ -72,7 +91,7 @@ class ReferralWrites(ReferralBase):
     def _next_task(self) -> WriteTaskInput:
         """The referrer's Task as the referral now stands, along FHIR's Task state machine only: a move it does not
         allow is a bug here, so it fails loudly instead of reaching the EHR."""
-        request = task_request(self._s)
+        request = task_request(self._s, at=workflow.now())
         if not can_transition(self._s.task_status, request.status):
             raise ApplicationError(f"Task cannot go from {self._s.task_status} to {request.status}", non_retryable=True)
         return request
@@ -112,13 +131,11 @@ class ReferralWrites(ReferralBase):
         """The acceptance's CareTeam, treatment plan and Task (as the referral now stands) as one transaction;
         False when the EHR did not take it as one (the caller writes each on its own)."""
         told = self._next_task()
-        answer = await workflow.execute_activity_method(
+        answer = await self._send(
             WritebackActivities.write_acceptance,
             WriteAcceptanceInput(
                 team=self._team_request(active=True), plan=self._plan_request(status="active"), task=told
             ),
-            start_to_close_timeout=EHR_WRITE_TIMEOUT,
-            retry_policy=EHR_RETRY,
         )
         if not answer.taken:
             return False
@@ -151,22 +168,36 @@ class ReferralWrites(ReferralBase):
         )
 
     async def _write(self, activity: Callable[[Any, Any], Awaitable[EhrWrite]], request: Any) -> EhrWrite | None:
-        """One write-back activity; a write the EHR refuses for good is recorded (None) and the referral goes on."""
+        """One write to the EHR; a write the EHR refuses for good is recorded (None) and the referral goes on."""
         try:
-            write = await workflow.execute_activity_method(
-                activity,
-                request,
-                start_to_close_timeout=EHR_WRITE_TIMEOUT,
-                retry_policy=EHR_RETRY,
-            )
-        except ActivityError as error:
-            cause = error.cause
-            if not (isinstance(cause, ApplicationError) and cause.type == REFUSED and cause.details):
+            write = await self._send(activity, request)
+        except FailureError as error:
+            report = refusal_of(error)
+            if report is None:
                 raise
-            self._refused(activity.__name__, request, RefusalReport.model_validate(cause.details[0]))
+            self._refused(activity.__name__, request, report)
             return None
         self._taken(write)
         return write
+
+    async def _send(self, activity: Callable[[Any, Any], Awaitable[T]], request: Any) -> T:
+        """One write to the EHR: a local try first, then, if that fails, the durable activity. A failure no retry
+        can mend (a refusal for good) is raised from the local try as it is."""
+        # Histories recorded before this change ran every write as an activity: they replay through that path.
+        if workflow.patched("local-ehr-writes"):
+            try:
+                return await workflow.execute_local_activity_method(
+                    activity, request, start_to_close_timeout=LOCAL_TRY_TIMEOUT, retry_policy=LOCAL_TRY
+                )
+            except FailureError as error:
+                # Anything else (the EHR failing, the try timed out or cancelled by a worker shutting down; the
+                # workflow itself is never cancelled) is the durable activity's to retry.
+                failure = error.cause if isinstance(error, ActivityError) else error
+                if isinstance(failure, ApplicationError) and failure.non_retryable:
+                    raise
+        return await workflow.execute_activity_method(
+            activity, request, start_to_close_timeout=EHR_WRITE_TIMEOUT, retry_policy=EHR_RETRY
+        )
 
     def _taken(self, write: EhrWrite) -> None:
         """A write the EHR took: recorded, and no longer refused if it was."""
@@ -204,7 +235,7 @@ class ReferralWrites(ReferralBase):
     def _resend(self, refused: RefusedWrite) -> Any:
         """The refused write's input as the referral stands now."""
         if refused.key == write_key(self._s.key, Written.TASK):
-            return task_request(self._s)
+            return task_request(self._s, at=workflow.now())
         request = WRITE_INPUTS[refused.activity].model_validate(
             {**refused.request, "referral": self._s.referral.references(), "organization": self._s.program.organization}
         )

@@ -44,6 +44,9 @@ class WriteTaskInput(WriteInput):
     reason: str | None = None
     outputs: list[EhrWrite] = Field(default_factory=list)
     authored_on: datetime
+    # When the workflow made the change, on its clock (a local activity's own clock is the worker's). None in an
+    # input scheduled before this field: the attempt's scheduled time, as then.
+    modified_at: datetime | None = None
 
 
 class WriteCareTeamInput(WriteInput):

@@ -249,7 +249,7 @@ def _task(request: WriteTaskInput) -> dict[str, Any]:
         status_reason=request.reason,
         outputs=[w.ref() for w in request.outputs],
         authored_on=request.authored_on,
-        last_modified=activity.info().current_attempt_scheduled_time,
+        last_modified=request.modified_at or activity.info().current_attempt_scheduled_time,
     )
 
 

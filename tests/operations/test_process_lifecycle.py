@@ -205,8 +205,9 @@ class HeldEhr:
 async def test_sigterm_ends_a_busy_worker_within_its_grace_period_and_its_activity_is_handed_back(
     temporal_env: WorkflowEnvironment, hapi_base_url: str, hapi_client: FhirClient, program: Program, tmp_path: Path
 ) -> None:
-    """The EHR stops answering mid-write: SIGTERM still ends the worker, exit 0, within its 6 s grace period
-    (the activity is cancelled after two thirds of it); a worker started later does the write."""
+    """The EHR stops answering mid-write (the write's local try): SIGTERM still ends the worker, exit 0, within
+    its 6 s grace period (the try is ended after two thirds of it and handed back to the workflow as an
+    activity); a worker started later does the write."""
     ehr = HeldEhr(hapi_base_url)
     queue = f"sigterm-{uuid.uuid4()}"
     with serving_asgi(ehr.app) as ehr_url:

@@ -72,7 +72,7 @@ class Referral:
     def tell_referrer(self) -> None:
         """``_tell_referrer``: the Task as ``task_request`` makes it, along FHIR's machine, mapped as the activity
         maps it."""
-        request = task_request(self.state)
+        request = task_request(self.state, at=RECEIVED_AT)
         assert can_transition(self.state.task_status, request.status), (self.state.task_status, request.status)
         self.state.task_status = request.status
         resource = task.referral_task(

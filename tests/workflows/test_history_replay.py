@@ -62,11 +62,12 @@ async def test_parallel_replay_reports_each_history_in_order(tmp_path: Path) -> 
 
 
 def _renamed_first_activity(tmp_path: Path) -> Path:
-    """The declined story's history with its first scheduled activity renamed: the code no longer matches."""
-    recorded = json.loads((HISTORIES / "declined-no-capacity.json").read_text())
+    """A completed program's history from before writes were tried locally (each one an activity scheduled in
+    the history), its first scheduled activity renamed: the code no longer matches."""
+    recorded = json.loads((HISTORIES / "adult-completed-before-local-ehr-writes.json").read_text())
     scheduled = next(e for e in recorded["events"] if "activityTaskScheduledEventAttributes" in e)
     scheduled["activityTaskScheduledEventAttributes"]["activityType"]["name"] = "write_care_plan"
-    changed = tmp_path / "declined-no-capacity-changed.json"
+    changed = tmp_path / "adult-completed-changed.json"
     changed.write_text(json.dumps(recorded))
     return changed
 
