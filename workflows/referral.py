@@ -87,14 +87,8 @@ class ReferralWorkflow(ReferralLifecycle):
             self._projector = asyncio.create_task(self._project())
         if start.resume is None:
             await self._move(Phase.RECEIVED, "referral received")
-            if self._s.possible_duplicates:  # state only, no command: recorded histories still replay
-                self._s.timeline.append(
-                    TimelineEntry(
-                        at=workflow.now(),
-                        event="possible duplicate patient",
-                        detail=", ".join(self._s.possible_duplicates),
-                    )
-                )
+            if self._s.possible_duplicates:  # a start from before the check ran beside it (recorded histories)
+                self._note_duplicates(self._s.possible_duplicates)
             await self._tell_referrer()
             await self._move(Phase.SCREENING, "screening started")
         phase = self._s.phase
@@ -391,6 +385,18 @@ class ReferralWorkflow(ReferralLifecycle):
             raise ApplicationError("the EHR has refused no write of this referral: there is nothing to retry")
         if self._retrying:
             raise ApplicationError("the refused writes are being sent again already; wait for that to finish")
+
+    @workflow.signal
+    def flag_possible_duplicates(self, keys: list[str]) -> None:
+        """Open referrals that may be the same patient, found by the intake beside this one's start. State only,
+        no command: a signal no recorded history holds needs no ``patched`` guard."""
+        self._s.possible_duplicates = sorted({*self._s.possible_duplicates, *keys})
+        self._note_duplicates(keys)
+
+    def _note_duplicates(self, keys: list[str]) -> None:
+        self._s.timeline.append(
+            TimelineEntry(at=workflow.now(), event="possible duplicate patient", detail=", ".join(keys))
+        )
 
     @workflow.signal
     def cancel(self, request: CancelInput) -> None:

@@ -135,6 +135,7 @@ class StartReferralInput(BaseModel):
     program: Program
     received_at: datetime
     resume: ReferralState | None = None
+    # Set by starts from before the duplicate-patient check ran beside the start (since, a signal brings them).
     possible_duplicates: list[str] = Field(default_factory=list)
 
 
