@@ -1,8 +1,8 @@
 """``ReferralWorkflow``: one referral from intake to closure, phase by phase (ARCHITECTURE.md lifecycle).
 
 Deterministic orchestration only: time from ``workflow.now()``, rules from ``referral_service.domain``,
-every EHR write in an activity. This class holds the messages (updates, their validators, the queries, the cancel
-signal) and ``run``; the course is ``referral_lifecycle``'s, the writes ``referral_writes``', the bookkeeping
+every EHR write in an activity. This class holds the messages (updates, their validators, the queries, the
+signals) and ``run``; the course is ``referral_lifecycle``'s, the writes ``referral_writes``', the bookkeeping
 ``referral_base``'s. Case managers drive it through validated updates; the ``snapshot`` query
 returns the whole state; phase, track, source, at-risk and next deadline are search attributes (no PHI).
 """
@@ -388,15 +388,9 @@ class ReferralWorkflow(ReferralLifecycle):
 
     @workflow.signal
     def flag_possible_duplicates(self, keys: list[str]) -> None:
-        """Open referrals that may be the same patient, found by the intake beside this one's start. State only,
-        no command: a signal no recorded history holds needs no ``patched`` guard."""
+        """Open referrals that may be the same patient, found by the intake beside this one's start."""
         self._s.possible_duplicates = sorted({*self._s.possible_duplicates, *keys})
         self._note_duplicates(keys)
-
-    def _note_duplicates(self, keys: list[str]) -> None:
-        self._s.timeline.append(
-            TimelineEntry(at=workflow.now(), event="possible duplicate patient", detail=", ".join(keys))
-        )
 
     @workflow.signal
     def cancel(self, request: CancelInput) -> None:

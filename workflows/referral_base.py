@@ -98,6 +98,13 @@ class ReferralBase:
             1, {"source": self._s.referral.source_id, **labels}
         )
 
+    def _note_duplicates(self, keys: list[str]) -> None:
+        """Open referrals that may be the same patient, on the timeline. State only, no command: recorded
+        histories replay whether the keys came with the start or in a signal."""
+        self._s.timeline.append(
+            TimelineEntry(at=workflow.now(), event="possible duplicate patient", detail=", ".join(keys))
+        )
+
     def _update_risk(self) -> None:
         threshold = self._s.program.deadlines.absence_threshold
         self._s.at_risk = bool(self._s.overdue) or is_at_risk(self._s.sessions, threshold)
