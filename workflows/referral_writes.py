@@ -70,10 +70,14 @@ def task_request(state: ReferralState, *, at: datetime) -> WriteTaskInput:
     )
 
 
+def failure_of(error: FailureError) -> BaseException | None:
+    """The activity's own error: an activity's failure wraps it, a local activity's is that error itself."""
+    return error.cause if isinstance(error, ActivityError) else error
+
+
 def refusal_of(error: FailureError) -> RefusalReport | None:
-    """The refusal for good a failed write carries, if it is one: an activity's failure wraps the activity's
-    error, a local activity's is that error itself."""
-    failure = error.cause if isinstance(error, ActivityError) else error
+    """The refusal for good a failed write carries, if it is one."""
+    failure = failure_of(error)
     if isinstance(failure, ApplicationError) and failure.type == REFUSED and failure.details:
         return RefusalReport.model_validate(failure.details[0])
     return None
@@ -192,7 +196,7 @@ class ReferralWrites(ReferralBase):
             except FailureError as error:
                 # Anything else (the EHR failing, the try timed out or cancelled by a worker shutting down; the
                 # workflow itself is never cancelled) is the durable activity's to retry.
-                failure = error.cause if isinstance(error, ActivityError) else error
+                failure = failure_of(error)
                 if isinstance(failure, ApplicationError) and failure.non_retryable:
                     raise
         return await workflow.execute_activity_method(

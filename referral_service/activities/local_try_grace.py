@@ -51,8 +51,8 @@ class _Inbound(ActivityInboundInterceptor):
             if not work.done():
                 await asyncio.wait_for(asyncio.shield(work), self._grace.total_seconds())
         except TimeoutError:
-            work.cancel()
             raise ApplicationError("the worker shut down during a local try", type=SHUT_DOWN) from None
         finally:
             shutdown.cancel()
+            work.cancel()  # a no-op once done; else (grace over, or this try timed out) the write must stop too
         return work.result()
