@@ -128,6 +128,15 @@ def summary(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str
                 r["goal"],
             )
         )
+        rows.append(
+            (
+                "P2 programs/s",
+                f"{r['programs_per_s']:.3f}",
+                f"{r['shared_cores_bound_programs_per_s']:.3f} (both on {r['cores']} cores)",
+                f"{r['ratio_to_shared_cores_bound']:.2f}x",
+                "for the record",
+            )
+        )
     if "case_list" in results:
         r = results["case_list"]
         for q in ("p50", "p95"):
@@ -190,9 +199,9 @@ async def with_servers(
     """The benches that need HAPI and Temporal: one HAPI (it takes minutes to start), and on it each Temporal
     asked for in turn, so the dev server's figures and the cluster's come from the same run."""
     results: dict[TemporalKind, dict[str, dict[str, Any]]] = {}
-    async with running_hapi() as base_url:
+    async with running_hapi() as hapi:
         for temporal in temporals:
-            async with temporal_and_client(base_url, temporal, history_shards) as servers:
+            async with temporal_and_client(hapi, temporal, history_shards) as servers:
                 suffix = "" if temporal == "dev" else f"-{temporal}"
                 results[temporal] = await on_servers(servers, chosen, plan, suffix)
     return results

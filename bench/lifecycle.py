@@ -14,15 +14,24 @@ Baselines, in the same run with the same concurrency:
 - HAPI: the same number of conditional-update writes the programs made (Encounters, new identifiers),
   sent straight to HAPI; divided by the writes per program, the rate HAPI alone would allow.
 Goal (issue 18): programs per second at least 0.9x the lower of the two.
+
+Each bound is one part alone with the machine's cores to itself, yet a program needs both parts at once on the
+same cores. So the CPU seconds of each process (this one: the worker and the bench driving it; HAPI; Temporal)
+are read around each timed run, and a third bound drawn from them: the cores divided by what the two baselines'
+work for one program costs (HAPI's writes plus Temporal's local-activity workflows), the rate the machine would
+allow a program that cost no more CPU than the parts it drives.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from typing import Any
@@ -89,20 +98,35 @@ def discharged_on(referral: Referral) -> date:
     return discharge.discharge_date
 
 
-async def _in_batches(count: int, one: Any) -> float:
-    """Run ``one()`` ``count`` times, ``CONCURRENCY`` at a time; the seconds it took."""
+@dataclass(frozen=True)
+class Timed:
+    """A timed run: its seconds and the CPU seconds each process used meanwhile (``Servers.cpu_seconds``)."""
+
+    seconds: float
+    cpu_s: dict[str, float]
+
+    def rate(self, count: int) -> float:
+        return count / self.seconds
+
+    def cpu_per(self, count: float) -> dict[str, float]:
+        return {process: used / count for process, used in self.cpu_s.items()}
+
+
+async def _in_batches(servers: Servers, count: int, one: Callable[[], Awaitable[None]]) -> Timed:
+    """Run ``one()`` ``count`` times, ``CONCURRENCY`` at a time."""
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def limited() -> None:
         async with gate:
             await one()
 
-    started = time.perf_counter()
+    cpu, started = servers.cpu_seconds(), time.perf_counter()
     await asyncio.gather(*(limited() for _ in range(count)))
-    return time.perf_counter() - started
+    seconds, used = time.perf_counter() - started, servers.cpu_seconds()
+    return Timed(seconds, {process: used[process] - cpu[process] for process in used})
 
 
-async def programs_per_s(servers: Servers, count: int) -> tuple[float, Counter[str]]:
+async def programs_run(servers: Servers, count: int) -> tuple[Timed, Counter[str]]:
     program = load_program()
     queue = f"bench-lifecycle-{uuid.uuid4().hex[:8]}"
     writes: Counter[str] = Counter()
@@ -126,11 +150,10 @@ async def programs_per_s(servers: Servers, count: int) -> tuple[float, Counter[s
             done += 1
             print(f"  lifecycle: {done}/{count} programs closed", file=sys.stderr, flush=True)
 
-        seconds = await _in_batches(count, one)
-    return count / seconds, writes
+        return await _in_batches(servers, count, one), writes
 
 
-async def trivial_per_s(servers: Servers, count: int) -> float:
+async def trivial_run(servers: Servers, count: int) -> Timed:
     client = servers.temporal.client
     queue = f"bench-trivial-{uuid.uuid4().hex[:8]}"
     async with Worker(client, task_queue=queue, workflows=[TrivialWorkflow], activities=[nothing]):
@@ -138,10 +161,10 @@ async def trivial_per_s(servers: Servers, count: int) -> float:
         async def one() -> None:
             await client.execute_workflow(TrivialWorkflow.run, id=f"trivial-{uuid.uuid4().hex}", task_queue=queue)
 
-        return count / await _in_batches(count, one)
+        return await _in_batches(servers, count, one)
 
 
-async def hapi_writes_per_s(servers: Servers, count: int) -> float:
+async def hapi_writes_run(servers: Servers, count: int) -> Timed:
     """Conditional-update writes of new session Encounters for one seeded referral, straight to HAPI."""
     program = load_program()
     _, referral = await seeded(servers, program)
@@ -155,18 +178,28 @@ async def hapi_writes_per_s(servers: Servers, count: int) -> float:
         body = encounter.session_encounter(referral, attended, key=key, organization=program.organization)
         await servers.hapi.update_conditional(body, f"identifier={RESOURCE_KEY_SYSTEM}|{key}")
 
-    return count / await _in_batches(count, one)
+    return await _in_batches(servers, count, one)
 
 
 async def measure(servers: Servers, programs: int, trivial_workflows: int) -> dict[str, Any]:
-    ours, writes = await programs_per_s(servers, programs)
+    service, writes = await programs_run(servers, programs)
     write_count = sum(writes.values())
     writes_per_program = write_count / programs
     activities_per_program = writes_per_program  # one EHR write per local activity (retries aside)
-    trivial = await trivial_per_s(servers, trivial_workflows)
-    hapi = await hapi_writes_per_s(servers, write_count)
-    temporal_bound, hapi_bound = trivial / activities_per_program, hapi / writes_per_program
+    trivial = await trivial_run(servers, trivial_workflows)
+    hapi = await hapi_writes_run(servers, write_count)
+    ours = service.rate(programs)
+    temporal_bound = trivial.rate(trivial_workflows) / activities_per_program
+    hapi_bound = hapi.rate(write_count) / writes_per_program
     bound = min(temporal_bound, hapi_bound)
+    # Per program: what the program took of each process, and what its writes cost the two baselines.
+    cpu = {
+        "service": service.cpu_per(programs),
+        "temporal_baseline": trivial.cpu_per(trivial_workflows / activities_per_program),
+        "hapi_baseline": hapi.cpu_per(write_count / writes_per_program),
+    }
+    cores = len(os.sched_getaffinity(0))
+    baseline_cpu = sum(cpu["temporal_baseline"].values()) + sum(cpu["hapi_baseline"].values())
     return {
         "figure": "P2 lifecycle throughput",
         "programs": programs,
@@ -174,11 +207,16 @@ async def measure(servers: Servers, programs: int, trivial_workflows: int) -> di
         "programs_per_s": ours,
         "writes_per_program": writes_per_program,
         "trivial_workflows": trivial_workflows,
-        "trivial_workflows_per_s": trivial,
-        "hapi_writes_per_s": hapi,
+        "trivial_workflows_per_s": trivial.rate(trivial_workflows),
+        "hapi_writes_per_s": hapi.rate(write_count),
         "temporal_bound_programs_per_s": temporal_bound,
         "hapi_bound_programs_per_s": hapi_bound,
         "ratio_to_lower_bound": ours / bound,
+        "cpu_s_per_program": cpu,
+        "hapi_cpu_counted": "hapi" in cpu["service"],
+        "cores": cores,
+        "shared_cores_bound_programs_per_s": cores / baseline_cpu,
+        "ratio_to_shared_cores_bound": ours * baseline_cpu / cores,
         "goal": GOAL,
         "met": ours / bound >= 0.9,
     }
@@ -193,3 +231,17 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"  bound from Temporal (programs/s)         {result['temporal_bound_programs_per_s']:>8.3f}")
     print(f"  bound from HAPI (programs/s)             {result['hapi_bound_programs_per_s']:>8.3f}")
     print(f"  ratio to the lower bound                 {result['ratio_to_lower_bound']:>8.2f}  (goal {GOAL})")
+    cpu = result["cpu_s_per_program"]
+    processes = list(cpu["service"])
+    print(f"  CPU seconds per program   {''.join(f'{p:>10}' for p in processes)}{'total':>10}")
+    for label, row in (
+        ("the service", cpu["service"]),
+        ("Temporal baseline", cpu["temporal_baseline"]),
+        ("HAPI baseline", cpu["hapi_baseline"]),
+    ):
+        print(f"    {label:<22}{''.join(f'{row[p]:>10.2f}' for p in processes)}{sum(row.values()):>10.2f}")
+    both = "both baselines' CPU" if result["hapi_cpu_counted"] else "both baselines' CPU (HAPI's not counted)"
+    print(
+        f"  bound from {result['cores']} cores / {both} {result['shared_cores_bound_programs_per_s']:>6.3f}"
+        f"  (ratio {result['ratio_to_shared_cores_bound']:.2f})"
+    )

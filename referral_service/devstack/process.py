@@ -40,6 +40,22 @@ def _bind_free(port: int) -> int:
 _random = random.SystemRandom()
 
 
+def tree_cpu_seconds(roots: set[int]) -> float:
+    """CPU time (user + system) used so far by the processes ``roots`` and every live descendant (a server's
+    workers count, e.g. PostgreSQL's backends, which leave our session), plus the children they have reaped.
+    Linux."""
+    stats: dict[int, list[str]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):  # a process that ended while we looked
+            # The fields after the parenthesised name: ppid is [1], utime, stime, cutime, cstime [11:15].
+            stats[int(stat.parent.name)] = stat.read_text().rpartition(")")[2].split()
+    tree = set(roots)
+    while grown := {pid for pid, fields in stats.items() if int(fields[1]) in tree} - tree:
+        tree |= grown
+    ticks = sum(int(field) for pid in tree & stats.keys() for field in stats[pid][11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class ManagedProcess:
     """A started server: its name, process and log file."""
@@ -68,18 +84,8 @@ class ManagedProcess:
         return self.process.poll() is None
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) used so far by the process and every live descendant (a server's workers
-        count, e.g. PostgreSQL's backends, which leave our session), plus the children they have reaped. Linux."""
-        stats: dict[int, list[str]] = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            with contextlib.suppress(OSError):  # a process that ended while we looked
-                # The fields after the parenthesised name: ppid is [1], utime, stime, cutime, cstime [11:15].
-                stats[int(stat.parent.name)] = stat.read_text().rpartition(")")[2].split()
-        tree = {self.process.pid}
-        while grown := {pid for pid, fields in stats.items() if int(fields[1]) in tree} - tree:
-            tree |= grown
-        ticks = sum(int(field) for pid in tree & stats.keys() for field in stats[pid][11:15])
-        return ticks / os.sysconf("SC_CLK_TCK")
+        """CPU time used so far by the process and its descendants (``tree_cpu_seconds``)."""
+        return tree_cpu_seconds({self.process.pid})
 
     def wait_ready(self, probe: Callable[[], bool], timeout_s: float) -> None:
         """Poll ``probe`` until it is true; fail fast if the process dies first."""
