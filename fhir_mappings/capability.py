@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fhir_mappings.common import validated
@@ -28,6 +29,23 @@ def updatable_types(statement: dict[str, Any]) -> frozenset[str]:
         for resource in rest.get("resource") or []
         if any(i.get("code") == "update" for i in resource.get("interaction") or [])
     )
+
+
+@dataclass(frozen=True)
+class Offered:
+    """What a server's CapabilityStatement offers the service's writes, worked out once per server."""
+
+    updatable: frozenset[str]
+    transactions: bool
+    stated: bool  # False: no statement to go by, so every type counts as updatable (a refused write gets its note)
+
+    def updates(self, resource_type: str) -> bool:
+        return not self.stated or resource_type in self.updatable
+
+
+def offered(statement: dict[str, Any]) -> Offered:
+    """``Offered`` by ``statement`` (empty: the server gave none)."""
+    return Offered(updatable_types(statement), takes_transactions(statement), stated=bool(statement))
 
 
 def takes_transactions(statement: dict[str, Any]) -> bool:

@@ -16,6 +16,8 @@ retried with backoff instead: credentials can be fixed.
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -76,7 +78,9 @@ class WritebackActivities:
 
     def __init__(self, clients: Mapping[str, FhirClient]) -> None:
         self._clients = clients
-        self._statements: dict[str, dict[str, Any]] = {}  # per source id: its CapabilityStatement (empty: unreadable)
+        self._offered: dict[str, capability.Offered] = {}  # per source id, from its CapabilityStatement
+        # One read of a source's statement, however many writes are waiting for it.
+        self._reading: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def all(self) -> list[Callable[..., Any]]:
         return [
@@ -217,26 +221,29 @@ class WritebackActivities:
         override = client.source.writable.get(resource_type)
         if override is not None:
             return override
-        statement = await self._statement(client)
-        return not statement or resource_type in capability.updatable_types(statement)
+        return (await self._offers(client)).updates(resource_type)
 
     async def _takes_transactions(self, client: FhirClient) -> bool:
         """The source's override if it has one, else whether its CapabilityStatement offers ``transaction``."""
         if client.source.transactions is not None:
             return client.source.transactions
-        return capability.takes_transactions(await self._statement(client))
+        return (await self._offers(client)).transactions
 
-    async def _statement(self, client: FhirClient) -> dict[str, Any]:
-        """The source's CapabilityStatement, read once per worker; empty when the EHR will not give one."""
-        if client.source.id not in self._statements:
-            try:
-                self._statements[client.source.id] = await client.capabilities()
-            except FhirError as error:
-                if not _refused_for_good(client, error):
-                    raise activity_error(error) from None
-                log.warning("ehr capabilities unreadable", source_id=client.source.id, status=error.status)
-                return {}
-        return self._statements[client.source.id]
+    async def _offers(self, client: FhirClient) -> capability.Offered:
+        """What the source's CapabilityStatement offers, read once per worker; nothing stated (and read again
+        next time) when the EHR will not give one."""
+        source = client.source.id
+        async with self._reading[source]:
+            if source not in self._offered:
+                try:
+                    statement = await client.capabilities()
+                except FhirError as error:
+                    if not _refused_for_good(client, error):
+                        raise activity_error(error) from None
+                    log.warning("ehr capabilities unreadable", source_id=source, status=error.status)
+                    return capability.offered({})
+                self._offered[source] = capability.offered(statement)
+        return self._offered[source]
 
 
 def _task(request: WriteTaskInput) -> dict[str, Any]:
