@@ -33,6 +33,8 @@ ROW_RETRY = RetryPolicy(
 UNVERSIONED = RowVersion(at=datetime(1970, 1, 1, tzinfo=UTC), event=0)
 # The ApplicationError type of a refusal under a clinical date rule (the API answers it 422, others 409).
 CLINICAL_DATE_ERROR = "ClinicalDateRule"
+# The search attributes as ``_publish`` compares them: phase, source, at risk, track, next deadline, refused writes.
+Published = tuple[str, str, bool, str | None, datetime | None, int]
 
 
 def date_refusal(breach: Breach) -> ApplicationError:
@@ -55,7 +57,7 @@ class ReferralBase:
     _reassigning: bool  # a reassignment whose CareTeam and CarePlan writes are in flight
     _retrying: bool  # refused writes being sent again (``retry_writes``)
     # The search-attribute values last upserted by this run (None: none yet, so the first always goes).
-    _published: tuple[str, str, bool, str | None, datetime | None, int] | None
+    _published: Published | None
     # The read-model row: the last one written, and the one the state now gives (``_row_changed``).
     _row_sent: ReferralRow | None
     _row_due: ReferralRow | None
@@ -128,6 +130,11 @@ class ReferralBase:
         # Histories recorded before this change upserted on every call: they replay through the unpatched path.
         if values == self._published and workflow.patched("publish-changes-only"):
             return
+        # What the run started with (the intake's attributes, or what continue-as-new carried over) is published
+        # already. Histories recorded before this change upserted it again: they replay through the upsert.
+        if self._published is None and values == _started_with() and workflow.patched("published-at-start"):
+            self._published = values
+            return
         # The refused-writes count goes up only once there has been a refusal, so the upserts of histories
         # recorded before refusals were kept (none had one) stay exactly as they were.
         flag_refusals = bool(values[5]) or bool(self._published and self._published[5])
@@ -180,3 +187,15 @@ class ReferralBase:
     def _row_current(self) -> bool:
         """Nothing left for the read model (the run may end, or continue as new)."""
         return self._projector is None or not self._row_changed()
+
+
+def _started_with() -> Published | None:
+    """The search attributes the run started with, as ``_publish`` builds them; None without phase, source and
+    risk (a run started without the intake's attributes)."""
+    given = workflow.info().typed_search_attributes
+    phase, source = given.get(search_attributes.PHASE), given.get(search_attributes.SOURCE)
+    at_risk = given.get(search_attributes.AT_RISK)
+    if phase is None or source is None or at_risk is None:
+        return None
+    track, deadline = given.get(search_attributes.TRACK), given.get(search_attributes.NEXT_DEADLINE)
+    return phase, source, at_risk, track, deadline, given.get(search_attributes.REFUSED_WRITES) or 0

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -41,10 +42,11 @@ async def start_referral(
     received_ago: timedelta = timedelta(0),
     source_id: str = HAPI_SOURCE_ID,
     client: Client | None = None,
+    search_attributes: TypedSearchAttributes | None = None,
 ) -> ReferralHandle:
     """Seed the EHR with Ada's referral Bundle and start its workflow, as the intake API does (``received_ago``
     back-dates its arrival, so its response deadline may have passed already; ``client``: one other than the
-    environment's, e.g. encrypting under another key ring)."""
+    environment's, e.g. encrypting under another key ring; ``search_attributes``: those the intake starts it with)."""
     bundle = referral_bundle("ada-testpatient-adult-inpatient", discharged_on=discharged_on)
     await hapi.transaction(bundle)
     referral = referral_from_fhir(bundle, source_id=source_id, program_org=program.organization)
@@ -52,7 +54,9 @@ async def start_referral(
     # The test server's clock runs ahead of the wall clock once an earlier test has skipped time.
     received_at = await env.get_current_time() - received_ago
     start = StartReferralInput(key=key, referral=referral, program=program, received_at=received_at)
-    handle = await (client or env.client).start_workflow(ReferralWorkflow.run, start, id=key, task_queue=queue)
+    handle = await (client or env.client).start_workflow(
+        ReferralWorkflow.run, start, id=key, task_queue=queue, search_attributes=search_attributes
+    )
     STARTED.setdefault(queue, []).append(handle)
     return handle
 
