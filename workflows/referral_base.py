@@ -56,7 +56,8 @@ class ReferralBase:
     _cancel: CancelInput | None
     _reassigning: bool  # a reassignment whose CareTeam and CarePlan writes are in flight
     _retrying: bool  # refused writes being sent again (``retry_writes``)
-    # The search-attribute values last upserted by this run (None: none yet, so the first always goes).
+    # The search-attribute values last upserted by this run (None: none yet, so the first goes unless the run
+    # started with those values).
     _published: Published | None
     # The read-model row: the last one written, and the one the state now gives (``_row_changed``).
     _row_sent: ReferralRow | None
