@@ -3,8 +3,8 @@ and CarePlan being readable in the EHR, against HAPI accepting the same writes s
 
     .venv/bin/python -m bench.intake [--referrals 200]
 
-Per referral (a fresh copy of Ada's transaction Bundle: new order number, MRN and encounter, seeded in HAPI
-first as the hospital's EHR holds it, outside the timing), both of these:
+Per referral (a fresh copy of Ada's transaction Bundle: new order number, MRN, encounter and given name, so each
+is a patient of its own, seeded in HAPI first as the hospital's EHR holds it, outside the timing), both of these:
 
 - service: ``POST /fhir`` (the API: validate, map, duplicate-patient check, start the workflow), then at
   once ``POST /api/referrals/ID/decision`` (accept, adult-mh), which returns when the workflow has written
@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -72,10 +73,20 @@ async def seeded(
 ) -> tuple[dict[str, Any], Referral]:
     """A new referral in the EHR, as the hospital holds it (leaving hospital on ``discharged_on``, default the
     fixture's date); the Bundle and what the service maps it to."""
-    bundle = referral_bundle(ADA, discharged_on=discharged_on)
+    bundle = another_patient(referral_bundle(ADA, discharged_on=discharged_on))
     await servers.hapi.transaction(bundle)
     referral = referral_from_fhir(bundle, source_id=HAPI_SOURCE_ID, program_org=program.organization)
     return bundle, referral
+
+
+def another_patient(bundle: dict[str, Any]) -> dict[str, Any]:
+    """Ada's Bundle for a patient of her own: a new given name as well as a new MRN, so the intake's duplicate-patient
+    check (identifiers, or name and birth date) finds no other open referral, as for most real referrals. With
+    Ada's name every bench referral matched all those open before it, and each intake flagged 20 duplicates."""
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Patient":
+            entry["resource"]["name"][0]["given"] = [f"Ada{uuid.uuid4().hex[:6]}"]
+    return bundle
 
 
 async def readable(servers: Servers, key: str) -> None:
