@@ -18,7 +18,7 @@ from referral_service.domain.program import Program
 from referral_service.ehr.client import FhirClient, FhirExchange
 from referral_service.ehr.source import SourceConfig
 from tests.conftest import HAPI_SOURCE_ID
-from tests.referrals import ADA_DISCHARGED, referral_bundle
+from tests.referrals import referral_bundle
 from tests.workflows.stories import session
 
 WRITES_AT_ONCE = 6
@@ -43,7 +43,7 @@ async def test_writes_that_first_need_the_statement_at_once_read_it_once(
                 key=f"{run}/encounter/s{n}",
                 referral=referral.references(),
                 organization=program.organization,
-                session=session(n, after=ADA_DISCHARGED).session,
+                session=session(n).session,
             )
             for n in range(1, WRITES_AT_ONCE + 1)
         ]
