@@ -87,8 +87,10 @@ class ReferralWorkflow(ReferralLifecycle):
             self._projector = asyncio.create_task(self._project())
         if start.resume is None:
             await self._move(Phase.RECEIVED, "referral received")
-            if self._s.possible_duplicates:  # a start from before the check ran beside it (recorded histories)
-                self._note_duplicates(self._s.possible_duplicates)
+            # A start from before the check ran beside it (recorded histories). Not the state's list: a signal in
+            # the first workflow task, handled before this, has noted its finding already.
+            if start.possible_duplicates:
+                self._note_duplicates(start.possible_duplicates)
             await self._tell_referrer()
             await self._move(Phase.SCREENING, "screening started")
         phase = self._s.phase
