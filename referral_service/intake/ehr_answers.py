@@ -1,7 +1,8 @@
 """Asking the referring EHR what a submission names but does not carry (``fhir_mappings.ehr_lookups``).
 
-Directory resources (organisations, roles, services) change rarely and every referral from a hospital
-names the same few, so their reads are kept for a while; patients and orders are always read fresh.
+Directory resources (organisations, roles, services, practitioners) change rarely and every referral from a
+hospital names the same few, so what the EHR answered about them (a read, or the ids under an identifier such as
+a practitioner's NPI) is kept for a while; patients and orders are always asked afresh.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ log = get_logger()
 
 
 class EhrAnswers:
-    """Reads and identifier searches against one EHR, directory reads cached per source for ten minutes."""
+    """Reads and identifier searches against one EHR, directory answers kept per source for ten minutes."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
+        # (source, reference or "type|token") -> (kept until, the answer)
         self._directory: dict[tuple[str, str], tuple[float, FoundInEhr]] = {}
 
     async def ask(self, ehr: FhirClient, lookups: Lookups) -> FoundInEhr:
@@ -34,7 +36,7 @@ class EhrAnswers:
         # All at once (within the source's call limits): each is a round trip on the hospital's intake POST.
         answers = await asyncio.gather(
             *(self._read(ehr, reference) for reference in sorted(lookups.reads)),
-            *(_search(ehr, resource_type, token) for resource_type, token in sorted(lookups.searches)),
+            *(self._search(ehr, resource_type, token) for resource_type, token in sorted(lookups.searches)),
         )
         found = FoundInEhr()
         for answer in answers:
@@ -43,10 +45,8 @@ class EhrAnswers:
 
     async def _read(self, ehr: FhirClient, reference: str) -> FoundInEhr:
         resource_type, resource_id = reference.split("/", 1)
-        cache_key = (ehr.source.id, reference)
-        kept = self._directory.get(cache_key)
-        if kept is not None and kept[0] > self._clock():
-            return kept[1]
+        if (kept := self._kept(ehr, reference)) is not None:
+            return kept
         try:
             answer = FoundInEhr(held={reference: await ehr.read(resource_type, resource_id)})
         except (NotFoundError, ValueError):  # ValueError: not a FHIR id, so no EHR can hold it under that id
@@ -61,9 +61,24 @@ class EhrAnswers:
                 error=type(error).__name__,
             )
             return FoundInEhr()
-        if resource_type in DIRECTORY_TYPES:
-            self._directory[cache_key] = (self._clock() + DIRECTORY_SECONDS, answer)
+        self._keep(ehr, resource_type, reference, answer)
         return answer
+
+    async def _search(self, ehr: FhirClient, resource_type: str, token: str) -> FoundInEhr:
+        if (kept := self._kept(ehr, f"{resource_type}|{token}")) is not None:
+            return kept
+        answer = await _search(ehr, resource_type, token)
+        if answer.matches:  # an unanswered search stays unknown and is asked again next time
+            self._keep(ehr, resource_type, f"{resource_type}|{token}", answer)
+        return answer
+
+    def _kept(self, ehr: FhirClient, asked: str) -> FoundInEhr | None:
+        kept = self._directory.get((ehr.source.id, asked))
+        return kept[1] if kept is not None and kept[0] > self._clock() else None
+
+    def _keep(self, ehr: FhirClient, resource_type: str, asked: str, answer: FoundInEhr) -> None:
+        if resource_type in DIRECTORY_TYPES:
+            self._directory[(ehr.source.id, asked)] = (self._clock() + DIRECTORY_SECONDS, answer)
 
 
 async def _search(ehr: FhirClient, resource_type: str, token: str) -> FoundInEhr:
