@@ -16,7 +16,9 @@ is a patient of its own, seeded in HAPI first as the hospital's EHR holds it, ou
   updates), bodies from the same mappers, for the same referral under a second business identifier so they
   create as the service's do, with the worker's EHR client; then the same three reads.
 
-Service and baseline alternate referral by referral, so load from other jobs falls on both. Writes
+Service and baseline alternate referral by referral, so load from other jobs falls on both. Each path's legs are
+timed as well (the service: the POST answered, the decision answered, the reads; the baseline: the receipt Task, the
+acceptance transaction, the reads), so the table shows where the difference is spent. Writes
 bench/results/intake.json.
 """
 
@@ -97,21 +99,46 @@ async def readable(servers: Servers, key: str) -> None:
             raise RuntimeError(f"{resource_type} of a referral is not readable in HAPI ({len(found)} found)")
 
 
-async def through_service(servers: Servers, api: httpx.AsyncClient, bundle: dict[str, Any], key: str) -> float:
-    start = time.perf_counter()
+class Legs:
+    """The seconds each leg of one timed path took, in order (``mark`` ends one), and their sum."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._since = time.perf_counter()
+
+    def mark(self) -> None:
+        now = time.perf_counter()
+        self.seconds.append(now - self._since)
+        self._since = now
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds)
+
+
+# Where each path's time goes: the names of its legs, in the order ``Legs`` records them.
+SERVICE_LEGS = ("POST /fhir answered", "decision answered", "three reads")
+DIRECT_LEGS = ("receipt Task written", "acceptance transaction", "three reads")
+
+
+async def through_service(servers: Servers, api: httpx.AsyncClient, bundle: dict[str, Any], key: str) -> Legs:
+    legs = Legs()
     submitted = await api.post("/fhir", content=json.dumps(bundle).encode(), headers=FHIR_JSON)
     submitted.raise_for_status()
+    legs.mark()
     decided = await api.post(f"/api/referrals/{key}/decision", json={"decision": "accept", "track_id": TRACK})
     decided.raise_for_status()
+    legs.mark()
     await readable(servers, key)
-    return time.perf_counter() - start
+    legs.mark()
+    return legs
 
 
-async def direct(servers: Servers, program: Program, referral: Referral, key: str) -> float:
+async def direct(servers: Servers, program: Program, referral: Referral, key: str) -> Legs:
     """The writes the workflow makes from receipt to intake scheduled, sent the way it sends them: the receipt
     Task, then the acceptance as one transaction (the plan names the team, the Task lists the plan), each body
     from the same mapper."""
-    start = time.perf_counter()
+    legs = Legs()
     received = datetime.now(UTC)
     today = received.date()
     org = program.organization
@@ -130,6 +157,7 @@ async def direct(servers: Servers, program: Program, referral: Referral, key: st
     await servers.hapi.update_conditional(
         referral_task("received", "created"), f"identifier={RESOURCE_KEY_SYSTEM}|{key}/task"
     )
+    legs.mark()
     team = assign_team(program, TRACK, {})
     team_body = careteam.care_team(referral, team, key=f"{key}/careteam", organization=org, active=True, start=today)
     plan = careplan.treatment_plan(
@@ -142,8 +170,10 @@ async def direct(servers: Servers, program: Program, referral: Referral, key: st
             Keyed(f"{key}/task", referral_task("accepted", "event-scheduled")),
         )
     )
+    legs.mark()
     await readable(servers, key)
-    return time.perf_counter() - start
+    legs.mark()
+    return legs
 
 
 def roomy_program(folder: Path) -> Path:
@@ -158,8 +188,8 @@ def roomy_program(folder: Path) -> Path:
 async def measure(servers: Servers, referrals: int) -> dict[str, Any]:
     program_file = roomy_program(Path(tempfile.mkdtemp(prefix="bench-intake-")))
     program = load_program(program_file)
-    service: list[float] = []
-    baseline: list[float] = []
+    service: list[Legs] = []
+    baseline: list[Legs] = []
     async with (
         running_api(
             servers.temporal,
@@ -181,16 +211,23 @@ async def measure(servers: Servers, referrals: int) -> dict[str, Any]:
                 baseline.append(raw)
             if n % 20 == 0:
                 print(f"  intake: {n}/{referrals}", file=sys.stderr, flush=True)
-    ours_d, raw_d = distribution(service), distribution(baseline)
+    ours_d, raw_d = distribution([legs.total for legs in service]), distribution([legs.total for legs in baseline])
     return {
         "figure": "P1 intake latency",
         "referrals": referrals,
         "service": ours_d,
         "hapi_direct": raw_d,
+        "service_legs": legs_of(service, SERVICE_LEGS),
+        "hapi_direct_legs": legs_of(baseline, DIRECT_LEGS),
         "p50_ratio": ours_d["p50_ms"] / raw_d["p50_ms"],
         "p95_ratio": ours_d["p95_ms"] / raw_d["p95_ms"],
         "goal": "p95 <= 1.3x",
     }
+
+
+def legs_of(timed: list[Legs], names: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Each leg's distribution over the sample, by name."""
+    return {name: distribution([legs.seconds[n] for legs in timed]) for n, name in enumerate(names)}
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -205,6 +242,10 @@ def print_table(result: dict[str, Any]) -> None:
     ):
         print(f"  {label:<34} {d['p50_ms']:>8.0f} {d['p95_ms']:>8.0f}")
     print(f"  ratio p50 {result['p50_ratio']:.2f}x, p95 {result['p95_ratio']:.2f}x (goal {result['goal']})")
+    for side, key in (("service", "service_legs"), ("HAPI direct", "hapi_direct_legs")):
+        print(f"  where the {side}'s time goes:")
+        for name, d in result[key].items():
+            print(f"    {name:<32} {d['p50_ms']:>8.0f} {d['p95_ms']:>8.0f}")
 
 
 async def _with_servers(referrals: int) -> dict[str, Any]:
