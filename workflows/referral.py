@@ -87,8 +87,7 @@ class ReferralWorkflow(ReferralLifecycle):
             self._projector = asyncio.create_task(self._project())
         if start.resume is None:
             await self._move(Phase.RECEIVED, "referral received")
-            # A start from before the check ran beside it (recorded histories). Not the state's list: a signal in
-            # the first workflow task, handled before this, has noted its finding already.
+            # Findings a start carried (recorded histories); not the state's: a signal in this task noted its own.
             if start.possible_duplicates:
                 self._note_duplicates(start.possible_duplicates)
             await self._tell_referrer()
