@@ -65,11 +65,12 @@ class EhrAnswers:
         return answer
 
     async def _search(self, ehr: FhirClient, resource_type: str, token: str) -> FoundInEhr:
-        if (kept := self._kept(ehr, f"{resource_type}|{token}")) is not None:
+        asked = f"{resource_type}|{token}"
+        if (kept := self._kept(ehr, asked)) is not None:
             return kept
         answer = await _search(ehr, resource_type, token)
         if answer.matches:  # an unanswered search stays unknown and is asked again next time
-            self._keep(ehr, resource_type, f"{resource_type}|{token}", answer)
+            self._keep(ehr, resource_type, asked, answer)
         return answer
 
     def _kept(self, ehr: FhirClient, asked: str) -> FoundInEhr | None:
